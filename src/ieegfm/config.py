@@ -1,0 +1,277 @@
+"""Typed configuration schemas for every ieegfm command.
+
+Each command has one structured config (a dataclass) whose fields carry the defaults, units and help text.
+A YAML file given with ``--config`` and OmegaConf dotlist overrides (``key=value``) are merged on top, so a
+misspelled key is an error naming the key. The YAML files under ``configs/`` are the documented defaults;
+a test checks they load against these schemas.
+
+Conventions: times in seconds (``*_s``), frequencies in Hz (``sfreq``, ``l_freq``, ``h_freq``), hours
+(``hours``) where a recording length is meant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+from ieegfm.errors import ConfigError
+
+# ----------------------------------------------------------------------------------------------------------------
+# simulate
+
+
+@dataclass
+class SimulateConfig:
+    """``ieegfm simulate``: the built-in default dataset (see :mod:`ieegfm.simulate`)."""
+
+    out: str = field(default="shards/sim", metadata={"help": "output folder (recordings.tsv, EDF, WAV, truth.json)"})
+    hours: float = field(default=4.0, metadata={"help": "total recorded hours, spread over `days` days"})
+    days: int = field(default=2, metadata={"help": "number of calendar days the blocks are spread over"})
+    block_minutes: float = field(default=30.0, metadata={"help": "length of one EDF/WAV block (min)"})
+    seed: int = field(default=0, metadata={"help": "random seed; same seed -> identical files"})
+    subject: str = field(default="sim01", metadata={"help": "BIDS subject label"})
+    sfreq: float = field(default=1024.0, metadata={"help": "iEEG sampling rate (Hz)"})
+    audio_sfreq: int = field(default=16000, metadata={"help": "audio sampling rate (Hz)"})
+    n_shafts: int = field(default=4, metadata={"help": "number of depth electrodes (shafts)"})
+    contacts_per_shaft: int = field(default=8, metadata={"help": "contacts per shaft"})
+    responsive_fraction: float = field(default=0.4, metadata={"help": "fraction of contacts driven by the audio"})
+    line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz)"})
+    snr: float = field(default=1.0, metadata={"help": "std of the audio-driven response / std of the background in 0.5-20 Hz"})
+    start: str = field(default="2026-03-02T08:00:00", metadata={"help": "wall-clock start of the first block (UTC)"})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pack
+
+
+@dataclass
+class PreprocessConfig:
+    """Streaming iEEG preprocessing (arXiv 2512.15830 defaults)."""
+
+    line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz); harmonics below Nyquist are notched too; 0 disables"})
+    l_freq: float = field(default=0.05, metadata={"help": "high-pass edge (Hz); 0 disables"})
+    h_freq: float = field(default=50.0, metadata={"help": "low-pass edge (Hz); capped below the output Nyquist"})
+    sfreq: float = field(default=40.0, metadata={"help": "output sampling rate (Hz)"})
+    montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
+    chunk_s: float = field(default=60.0, metadata={"help": "length of one streaming read (s); bounds memory"})
+    clamp: float = field(default=20.0, metadata={"help": "clamp robust-scaled values at +-clamp"})
+    flat_threshold: float = field(default=1e-9, metadata={"help": "a channel whose std is below this (V) is flat and dropped"})
+
+
+@dataclass
+class AudioConfig:
+    """Frozen audio targets."""
+
+    features: str = field(default="logmel", metadata={"help": "logmel | wav2vec2"})
+    model: str | None = field(default=None, metadata={"help": "local folder of a HF Wav2Vec2Model (wav2vec2 only)"})
+    layer: int = field(default=19, metadata={"help": "hidden_states index; 0 = input to the first transformer layer"})
+    sfreq: int = field(default=16000, metadata={"help": "audio rate the features are computed at (Hz)"})
+    chunk_s: float = field(default=30.0, metadata={"help": "context of one wav2vec2 forward pass (s)"})
+    n_mels: int = field(default=40, metadata={"help": "mel bands (logmel only)"})
+    device: str = field(default="cpu", metadata={"help": "torch device for feature extraction"})
+
+
+@dataclass
+class SplitConfig:
+    """Train/val/test split by recording block."""
+
+    val: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for validation"})
+    test: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for test"})
+    guard_s: float | None = field(default=None, metadata={"help": "guard gap at split boundaries (s); default window_s + audio context"})
+    window_s: float = field(default=3.0, metadata={"help": "training window length (s), used for the guard gap"})
+
+
+@dataclass
+class PackConfig:
+    """``ieegfm pack``: recordings table -> WebDataset shards."""
+
+    recordings: str = MISSING
+    out: str = field(default="shards/default", metadata={"help": "output folder for shards, sizes.json, manifest.json"})
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    chunk_s: float = field(default=60.0, metadata={"help": "length of one shard sample (s): a contiguous chunk"})
+    samples_per_shard: int = field(default=64, metadata={"help": "chunks per tar file"})
+    strict: bool = field(default=False, metadata={"help": "raise on a bad block instead of logging and skipping it"})
+    seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pretrain
+
+
+@dataclass
+class DataConfig:
+    batch_size: int = field(default=64, metadata={"help": "windows per batch per process"})
+    window_s: float = field(default=3.0, metadata={"help": "window length (s)"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process"})
+    shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
+    resampled: bool = field(default=False, metadata={"help": "sample shards with replacement (infinite stream)"})
+    samples_per_epoch: int | None = field(default=None, metadata={"help": "windows per epoch (all ranks); default from sizes.json"})
+
+
+@dataclass
+class ModelConfig:
+    encoder: str = field(default="conv_attention", metadata={"help": "conv_attention | linear"})
+    pooling: str = field(default="mean", metadata={"help": "mean (one embedding per window) | none (time-resolved)"})
+    hidden: int = field(default=128, metadata={"help": "conv channels (brainmagick: 320)"})
+    projected_chans: int = field(default=64, metadata={"help": "per-subject projected channels (brainmagick: 270)"})
+    depth: int = field(default=6, metadata={"help": "residual conv blocks (brainmagick: 10)"})
+    kernel_size: int = field(default=3, metadata={"help": "conv kernel (samples)"})
+    dropout: float = field(default=0.1, metadata={"help": "dropout in conv blocks"})
+
+
+@dataclass
+class LossConfig:
+    name: str = field(default="clip", metadata={"help": "clip (symmetric InfoNCE)"})
+    init_logit_scale: float = field(default=2.6592600369262695, metadata={"help": "ln(1/0.07)"})
+    max_logit_scale: float = field(default=4.605170185988092, metadata={"help": "clamp at ln(100)"})
+    learnable_scale: bool = field(default=True, metadata={"help": "learn the logit scale"})
+
+
+@dataclass
+class OptimConfig:
+    lr: float = field(default=3e-4, metadata={"help": "AdamW learning rate"})
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay"})
+    warmup_steps: int = field(default=50, metadata={"help": "linear warm-up steps, then cosine decay"})
+
+
+@dataclass
+class TrainerConfig:
+    max_steps: int = field(default=600, metadata={"help": "optimizer steps"})
+    devices: Any = field(default=1, metadata={"help": "processes/GPUs per node"})
+    num_nodes: int = field(default=1, metadata={"help": "nodes"})
+    strategy: str = field(default="auto", metadata={"help": "auto | ddp | ..."})
+    accelerator: str = field(default="auto", metadata={"help": "cpu | gpu | auto"})
+    precision: str = field(default="32-true", metadata={"help": "32-true | bf16-mixed"})
+    val_check_interval: int = field(default=200, metadata={"help": "validate every N training steps"})
+    log_every_n_steps: int = field(default=20, metadata={"help": "logging interval (steps)"})
+
+
+@dataclass
+class PretrainConfig:
+    """``ieegfm pretrain``: contrastive pretraining of the brain encoder."""
+
+    shards: str = MISSING
+    out: str = field(default="runs/pretrain", metadata={"help": "run folder (config, checkpoints, TensorBoard)"})
+    seed: int = field(default=0, metadata={"help": "global seed (weights, shuffles)"})
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# evaluate
+
+
+@dataclass
+class EvaluateConfig:
+    """``ieegfm evaluate``: retrieval on a split."""
+
+    ckpt: str = MISSING
+    shards: str = MISSING
+    split: str = field(default="test", metadata={"help": "train | val | test"})
+    out: str = field(default="metrics.json", metadata={"help": "metrics JSON; a PNG of ranks is written beside it"})
+    batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
+    seed: int = field(default=0, metadata={"help": "seed of the shuffled-pairs control"})
+
+
+SCHEMAS: dict[str, type] = {
+    "simulate": SimulateConfig,
+    "pack": PackConfig,
+    "pretrain": PretrainConfig,
+    "evaluate": EvaluateConfig,
+}
+
+CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "pack": {"preprocess.montage": ("bipolar", "average", "none"), "audio.features": ("logmel", "wav2vec2")},
+    "pretrain": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none"),
+                 "loss.name": ("clip",)},
+    "evaluate": {"split": ("train", "val", "test")},
+}
+
+
+def load_config(command: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
+    """Merge schema defaults, an optional YAML file and dotlist overrides.
+
+    Parameters
+    ----------
+    command : str
+        One of ``simulate``, ``pack``, ``pretrain``, ``evaluate``.
+    config_file : str | Path | None
+        YAML file merged over the defaults.
+    overrides : list of str
+        OmegaConf dotlist (``key=value``) merged last.
+
+    Returns
+    -------
+    cfg : DictConfig
+        Structured (typed) config; all required keys present.
+
+    Raises
+    ------
+    ConfigError
+        Unknown key, wrong type, value outside its allowed choices, missing required key, unreadable file.
+    """
+    if command not in SCHEMAS:
+        raise ConfigError(f"unknown command {command!r}; expected one of {sorted(SCHEMAS)}")
+    cfg = OmegaConf.structured(SCHEMAS[command])
+    sources: list[tuple[str, Any]] = []
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"--config {path}: file not found")
+        try:
+            sources.append((str(path), OmegaConf.load(path)))
+        except Exception as err:  # yaml errors
+            raise ConfigError(f"--config {path}: not valid YAML ({err})") from None
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"argument {item!r}: expected key=value (an OmegaConf dotlist override)")
+        sources.append((f"override {item!r}", OmegaConf.from_dotlist([item])))
+    for where, src in sources:
+        try:
+            cfg = OmegaConf.merge(cfg, src)
+        except ConfigKeyError as err:
+            raise ConfigError(f"{where}: unknown config key {err.full_key!r} for `ieegfm {command}` "
+                              f"(see `ieegfm {command} --help`)") from None
+        except OmegaConfBaseException as err:
+            key = getattr(err, "full_key", None)
+            msg = str(err).splitlines()[0]
+            raise ConfigError(f"{where}: bad value for {key!r}: {msg}") from None
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"`ieegfm {command}` needs {', '.join(k + '=...' for k in missing)}")
+    for key, allowed in CHOICES.get(command, {}).items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{key}={value!r}: expected one of {list(allowed)}")
+    return cfg
+
+
+def describe(command: str) -> str:
+    """Human-readable list of the keys of a command, with defaults and help (for ``--help``)."""
+    lines: list[str] = []
+
+    def walk(schema: type, prefix: str) -> None:
+        for f in dataclasses.fields(schema):
+            key = prefix + f.name
+            if dataclasses.is_dataclass(f.type) or (isinstance(f.default_factory, type)
+                                                    and dataclasses.is_dataclass(f.default_factory)):
+                walk(f.default_factory, key + ".")  # type: ignore[arg-type]
+                continue
+            default = "(required)" if f.default is MISSING else repr(f.default)
+            if f.default is dataclasses.MISSING:
+                default = "(required)"
+            help_ = f.metadata.get("help", "")
+            lines.append(f"  {key:<28} {default:<22} {help_}")
+
+    walk(SCHEMAS[command], "")
+    return "\n".join(lines)
