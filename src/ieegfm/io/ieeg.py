@@ -1,0 +1,179 @@
+"""Reading clinical iEEG files lazily with MNE: channel types, neural picks, flat-channel probes, chunks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mne
+import numpy as np
+
+from ieegfm.errors import InputError
+from ieegfm.io.recordings import read_channels_tsv
+
+logger = logging.getLogger(__name__)
+
+#: BIDS ``channels.tsv`` types -> MNE channel types.
+BIDS_TYPES = {
+    "SEEG": "seeg", "ECOG": "ecog", "DBS": "dbs", "EEG": "eeg", "ECG": "ecg", "EKG": "ecg", "EMG": "emg",
+    "EOG": "eog", "MISC": "misc", "TRIG": "stim", "DC": "misc", "RESP": "resp", "TEMP": "temperature",
+    "AUDIO": "misc", "OTHER": "misc",
+}
+NEURAL_TYPES = ("seeg", "ecog", "dbs")
+_NON_NEURAL_NAMES = [
+    (re.compile(r"^(EKG|ECG)", re.I), "ecg"),
+    (re.compile(r"^DC\s*\d*$", re.I), "misc"),
+    (re.compile(r"^(EMG)", re.I), "emg"),
+    (re.compile(r"^(EOG)", re.I), "eog"),
+    (re.compile(r"^(TRIG|STI|STATUS|EVENT|MARK|PHOTIC|PULSE|SPO2|OSAT|PR$|RESP|TEMP|AUDIO|MIC|BURSTS|ANNOT)", re.I),
+     "misc"),
+]
+READERS = (".edf", ".bdf", ".fif", ".fif.gz", ".vhdr", ".set", ".gdf")
+
+
+@dataclass
+class IEEGHeader:
+    """What a lazily opened iEEG file tells without reading its samples.
+
+    Attributes
+    ----------
+    path : Path
+    sfreq : float
+        Sampling rate (Hz); may be non-integer (e.g. 999.41).
+    n_times : int
+        Samples per channel.
+    meas_date : datetime.datetime | None
+        Wall-clock start (UTC) from the file header.
+    ch_names : list of str
+        All channels in the file.
+    ch_types : dict
+        Channel name -> MNE type after channels.tsv / name rules.
+    bads : dict
+        Channel name -> reason, for channels marked bad in channels.tsv.
+    """
+
+    path: Path
+    sfreq: float
+    n_times: int
+    meas_date: dt.datetime | None
+    ch_names: list[str]
+    ch_types: dict[str, str]
+    bads: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return self.n_times / self.sfreq
+
+    @property
+    def neural(self) -> list[str]:
+        """Neural (sEEG/ECoG/DBS) channels that are not marked bad, in file order."""
+        return [c for c in self.ch_names if self.ch_types[c] in NEURAL_TYPES and c not in self.bads]
+
+
+def open_raw(path: str | Path) -> mne.io.BaseRaw:
+    """Open an iEEG file with MNE without loading its samples.
+
+    Parameters
+    ----------
+    path : str | Path
+        EDF, BDF, FIF, BrainVision (``.vhdr``), EEGLAB or GDF file.
+
+    Returns
+    -------
+    raw : mne.io.BaseRaw
+        Not preloaded.
+
+    Raises
+    ------
+    InputError
+        The file is missing, of an unknown format, or cannot be parsed (corrupt).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: iEEG file not found")
+    if not path.name.lower().endswith(READERS):
+        raise InputError(f"{path}: unknown iEEG format; expected one of {list(READERS)}")
+    try:
+        return mne.io.read_raw(path, preload=False, verbose="error")
+    except Exception as err:  # MNE raises many types on corrupt headers
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise InputError(f"{path}: cannot read iEEG file ({msg}); expected a valid "
+                         f"{path.suffix.upper().lstrip('.')} file") from None
+
+
+def channel_types(ch_names: list[str], channels_tsv: Path | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Channel types and bad channels from a BIDS ``channels.tsv``, or from clinical names.
+
+    Parameters
+    ----------
+    ch_names : list of str
+        Channels in the file.
+    channels_tsv : Path | None
+        BIDS channels table; its ``type`` and ``status`` columns win over name rules.
+
+    Returns
+    -------
+    types : dict
+        Name -> MNE type (``seeg`` unless the name looks non-neural: EKG/ECG, DC, EMG, EOG, triggers...).
+    bads : dict
+        Name -> reason for channels with ``status == bad``.
+    """
+    table = read_channels_tsv(channels_tsv) if channels_tsv is not None else {}
+    types: dict[str, str] = {}
+    bads: dict[str, str] = {}
+    for name in ch_names:
+        row = table.get(name)
+        if row is not None and row.get("type"):
+            types[name] = BIDS_TYPES.get(row["type"].upper(), "misc")
+        else:
+            types[name] = next((t for rx, t in _NON_NEURAL_NAMES if rx.match(name.strip())), "seeg")
+        if row is not None and row.get("status", "").lower() == "bad":
+            bads[name] = row.get("status_description") or f"marked bad in {Path(channels_tsv).name}"
+    return types, bads
+
+
+def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeader:
+    """Open a file lazily and describe it (see :class:`IEEGHeader`).
+
+    Raises
+    ------
+    InputError
+        As :func:`open_raw`.
+    """
+    raw = open_raw(path)
+    types, bads = channel_types(raw.ch_names, channels_tsv)
+    md = raw.info["meas_date"]
+    return IEEGHeader(path=Path(path), sfreq=float(raw.info["sfreq"]), n_times=int(raw.n_times),
+                      meas_date=md.astimezone(dt.timezone.utc) if md is not None else None,
+                      ch_names=list(raw.ch_names), ch_types=types, bads=bads)
+
+
+def probe_std(raw: mne.io.BaseRaw, picks: list[str], n_probes: int = 5, probe_s: float = 10.0) -> np.ndarray:
+    """Per-channel standard deviation over a few short segments spread across the file.
+
+    Cheap (reads ``n_probes * probe_s`` seconds), used to find flat channels before streaming.
+
+    Returns
+    -------
+    std : ndarray, shape (n_picks,)
+        Minimum over probes of the per-probe std (V), so a channel flat in any probed segment shows as flat.
+    """
+    n = int(round(probe_s * raw.info["sfreq"]))
+    starts = np.linspace(0, max(raw.n_times - n, 0), n_probes).astype(int)
+    stds = [np.nanstd(raw.get_data(picks=picks, start=s, stop=min(s + n, raw.n_times)), axis=1) for s in starts]
+    return np.min(stds, axis=0)
+
+
+def iter_chunks(raw: mne.io.BaseRaw, picks: list[str], chunk_s: float, start: int = 0, stop: int | None = None):
+    """Yield consecutive chunks ``(n_picks, n)`` of float64 samples in volts, ``n = chunk_s * sfreq``.
+
+    Memory is bounded by one chunk whatever the recording length.
+    """
+    stop = raw.n_times if stop is None else stop
+    step = max(int(round(chunk_s * raw.info["sfreq"])), 1)
+    for s in range(start, stop, step):
+        yield raw.get_data(picks=picks, start=s, stop=min(s + step, stop))

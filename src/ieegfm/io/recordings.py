@@ -1,0 +1,161 @@
+"""The recordings table: one row per recording block (an iEEG file and the ambient audio heard during it).
+
+The table is tab-separated with the columns ``subject``, ``session``, ``ieeg``, ``audio``, ``start_time``
+(paths relative to the table; ``start_time`` the ISO 8601 wall-clock start of the audio, in UTC when no
+offset is given). Optional columns: ``channels`` (a BIDS ``channels.tsv``; by default the BIDS sibling
+``*_channels.tsv`` of the iEEG file is used when it exists) and ``words`` (a word-level transcript).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+from ieegfm.errors import InputError
+
+REQUIRED_COLUMNS = ("subject", "session", "ieeg", "audio", "start_time")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One recording block.
+
+    Attributes
+    ----------
+    subject, session : str
+        Labels (BIDS style, without the ``sub-``/``ses-`` prefix).
+    ieeg : Path
+        iEEG file (EDF, BDF, FIF, BrainVision ``.vhdr``).
+    audio : Path
+        Audio file heard during the block (WAV, FLAC, anything soundfile reads).
+    start_time : datetime.datetime
+        Wall-clock start of the audio (timezone-aware, UTC).
+    channels : Path | None
+        BIDS ``channels.tsv`` (types and good/bad status), if any.
+    words : Path | None
+        Word-level transcript (onset, duration, word), if any.
+    row : int
+        1-based data row in the table (for error messages).
+    """
+
+    subject: str
+    session: str
+    ieeg: Path
+    audio: Path
+    start_time: dt.datetime
+    channels: Path | None = None
+    words: Path | None = None
+    row: int = 0
+
+    @property
+    def name(self) -> str:
+        """Stable identifier: the iEEG file name without extension."""
+        return self.ieeg.name.split(".")[0]
+
+
+def parse_time(value: str, where: str) -> dt.datetime:
+    """Parse an ISO 8601 time; a naive time is taken as UTC.
+
+    Raises
+    ------
+    InputError
+        The value is not ISO 8601 (names ``where``).
+    """
+    try:
+        t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{where}: start_time {value!r} is not an ISO 8601 time "
+                         "(expected e.g. 2026-03-02T08:00:00+00:00)") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.timezone.utc)
+    return t.astimezone(dt.timezone.utc)
+
+
+def _sibling_channels_tsv(ieeg: Path) -> Path | None:
+    stem = ieeg.name.split(".")[0]
+    if stem.endswith("_ieeg"):
+        cand = ieeg.with_name(stem[: -len("_ieeg")] + "_channels.tsv")
+        if cand.is_file():
+            return cand
+    cand = ieeg.with_name(stem + "_channels.tsv")
+    return cand if cand.is_file() else None
+
+
+def read_recordings(path: str | Path) -> list[Block]:
+    """Read and check a recordings table.
+
+    Parameters
+    ----------
+    path : str | Path
+        Tab-separated table (see module docstring).
+
+    Returns
+    -------
+    blocks : list of Block
+        Sorted by subject, then start time.
+
+    Raises
+    ------
+    InputError
+        Missing table, missing columns, empty table, missing iEEG/audio/channels files (all listed at once),
+        unparsable times, the same iEEG file twice.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"recordings table {path}: file not found")
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        columns = reader.fieldnames or []
+        missing_cols = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing_cols:
+            raise InputError(f"recordings table {path}: missing column(s) {missing_cols}; expected tab-separated "
+                             f"columns {list(REQUIRED_COLUMNS)}, found {columns}")
+        rows = [r for r in reader if any((v or "").strip() for v in r.values())]
+    if not rows:
+        raise InputError(f"recordings table {path}: no rows; expected one row per recording block")
+    root = path.parent
+    blocks: list[Block] = []
+    problems: list[str] = []
+    seen: set[Path] = set()
+    for i, r in enumerate(rows, start=1):
+        where = f"{path}, row {i}"
+        ieeg = (root / r["ieeg"].strip()).resolve()
+        audio = (root / r["audio"].strip()).resolve()
+        for kind, p in (("ieeg", ieeg), ("audio", audio)):
+            if not p.is_file():
+                problems.append(f"{where}: {kind} file {p} not found")
+        channels = None
+        if (r.get("channels") or "").strip():
+            channels = (root / r["channels"].strip()).resolve()
+            if not channels.is_file():
+                problems.append(f"{where}: channels file {channels} not found")
+        elif ieeg.is_file():
+            channels = _sibling_channels_tsv(ieeg)
+        words = (root / r["words"].strip()).resolve() if (r.get("words") or "").strip() else None
+        if ieeg in seen:
+            problems.append(f"{where}: ieeg file {ieeg} listed twice")
+        seen.add(ieeg)
+        start = parse_time(r["start_time"], where)
+        blocks.append(Block(subject=r["subject"].strip(), session=r["session"].strip(), ieeg=ieeg, audio=audio,
+                            start_time=start, channels=channels, words=words, row=i))
+    if problems:
+        more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
+        raise InputError("; ".join(problems[:3]) + more)
+    return sorted(blocks, key=lambda b: (b.subject, b.start_time, b.name))
+
+
+def read_channels_tsv(path: Path) -> dict[str, dict[str, str]]:
+    """Read a BIDS ``channels.tsv`` into ``{name: {column: value}}``.
+
+    Raises
+    ------
+    InputError
+        No ``name`` column.
+    """
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        if "name" not in (reader.fieldnames or []):
+            raise InputError(f"{path}: expected a BIDS channels.tsv with a 'name' column")
+        return {r["name"]: {k: (v or "").strip() for k, v in r.items()} for r in reader}
