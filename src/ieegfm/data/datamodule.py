@@ -1,0 +1,153 @@
+"""LightningDataModule streaming ieegfm shards with webdataset (DDP / multi-node aware)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+
+import lightning as L
+import webdataset as wds
+
+from ieegfm.data.pipeline import (
+    CorruptCounter,
+    ResampledShardList,
+    SharedEpoch,
+    ShardList,
+    ShuffleWindows,
+    SliceWindows,
+    collate,
+    decode_sample,
+)
+from ieegfm.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+
+def read_manifest(shards: str | Path) -> dict:
+    """Load ``manifest.json`` of a shard folder.
+
+    Raises
+    ------
+    InputError
+        No manifest (not an ``ieegfm pack`` output folder).
+    """
+    path = Path(shards) / "manifest.json"
+    if not path.is_file():
+        raise InputError(f"shards={shards}: no manifest.json; expected a folder written by `ieegfm pack`")
+    return json.loads(path.read_text())
+
+
+class ShardDataModule(L.LightningDataModule):
+    """Windows from ieegfm shards.
+
+    Training streams shards split by node and by worker, shuffles shards and windows with seeds derived from
+    ``(seed, epoch)``, slices each chunk into ``window_s`` windows at a random offset, and ends every epoch after
+    the same number of batches on every rank (``with_epoch``; uneven ranks would hang DDP). Validation and test
+    use fixed, non-overlapping windows in shard order.
+
+    Parameters
+    ----------
+    shards : str | Path
+        Folder written by ``ieegfm pack``.
+    batch_size : int
+        Windows per batch per process.
+    window_s : float
+        Window length (s).
+    num_workers : int
+        DataLoader workers per process.
+    shuffle_buffer : int
+        Window shuffle buffer (training).
+    resampled : bool
+        Draw training shards with replacement (infinite stream) instead of epoch passes.
+    samples_per_epoch : int | None
+        Training windows per epoch over all ranks; default: the training windows in the manifest.
+    seed : int
+
+    Batches are dicts: ``brain`` (batch, n_chans, n_times) float32, ``audio`` (batch, n_features, n_times),
+    ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` list of str.
+    """
+
+    def __init__(self, shards: str | Path, batch_size: int = 64, window_s: float = 3.0, num_workers: int = 0,
+                 shuffle_buffer: int = 1000, resampled: bool = False, samples_per_epoch: int | None = None,
+                 seed: int = 0) -> None:
+        super().__init__()
+        self.root = Path(shards)
+        self.manifest = read_manifest(shards)
+        self.batch_size, self.window_s, self.num_workers = batch_size, window_s, num_workers
+        self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
+        self.seed = seed
+        self.epoch = SharedEpoch(0)
+        self.sfreq = float(self.manifest["sfreq"])
+        self.window_n = int(round(window_s * self.sfreq))
+        self.n_chans = int(self.manifest["n_chans_max"])
+        self.n_features = int(self.manifest["n_features"])
+        self.subjects = {s: v["index"] for s, v in self.manifest["subjects"].items()}
+        self.corrupt = CorruptCounter()
+
+    def urls(self, split: str) -> list[str]:
+        """Shard paths of a split."""
+        return [str(self.root / s["name"]) for s in self.manifest["shards"].get(split, [])]
+
+    def n_windows(self, split: str) -> int:
+        """Non-overlapping windows of a split (from the manifest)."""
+        return int(sum(s["n_windows"] for s in self.manifest["shards"].get(split, [])))
+
+    def set_epoch(self, epoch: int) -> None:
+        """Advance the shared epoch (reseeds shard and window shuffles)."""
+        self.epoch.set_value(epoch)
+
+    def _world(self) -> int:
+        trainer = getattr(self, "trainer", None)
+        return int(trainer.world_size) if trainer is not None else 1
+
+    def train_dataloader(self) -> wds.WebLoader:
+        urls = self.urls("train")
+        if not urls:
+            raise InputError(f"shards={self.root}: no training shards")
+        world, workers = self._world(), max(self.num_workers, 1)
+        resampled = self.resampled
+        if not resampled and len(urls) < world * workers:
+            logger.warning("%d training shards < %d ranks x %d workers: sampling shards with replacement "
+                           "(data.resampled=true) so that no rank or worker is left without data",
+                           len(urls), world, workers)
+            resampled = True
+        windows = self.samples_per_epoch or self.n_windows("train")
+        batches = max(windows // (self.batch_size * world), 1)
+        worker_batches = math.ceil(batches / workers)
+        if resampled:
+            stages = [ResampledShardList(urls, self.seed, self.epoch)]
+        else:
+            stages = [ShardList(urls, self.seed, self.epoch, shuffle=True, repeat=True), wds.split_by_node,
+                      wds.split_by_worker]
+        stages += [
+            wds.tarfile_to_samples(handler=self.corrupt),
+            wds.map(decode_sample, handler=self.corrupt),
+            SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=True, seed=self.seed,
+                         epoch=self.epoch),
+            ShuffleWindows(self.shuffle_buffer, self.seed, self.epoch),
+            wds.batched(self.batch_size, collation_fn=collate, partial=False),
+        ]
+        dataset = wds.DataPipeline(*stages).with_epoch(worker_batches)
+        loader = wds.WebLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers,
+                               persistent_workers=self.num_workers > 0, pin_memory=False)
+        loader.num_batches = worker_batches * workers
+        return loader
+
+    def eval_dataloader(self, split: str) -> wds.WebLoader:
+        """Fixed non-overlapping windows of ``split``, in shard order (split by node when distributed)."""
+        urls = self.urls(split)
+        if not urls:
+            raise InputError(f"shards={self.root}: no {split!r} shards (see manifest.json 'splits')")
+        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker,
+                  wds.tarfile_to_samples(handler=self.corrupt), wds.map(decode_sample, handler=self.corrupt),
+                  SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
+                  wds.batched(self.batch_size, collation_fn=collate, partial=True)]
+        return wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, shuffle=False, num_workers=0)
+
+    def val_dataloader(self) -> wds.WebLoader:
+        return self.eval_dataloader("val")
+
+    def test_dataloader(self) -> wds.WebLoader:
+        return self.eval_dataloader("test")

@@ -1,0 +1,178 @@
+"""WebDataset stages that turn shard samples (contiguous chunks) into training windows.
+
+Stages are module-level callables (picklable for DataLoader workers), never lambdas. Shuffles are seeded by
+``(seed, epoch, rank, worker)``; the epoch lives in a :class:`SharedEpoch` that the training loop advances, so
+workers that are re-created every epoch still reshuffle (the open_clip recipe).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import multiprocessing as mp
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+import webdataset as wds
+
+logger = logging.getLogger(__name__)
+
+
+class SharedEpoch:
+    """An epoch counter shared between the main process and DataLoader workers."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.value = mp.Value("i", epoch)
+
+    def set_value(self, epoch: int) -> None:
+        """Set the epoch (called at the start of every training epoch)."""
+        self.value.value = epoch
+
+    def get_value(self) -> int:
+        """The current epoch."""
+        return self.value.value
+
+
+def rank_and_worker() -> tuple[int, int, int, int]:
+    """``(rank, world_size, worker, num_workers)`` of the calling process."""
+    rank, world = 0, 1
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
+    info = torch.utils.data.get_worker_info()
+    worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+    return rank, world, worker, workers
+
+
+class CorruptCounter:
+    """Handler for corrupt samples: log, count and continue (``handler=`` of WebDataset stages)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, exn: Exception) -> bool:
+        self.count += 1
+        logger.warning("skipping corrupt sample (%d so far): %r", self.count, exn)
+        return True
+
+
+class ShardList(wds.PipelineStage):
+    """Shard URLs, reshuffled every epoch with ``random.Random((seed, epoch))`` (the same on every rank).
+
+    With ``repeat=True`` the list is repeated (reshuffled each time) forever; a ``with_epoch`` downstream
+    ends the epoch, so every rank yields the same number of batches.
+    """
+
+    def __init__(self, urls: list[str], seed: int, epoch: SharedEpoch, shuffle: bool = True,
+                 repeat: bool = False) -> None:
+        self.urls, self.seed, self.epoch, self.shuffle, self.repeat = list(urls), seed, epoch, shuffle, repeat
+
+    def run(self) -> Iterator[dict]:
+        epoch = self.epoch.get_value()
+        lap = 0
+        while True:
+            urls = list(self.urls)
+            if self.shuffle:
+                random.Random(f"{self.seed}-{epoch}-{lap}").shuffle(urls)
+            for url in urls:
+                yield {"url": url}
+            lap += 1
+            if not self.repeat:
+                return
+
+
+class ResampledShardList(wds.PipelineStage):
+    """Shards drawn with replacement forever, seeded by ``(seed, epoch, rank, worker)`` (``data.resampled``)."""
+
+    def __init__(self, urls: list[str], seed: int, epoch: SharedEpoch) -> None:
+        self.urls, self.seed, self.epoch = list(urls), seed, epoch
+
+    def run(self) -> Iterator[dict]:
+        rank, _, worker, _ = rank_and_worker()
+        rng = random.Random(f"{self.seed}-{self.epoch.get_value()}-{rank}-{worker}")
+        while True:
+            yield {"url": rng.choice(self.urls)}
+
+
+def decode_sample(sample: dict) -> dict:
+    """Decode ``brain.npy``, ``audio.npy`` and ``json`` members (bytes) of one shard sample."""
+    return {"__key__": sample["__key__"],
+            "brain": np.load(io.BytesIO(sample["brain.npy"]), allow_pickle=False),
+            "audio": np.load(io.BytesIO(sample["audio.npy"]), allow_pickle=False),
+            "meta": json.loads(sample["json"])}
+
+
+class SliceWindows:
+    """Cut a chunk into non-overlapping windows of ``window_n`` samples.
+
+    Parameters
+    ----------
+    window_n : int
+        Window length (samples at the shard ``sfreq``; 3 s at 40 Hz = 120).
+    n_chans : int
+        Channels of the output (zero-padded: subjects differ in channel count).
+    subjects : dict
+        Subject label -> integer index (for the per-subject projection).
+    random_offset : bool
+        Start at a random offset in ``[0, window_n)`` (training), else at 0 (evaluation: fixed windows).
+    seed : int
+    epoch : SharedEpoch | None
+    """
+
+    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int], random_offset: bool, seed: int = 0,
+                 epoch: SharedEpoch | None = None) -> None:
+        self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
+        self.random_offset, self.seed, self.epoch = random_offset, seed, epoch
+
+    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
+        rank, _, worker, _ = rank_and_worker()
+        epoch = self.epoch.get_value() if self.epoch is not None else 0
+        rng = np.random.default_rng([self.seed, epoch, rank, worker])
+        for sample in src:
+            brain, audio, meta = sample["brain"], sample["audio"], sample["meta"]
+            n = brain.shape[1]
+            if n < self.window_n:
+                continue
+            offset = int(rng.integers(0, min(self.window_n, n - self.window_n + 1))) if self.random_offset else 0
+            padded = np.zeros((self.n_chans, n), dtype=np.float32)
+            padded[: brain.shape[0]] = brain
+            audio = audio.astype(np.float32)
+            subject = self.subjects[meta["subject"]]
+            for i, lo in enumerate(range(offset, n - self.window_n + 1, self.window_n)):
+                yield {"brain": padded[:, lo: lo + self.window_n], "audio": audio[:, lo: lo + self.window_n],
+                       "subject": subject, "day": meta["day"], "key": f"{sample['__key__']}/{i}",
+                       "tmin": meta["tmin"] + lo / meta["sfreq"], "block": meta["block"]}
+
+
+class ShuffleWindows:
+    """Buffer shuffle of windows seeded by ``(seed, epoch, rank, worker)``."""
+
+    def __init__(self, bufsize: int, seed: int, epoch: SharedEpoch) -> None:
+        self.bufsize, self.seed, self.epoch = bufsize, seed, epoch
+
+    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
+        rank, _, worker, _ = rank_and_worker()
+        rng = random.Random(f"{self.seed}-{self.epoch.get_value()}-{rank}-{worker}")
+        buf: list[dict] = []
+        for item in src:
+            if len(buf) < self.bufsize:
+                buf.append(item)
+                if len(buf) < self.bufsize:
+                    continue
+            j = rng.randrange(len(buf))
+            buf[j], item = item, buf[j]
+            yield item
+        rng.shuffle(buf)
+        yield from buf
+
+
+def collate(windows: list[dict]) -> dict:
+    """Stack windows into a batch: ``brain`` (batch, n_chans, n_times), ``audio`` (batch, n_features, n_times),
+    ``subject`` and ``day`` (batch,) long, ``key`` list of str."""
+    return {"brain": torch.from_numpy(np.stack([w["brain"] for w in windows])),
+            "audio": torch.from_numpy(np.stack([w["audio"] for w in windows])),
+            "subject": torch.tensor([w["subject"] for w in windows], dtype=torch.long),
+            "day": torch.tensor([w["day"] for w in windows], dtype=torch.long),
+            "key": [w["key"] for w in windows]}
