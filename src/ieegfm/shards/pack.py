@@ -1,0 +1,351 @@
+"""``ieegfm pack``: recordings table -> preprocessed, aligned, split WebDataset shards.
+
+The pipeline, each step bounded in memory whatever the recording length:
+
+1. read the recordings table and every file header (MNE, lazily; soundfile); check sampling rates, audio
+   coverage and channel sets; drop non-neural, bad (``channels.tsv``) and flat channels;
+2. assign blocks to train/val/test with guard gaps (:mod:`ieegfm.shards.split`);
+3. per block, stream the iEEG through :class:`~ieegfm.preprocess.StreamingPreprocessor` (notch, band-pass,
+   resampling), apply the montage at the output rate, compute the audio targets at the same sample times,
+   and keep both in memory-mapped work files (``<out>/.work``; a rerun reuses finished blocks);
+4. fit robust scaling per channel (brain) and z-scoring (audio) on the training blocks only;
+5. write shards of contiguous chunks (:mod:`ieegfm.shards.writer`), ``sizes.json`` and ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from omegaconf import OmegaConf
+from tqdm.auto import tqdm
+
+import ieegfm
+from ieegfm.errors import InputError
+from ieegfm.features import build_extractor, targets_at
+from ieegfm.io.audio import audio_info
+from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, probe_std, read_header
+from ieegfm.io.recordings import Block, read_recordings
+from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
+from ieegfm.shards.split import SPLITS, BlockSpan, assign_splits, guard_trims
+from ieegfm.shards.writer import ShardWriter
+
+logger = logging.getLogger(__name__)
+
+#: Audio may start or end this much (s) inside its iEEG block before the block counts as mismatched.
+ALIGN_TOLERANCE_S = 1.0
+#: Hours of the day (UTC) counted as daytime: [DAY_START, DAY_END).
+DAY_START, DAY_END = 8, 22
+
+
+def _json_dump(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def _block_id(b: Block) -> str:
+    return f"{b.subject}_{b.name}"
+
+
+def _skip_or_raise(err: InputError, b: Block, strict: bool, skipped: dict[str, str]) -> None:
+    if strict:
+        raise err
+    logger.warning("skipping block %s: %s", b.ieeg.name, err)
+    skipped[str(b.ieeg)] = str(err)
+
+
+def _check_block(b: Block, header: IEEGHeader, audio_duration: float) -> tuple[float, float, float]:
+    """Offset of the audio in iEEG time and the shared interval ``(offset, t0, t1)`` (s)."""
+    ieeg_start = header.meas_date or b.start_time
+    offset = (b.start_time - ieeg_start).total_seconds()
+    t0, t1 = max(0.0, offset), min(header.duration, offset + audio_duration)
+    if offset > ALIGN_TOLERANCE_S or offset + audio_duration < header.duration - ALIGN_TOLERANCE_S:
+        raise InputError(f"{b.audio}: audio covers {max(t1 - t0, 0):.1f} s of the {header.duration:.1f} s iEEG "
+                         f"block {b.ieeg.name} (audio starts {offset:+.1f} s after it); expected audio at least as "
+                         "long as its iEEG block")
+    return offset, t0, t1
+
+
+def pack(cfg) -> Path:
+    """Pack a recordings table into WebDataset shards (see module docstring).
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.PackConfig`.
+
+    Returns
+    -------
+    manifest : Path
+        ``<out>/manifest.json``.
+
+    Raises
+    ------
+    InputError
+        Empty or malformed table, missing files, sampling rate differing between blocks of a session, no usable
+        block or channel; with ``strict=true`` also any bad block (corrupt file, audio shorter than its block).
+    ConfigError
+        Bad split fractions, wav2vec2 model folder or layer.
+    """
+    pcfg = cfg.preprocess
+    blocks = read_recordings(cfg.recordings)
+    out = Path(cfg.out)
+    work = out / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    extractor = build_extractor(cfg.audio)
+    skipped: dict[str, str] = {}
+
+    # 1. headers, alignment, sampling rates ----------------------------------------------------------------------
+    headers: dict[str, IEEGHeader] = {}
+    align: dict[str, tuple[float, float, float]] = {}
+    for b in tqdm(blocks, desc="headers", unit="block", leave=False):
+        try:
+            h = read_header(b.ieeg, b.channels)
+            a = audio_info(b.audio)
+            align[_block_id(b)] = _check_block(b, h, a.duration)
+            if not h.neural:
+                raise InputError(f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad "
+                                 f"channels; found {h.ch_names[:8]}...")
+            headers[_block_id(b)] = h
+        except InputError as err:
+            _skip_or_raise(err, b, cfg.strict, skipped)
+    blocks = [b for b in blocks if _block_id(b) in headers]
+    if not blocks:
+        raise InputError(f"{cfg.recordings}: no usable block ({len(skipped)} skipped; see the warnings above)")
+    by_session: dict[tuple[str, str], Block] = {}
+    for b in blocks:
+        first = by_session.setdefault((b.subject, b.session), b)
+        f1, f2 = headers[_block_id(first)].sfreq, headers[_block_id(b)].sfreq
+        if abs(f1 - f2) > 1e-6 * f1:
+            raise InputError(f"{b.ieeg}: sfreq {f2} Hz differs from {f1} Hz of {first.ieeg.name} in the same session "
+                             f"(subject {b.subject}, session {b.session}); expected one sampling rate per session")
+
+    # 2. channels per subject: good neural channels present in every block, minus flat ones -------------------
+    subjects = sorted({b.subject for b in blocks})
+    picks: dict[str, list[str]] = {}
+    dropped: dict[str, dict[str, str]] = {}
+    for s in subjects:
+        own = [b for b in blocks if b.subject == s]
+        first = headers[_block_id(own[0])]
+        common = [c for c in first.neural if all(c in headers[_block_id(b)].neural for b in own)]
+        drop: dict[str, str] = {}
+        for b in own:
+            h = headers[_block_id(b)]
+            for c in h.ch_names:
+                if h.ch_types[c] not in ("seeg", "ecog", "dbs"):
+                    drop.setdefault(c, f"non-neural ({h.ch_types[c]})")
+                elif c in h.bads:
+                    drop.setdefault(c, f"bad: {h.bads[c]}")
+                elif c not in common:
+                    drop.setdefault(c, "missing from some blocks")
+            std = probe_std(open_raw(b.ieeg), common)
+            flat_thr = max(pcfg.flat_threshold, 1e-3 * float(np.median(std)))
+            for c, sd in zip(common, std):
+                if sd < flat_thr:
+                    drop.setdefault(c, f"flat (std {sd:.2e} V in {b.ieeg.name})")
+        picks[s] = [c for c in common if c not in drop]
+        dropped[s] = drop
+        if drop:
+            logger.info("subject %s: dropped %d channel(s): %s", s, len(drop),
+                        ", ".join(f"{c} ({r})" for c, r in sorted(drop.items())))
+        if not picks[s]:
+            raise InputError(f"subject {s}: no good neural channel left ({len(drop)} dropped)")
+
+    # 3. splits and guard gaps ----------------------------------------------------------------------------------
+    spans = [BlockSpan(_block_id(b), b.subject, headers[_block_id(b)].meas_date or b.start_time,
+                       headers[_block_id(b)].duration) for b in blocks]
+    split = assign_splits(spans, cfg.split.val, cfg.split.test)
+    guard_s = cfg.split.guard_s if cfg.split.guard_s is not None else cfg.split.window_s + extractor.context_s
+    trims = guard_trims(spans, split, guard_s)
+
+    # 4. per-block streaming preprocessing + audio targets into work files -------------------------------------
+    sfreq_out = float(pcfg.sfreq)
+    config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()},
+                            sort_keys=True)
+    work_done = set()
+    total_s = sum(headers[_block_id(b)].duration for b in blocks)
+    with tqdm(total=round(total_s / 3600, 3), desc="pack", unit="h", unit_scale=False) as bar:
+        for b in blocks:
+            bid = _block_id(b)
+            h = headers[bid]
+            offset, t0, t1 = align[bid]
+            head, tail = trims[bid]
+            key = hashlib.sha256((config_key + json.dumps([picks[b.subject], pcfg.montage, t0 + head, t1 - tail,
+                                                           offset, str(b.ieeg), str(b.audio)])).encode())
+            marker = work / f"{bid}.done.json"
+            if marker.is_file() and json.loads(marker.read_text()).get("key") == key.hexdigest():
+                bar.update(round(h.duration / 3600, 3))
+                work_done.add(bid)
+                continue
+            try:
+                _process_block(b, h, picks[b.subject], pcfg, extractor, work / bid, offset,
+                               (t0 + head, t1 - tail), bar)
+            except InputError as err:
+                _skip_or_raise(err, b, cfg.strict, skipped)
+                continue
+            _json_dump({"key": key.hexdigest()}, marker)
+            work_done.add(bid)
+    blocks = [b for b in blocks if _block_id(b) in work_done]
+    if not any(split[_block_id(b)] == "train" for b in blocks):
+        raise InputError(f"{cfg.recordings}: no training block left to fit the scaling on")
+
+    # 5. scaling fitted on training blocks only ----------------------------------------------------------------
+    brain_scalers: dict[str, RobustScaler] = {}
+    audio_scaler = StandardScaler()
+    step = int(600 * sfreq_out)
+    for s in subjects:
+        scaler = RobustScaler()
+        for b in blocks:
+            if b.subject != s or split[_block_id(b)] != "train":
+                continue
+            brain = np.load(work / f"{_block_id(b)}.brain.npy", mmap_mode="r")
+            audio = np.load(work / f"{_block_id(b)}.audio.npy", mmap_mode="r")
+            valid = np.load(work / f"{_block_id(b)}.valid.npy")
+            for i in range(0, brain.shape[1], step):
+                v = valid[i: i + step]
+                if v.any():
+                    scaler.partial_fit(np.asarray(brain[:, i: i + step]), valid=v)
+                    audio_scaler.partial_fit(np.asarray(audio[:, i: i + step]), valid=v)
+        brain_scalers[s] = scaler
+
+    # 6. shards -------------------------------------------------------------------------------------------------
+    for stale in list(out.glob("*.tar")) + list(out.glob("*.tar.tmp")):
+        stale.unlink()
+    chunk_n = int(round(cfg.chunk_s * sfreq_out))
+    window_n = int(round(cfg.split.window_s * sfreq_out))
+    first_day = {s: min((headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
+                 for s in subjects}
+    shards: dict[str, list[dict]] = {}
+    hours: dict[str, dict] = {}
+    names: dict[str, list[str]] = {}
+    for sp in SPLITS:
+        writer = ShardWriter(out, sp, cfg.samples_per_shard)
+        stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0,
+                 "blocks": []}
+        for b in blocks:
+            bid = _block_id(b)
+            if split[bid] != sp:
+                continue
+            stats["blocks"].append(bid)
+            h = headers[bid]
+            start = h.meas_date or b.start_time
+            brain = np.load(work / f"{bid}.brain.npy", mmap_mode="r")
+            audio = np.load(work / f"{bid}.audio.npy", mmap_mode="r")
+            valid = np.load(work / f"{bid}.valid.npy")
+            names[b.subject] = json.loads((work / f"{bid}.channels.json").read_text())
+            for lo, hi in _chunks(valid, chunk_n, window_n):
+                x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
+                y = audio_scaler.transform(np.asarray(audio[:, lo:hi]))
+                t = start + dt.timedelta(seconds=lo / sfreq_out)
+                day = (t.date() - first_day[b.subject]).days
+                daytime = DAY_START <= t.hour < DAY_END
+                meta = {"subject": b.subject, "session": b.session, "source": b.ieeg.name, "audio": b.audio.name,
+                        "block": bid, "start_time": t.isoformat(), "tmin": lo / sfreq_out, "day": day,
+                        "daytime": daytime, "sfreq": sfreq_out, "ch_names": names[b.subject], "split": sp}
+                n_win = (hi - lo) // window_n
+                writer.write(f"{bid}_{lo:09d}".replace(".", "_"),
+                             {"brain.npy": x.astype(np.float16), "audio.npy": y.astype(np.float16), "json": meta},
+                             n_windows=n_win)
+                dur_h = (hi - lo) / sfreq_out / 3600
+                stats["hours"] += dur_h
+                stats["daytime_hours"] += dur_h if daytime else 0.0
+                stats["by_day"][str(day)] = stats["by_day"].get(str(day), 0.0) + dur_h
+                stats["n_chunks"] += 1
+                stats["n_windows"] += n_win
+        shards[sp] = writer.close()
+        hours[sp] = stats
+
+    # 7. sizes.json + manifest.json ------------------------------------------------------------------------------
+    _json_dump({s["name"]: s["n_samples"] for sp in SPLITS for s in shards[sp]}, out / "sizes.json")
+    manifest = {
+        "ieegfm_version": ieegfm.__version__,
+        "format": {"brain": "float16 (n_chans, n_times), robust-scaled (median/IQR), clamped",
+                   "audio": "float16 (n_features, n_times), z-scored with training statistics",
+                   "keys": ["brain.npy", "audio.npy", "json"]},
+        "sfreq": sfreq_out, "window_s": cfg.split.window_s, "chunk_s": cfg.chunk_s, "guard_s": guard_s,
+        "n_features": extractor.n_features,
+        "subjects": {s: {"index": i, "ch_names": names.get(s, []), "n_chans": len(names.get(s, [])),
+                         "picks": picks[s], "dropped": dropped[s], "scaler": brain_scalers[s].to_dict()}
+                     for i, s in enumerate(subjects)},
+        "n_chans_max": max(len(v) for v in names.values()) if names else 0,
+        "audio_scaler": audio_scaler.to_dict(),
+        "splits": hours, "shards": shards,
+        "blocks": {_block_id(b): {"split": split[_block_id(b)], "ieeg": str(b.ieeg), "audio": str(b.audio),
+                                  "start_time": (headers[_block_id(b)].meas_date or b.start_time).isoformat(),
+                                  "duration_s": headers[_block_id(b)].duration, "audio_offset_s": align[_block_id(b)][0],
+                                  "guard_trim_s": trims[_block_id(b)]} for b in blocks},
+        "skipped": skipped,
+        "config": OmegaConf.to_container(cfg),
+        "audio": extractor.config(),
+    }
+    _json_dump(manifest, out / "manifest.json")
+    shutil.rmtree(work, ignore_errors=True)
+    logger.info("packed %s: %s", out, ", ".join(f"{sp} {hours[sp]['hours']:.2f} h" for sp in SPLITS))
+    return out / "manifest.json"
+
+
+def _chunks(valid: np.ndarray, chunk_n: int, min_n: int):
+    """``(lo, hi)`` of consecutive chunks of at most ``chunk_n`` valid samples, each at least ``min_n`` long."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], valid.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2]):
+        for lo in range(start, stop, chunk_n):
+            hi = min(lo + chunk_n, stop)
+            if hi - lo >= min_n:
+                yield int(lo), int(hi)
+
+
+def _process_block(b: Block, h: IEEGHeader, picks: list[str], pcfg, extractor, stem: Path, offset: float,
+                   keep: tuple[float, float], bar) -> None:
+    """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``."""
+    raw = open_raw(b.ieeg)
+    sfreq_out = float(pcfg.sfreq)
+    n_out = int(np.ceil(h.n_times * sfreq_out / h.sfreq - 1e-9))
+    pp = StreamingPreprocessor(sfreq=h.sfreq, n_chans=len(picks), line_freq=pcfg.line_freq, l_freq=pcfg.l_freq,
+                               h_freq=pcfg.h_freq, sfreq_out=sfreq_out)
+    _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage)
+    brain = np.lib.format.open_memmap(f"{stem}.brain.npy", mode="w+", dtype=np.float32, shape=(len(names), n_out))
+    valid = np.zeros(n_out, dtype=bool)
+    pos = 0
+
+    def put(y: np.ndarray, v: np.ndarray) -> None:
+        nonlocal pos
+        y, _ = apply_montage(y, picks, pcfg.montage)
+        n = min(y.shape[1], n_out - pos)
+        brain[:, pos: pos + n] = y[:, :n]
+        valid[pos: pos + n] = v[:n]
+        pos += n
+
+    n_nan = 0
+    for chunk in iter_chunks(raw, picks, pcfg.chunk_s):
+        n_nan += int(np.isnan(chunk).sum())
+        put(*pp.process(chunk))
+        bar.update(round(chunk.shape[1] / h.sfreq / 3600, 3))
+    put(*pp.flush())
+    if pos != n_out:
+        raise RuntimeError(f"{b.ieeg}: preprocessing produced {pos} samples, expected {n_out}")
+    if n_nan:
+        logger.warning("%s: %d NaN samples; %d output samples around them excluded", b.ieeg.name, n_nan,
+                       int((~valid).sum()))
+    times = np.arange(n_out) / sfreq_out
+    valid &= (times >= keep[0]) & (times < keep[1])
+    lo, hi = np.searchsorted(times, keep, side="left")
+    audio = np.lib.format.open_memmap(f"{stem}.audio.npy", mode="w+", dtype=np.float32,
+                                      shape=(extractor.n_features, n_out))
+    audio[:] = 0.0
+    targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor_chunk_s(extractor))
+    brain.flush()
+    audio.flush()
+    np.save(f"{stem}.valid.npy", valid)
+    Path(f"{stem}.channels.json").write_text(json.dumps(names))
+
+
+def extractor_chunk_s(extractor) -> float:
+    """Segment length the extractor is run on (its context for wav2vec 2.0; 30 s for log-mel)."""
+    return float(getattr(extractor, "chunk_s", 30.0))
