@@ -1,0 +1,121 @@
+"""The contrastive pretraining LightningModule: a thin wrapper that receives its encoder and loss."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ieegfm.evaluation.retrieval import retrieval_metrics
+
+
+def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Contrastive target of a window: the mean of its audio frames (``mean``) or the frames (``none``).
+
+    Parameters
+    ----------
+    audio : Tensor, shape (batch, n_features, n_times)
+    pooling : {'mean', 'none'}
+
+    Returns
+    -------
+    target : Tensor, shape (batch, n_features) or (batch, n_features, n_times)
+    """
+    return audio.mean(dim=-1) if pooling == "mean" else audio
+
+
+class ContrastivePretraining(L.LightningModule):
+    """Contrastive pretraining of a brain encoder against frozen audio targets (arXiv 2512.15830).
+
+    Parameters
+    ----------
+    encoder : ieegfm.models.BrainEncoder
+        Maps ``(batch, n_chans, n_times)`` + subject to ``(batch, n_features)`` (``pooling='mean'``) or
+        ``(batch, n_features, n_times)`` (``pooling='none'``).
+    loss : nn.Module
+        E.g. :class:`ieegfm.losses.ClipLoss` (global negatives across DDP ranks, learnable logit scale).
+    lr, weight_decay : float
+        AdamW.
+    warmup_steps, max_steps : int
+        Linear warm-up then cosine decay to 0 at ``max_steps``.
+    encoder_config : dict
+        Arguments of :func:`ieegfm.models.build_encoder` (saved in the checkpoint to rebuild the encoder).
+
+    Notes
+    -----
+    Validation embeds every validation window, gathers them from all ranks and logs the retrieval metrics
+    (``val/mean_relative_rank`` etc., see :func:`ieegfm.evaluation.retrieval.retrieval_metrics`) with the
+    number of candidates.
+    """
+
+    def __init__(self, encoder: nn.Module, loss: nn.Module, lr: float = 3e-4, weight_decay: float = 1e-2,
+                 warmup_steps: int = 50, max_steps: int = 1000, encoder_config: dict | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["encoder", "loss"])
+        self.encoder = encoder
+        self.loss = loss
+        self.pooling = encoder.pooling
+        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        return self.encoder(brain, subject)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        out = self.encoder(batch["brain"], batch["subject"])
+        loss = self.loss(out, target_of(batch["audio"], self.pooling))
+        bs = len(batch["brain"])
+        world = self.trainer.world_size if self._trainer is not None else 1
+        self.log("train/loss", loss, prog_bar=True, batch_size=bs)
+        self.log("train/logit_scale", float(self.loss.scale) if hasattr(self.loss, "scale") else 0.0,
+                 batch_size=bs)
+        self.log("train/contrastive_batch", float(bs * world), batch_size=bs)
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        dm = getattr(self.trainer, "datamodule", None)
+        if dm is not None and hasattr(dm, "set_epoch"):
+            dm.set_epoch(self.current_epoch)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        out = self.encoder(batch["brain"], batch["subject"])
+        self._val.append((out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu()))
+
+    def on_validation_epoch_end(self) -> None:
+        parts = self._val
+        self._val = []
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, parts)
+            parts = [p for rank_parts in gathered for p in rank_parts]
+        if not parts:
+            return
+        brain = torch.cat([p[0] for p in parts])
+        audio = torch.cat([p[1] for p in parts])
+        if len(brain) < 2:
+            return
+        m = retrieval_metrics(brain, audio)
+        for k in ("mean_relative_rank", "top1_accuracy", "top10_accuracy", "n_candidates",
+                  "shuffled_mean_relative_rank"):
+            self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
+
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay, no_decay = [], []
+        for name, p in self.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
+
+        def schedule(step: int) -> float:
+            if step < hp.warmup_steps:
+                return (step + 1) / max(hp.warmup_steps, 1)
+            progress = (step - hp.warmup_steps) / max(hp.max_steps - hp.warmup_steps, 1)
+            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
