@@ -43,6 +43,11 @@ class SimulateConfig:
     line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz)"})
     snr: float = field(default=1.0, metadata={"help": "std of the audio-driven response / std of the background in 0.5-20 Hz"})
     start: str = field(default="2026-03-02T08:00:00", metadata={"help": "wall-clock start of the first block (UTC)"})
+    day_shift_hours: float | None = field(default=None, metadata={"help": "each day starts this many hours (h) later in the clock than the previous one; default -hours/days (days tile the clock backwards from `start`, so both day and night are recorded)"})
+    speech_fraction_day: float = field(default=0.55, metadata={"help": "target fraction of time with speech in daytime blocks (08:00-22:00)"})
+    speech_fraction_night: float = field(default=0.12, metadata={"help": "target fraction of time with speech in night blocks"})
+    hg_snr: float = field(default=3.0, metadata={"help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"})
+    prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -1,1 +1,5 @@
-"""preprocess."""
+"""Streaming iEEG preprocessing: filters, montages, robust scaling (array in, array out)."""
+
+from .filters import StreamingPreprocessor, preprocess_array
+
+__all__ = ["StreamingPreprocessor", "preprocess_array"]

@@ -106,9 +106,10 @@ def make_layout(n_shafts: int, contacts_per_shaft: int, prime_names: bool = Fals
         raise ValueError(f"contacts_per_shaft={contacts_per_shaft}: expected at least 2")
     names: list[str] = []
     for k in range(n_shafts):
-        region = _LEFT[(k // 4 * 2 + k % 2) % len(_LEFT)] if k < 4 * len(_LEFT) // 2 else f"X{k}"
-        region = region if k // 4 * 2 + k % 2 < len(_LEFT) else f"{region}{k // (2 * len(_LEFT))}"
-        right = (k // 2) % 2 == 1
+        group, j = divmod(k, 4)  # shafts come in fours: left r0, left r1, right r0, right r1
+        idx = 2 * group + j % 2
+        region = _LEFT[idx] if idx < len(_LEFT) else f"S{idx}"
+        right = j >= 2
         names.append((region + "'" if right else region) if prime_names else ("R" if right else "L") + region)
     ch_names = [f"{s}{i + 1}" for s in names for i in range(contacts_per_shaft)]
     if len(set(ch_names)) != len(ch_names):
@@ -218,12 +219,11 @@ class BrainModel:
         self.bg_std_lf = np.empty(n_c)
         self.bg_std_hg = np.empty(n_c)
         for c in range(n_c):
-            s, p = layout.shaft[c], layout.position[c]
+            s = layout.shaft[c]
             members = np.flatnonzero(layout.shaft == s)
             self.bg_std_lf[c] = self.amp[c] * np.sqrt(mix_sq[c] @ lf_frac[members])
             hg_white = _FLOOR ** 2 * max(0.0, min(170.0, sfreq / 2) - 70.0) / (sfreq / 2)
             self.bg_std_hg[c] = np.sqrt(self.amp[c] ** 2 * (mix_sq[c] @ hg_frac[members]) + hg_white)
-            del p
         # gain drift over days
         steps = rng.normal(0.0, 0.1, (n_c, max(n_days, 1)))
         steps[:, 0] = 0.0

@@ -1,0 +1,91 @@
+"""Files of the simulated dataset: EDF, BIDS ``channels.tsv``, WAV, word transcript, recordings table."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import mne
+import numpy as np
+from scipy.io import wavfile
+
+__all__ = ["write_edf", "write_channels_tsv", "write_wav", "write_words_tsv", "write_recordings_tsv"]
+
+_BIDS_TYPES = {"seeg": "SEEG", "ecg": "ECG", "misc": "MISC"}
+
+
+def write_edf(fname: Path, data: np.ndarray, ch_names: list[str], ch_types: list[str], sfreq: float,
+              meas_date: dt.datetime) -> None:
+    """Write one block as EDF+ with :func:`mne.export.export_raw` (edfio backend).
+
+    Parameters
+    ----------
+    fname : Path
+        Output ``.edf`` file.
+    data : ndarray, shape (n_chans, n_times)
+        Signals in volts.
+    ch_names, ch_types : list of str
+        Channel names and MNE types.
+    sfreq : float
+        Sampling rate (Hz).
+    meas_date : datetime
+        Wall-clock start (timezone-aware, UTC); EDF keeps whole seconds.
+
+    Notes
+    -----
+    Physical ranges are set per channel (``physical_range="channelwise"``), so the 16-bit resolution of the
+    microvolt sEEG channels is not spent on the millivolt ECG or DC channels.
+    """
+    info = mne.create_info(ch_names, sfreq, ch_types)
+    raw = mne.io.RawArray(data, info, verbose=False)
+    raw.set_meas_date(meas_date)
+    mne.export.export_raw(fname, raw, fmt="edf", physical_range="channelwise", overwrite=True, verbose=False)
+
+
+def write_channels_tsv(fname: Path, ch_names: list[str], ch_types: list[str], sfreq: float,
+                       bad: dict[str, str]) -> None:
+    """BIDS ``channels.tsv`` (name, type, units, low_cutoff, high_cutoff, status, status_description).
+
+    Parameters
+    ----------
+    fname : Path
+        Output file.
+    ch_names, ch_types : list of str
+        Channel names and MNE types (``seeg``, ``ecg``, ``misc``).
+    sfreq : float
+        Sampling rate (Hz); ``high_cutoff`` is the Nyquist frequency (no hardware low-pass is simulated).
+    bad : dict of str to str
+        Channels marked ``bad``, with their description.
+    """
+    with open(fname, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["name", "type", "units", "low_cutoff", "high_cutoff", "status", "status_description"])
+        for name, kind in zip(ch_names, ch_types):
+            status = "bad" if name in bad else "good"
+            w.writerow([name, _BIDS_TYPES[kind], "V", "0.0", f"{sfreq / 2:g}", status, bad.get(name, "n/a")])
+
+
+def write_wav(fname: Path, audio: np.ndarray, sfreq: int) -> None:
+    """16-bit PCM mono WAV of ``audio`` (shape ``(n_samples,)``, full scale 1)."""
+    pcm = np.clip(np.round(np.asarray(audio, np.float64) * 32767.0), -32768, 32767).astype("<i2")
+    wavfile.write(fname, int(sfreq), pcm)
+
+
+def write_words_tsv(fname: Path, words: list[tuple[float, float, str]]) -> None:
+    """Word transcript: ``onset``, ``duration`` (s from the block start), ``word``."""
+    with open(fname, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["onset", "duration", "word"])
+        for onset, duration, word in words:
+            w.writerow([f"{onset:.4f}", f"{duration:.4f}", word])
+
+
+def write_recordings_tsv(fname: Path, rows: list[dict[str, str]]) -> None:
+    """The recordings table: ``subject session ieeg audio start_time words`` (paths relative to its folder)."""
+    cols = ["subject", "session", "ieeg", "audio", "start_time", "words"]
+    with open(fname, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=cols, delimiter="\t", lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({c: row[c] for c in cols})
