@@ -156,6 +156,7 @@ class TrainerConfig:
     precision: str = field(default="32-true", metadata={"help": "32-true | bf16-mixed"})
     val_check_interval: int = field(default=200, metadata={"help": "validate every N training steps"})
     log_every_n_steps: int = field(default=20, metadata={"help": "logging interval (steps)"})
+    enable_progress_bar: bool = field(default=True, metadata={"help": "show the progress bar"})
 
 
 @dataclass

@@ -70,7 +70,7 @@ def pretrain(cfg) -> Path:
         val_check_interval=min(t.val_check_interval, t.max_steps) if has_val else None,
         check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0,
         log_every_n_steps=t.log_every_n_steps, enable_model_summary=False, num_sanity_val_steps=0,
-        use_distributed_sampler=False, enable_progress_bar=True, deterministic=False,
+        use_distributed_sampler=False, enable_progress_bar=t.enable_progress_bar, deterministic=False,
     )
     trainer.fit(module, datamodule=dm)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else Path(ckpt.last_model_path)

@@ -15,7 +15,8 @@ Schedule
 ``block_minutes`` (the last one shorter if needed; lengths in whole seconds). Day ``d`` (0-based) starts at
 ``start + d * 24 h + d * day_shift_hours``; the default shift ``-hours / days`` makes the days tile the clock
 backwards from ``start``: with the defaults (4 h over 2 days from 08:00) day 1 runs 08:00-10:00 (daytime) and day 2
-05:59... no: 06:00-08:00 (night). A block is daytime when its midpoint lies in 08:00-22:00 UTC.
+06:00-08:00 (night); 7 days of 2 h from 08:00 start at 08, 06, 04, 02, 00, 22 and 20 h. A block is daytime when
+its midpoint lies in 08:00-22:00 UTC.
 
 Output (under ``cfg.out``)
 --------------------------

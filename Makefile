@@ -1,0 +1,37 @@
+# ieegfm — `make help` lists the targets.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+OUT    ?= demo
+
+.PHONY: help install demo test test-fast lint format clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/ieegfm: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/ieegfm  ## create .venv and install ieegfm (CPU torch 2.13.0 pinned, all versions from constraints.txt)
+
+demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data; prints the test mean relative ranks
+	$(BIN)/python tools/demo.py --out $(OUT)
+
+test: install  ## run the test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install  ## ruff lint + format check
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
+
+format: install  ## ruff format
+	$(BIN)/ruff format src tests tools
+
+clean:  ## remove build outputs (keeps .venv)
+	rm -rf $(OUT) shards runs .pytest_cache .ruff_cache
