@@ -1,5 +1,21 @@
-"""Streaming iEEG preprocessing: filters, montages, robust scaling (array in, array out)."""
+"""Streaming iEEG preprocessing: filters, montages, robust scaling (array in, array out).
+
+No file I/O, no torch: the packer reads chunks, feeds :class:`StreamingPreprocessor`, applies
+:func:`apply_montage` at the output rate and scales with a :class:`RobustScaler` fitted on the
+training blocks only.
+"""
 
 from .filters import StreamingPreprocessor, preprocess_array
+from .montage import MONTAGES, apply_montage, bipolar_pairs, parse_contact
+from .scaling import RobustScaler, StandardScaler
 
-__all__ = ["StreamingPreprocessor", "preprocess_array"]
+__all__ = [
+    "MONTAGES",
+    "RobustScaler",
+    "StandardScaler",
+    "StreamingPreprocessor",
+    "apply_montage",
+    "bipolar_pairs",
+    "parse_contact",
+    "preprocess_array",
+]

@@ -20,8 +20,11 @@ concatenated output does not depend on how the recording is cut into chunks:
    default notch widths ``freq / 200`` and 1 Hz transition), applied by FFT convolution.
    Line harmonics above ``sfreq_out / 2`` are in the stop band of stage 2 instead.
 
-Stream edges are padded with the edge value (constant padding) at the input rate (stages 1-2)
-and at the output rate (stage 3), so a DC offset produces no edge transient.
+Stream edges: stages 1-2 (support ~1-2 s) pad with the edge value (constant padding); stage 3
+(the high-pass support is +-33 s at 0.05 Hz) pads with the mirror image of the output-rate
+signal about its edge sample, then its last mirrored value. Both keep a constant constant, so a
+DC offset produces no edge transient, and mirroring keeps the local mean of an oscillation, so
+a long high-pass does not turn an arbitrary edge value into a step.
 
 References
 ----------
@@ -133,9 +136,12 @@ class StreamingPreprocessor:
     notch) support at the output rate is deliberately ignored for the mask: the hold keeps the
     substituted signal continuous, and a mask over +-33 s would discard too much.
 
-    **Edges.** Before the first and after the last sample the signal is extended with its edge
-    value (constant padding), at the input rate for stages 1-2 and at the output rate for
-    stage 3, so a constant input gives 0 everywhere, edges included.
+    **Edges.** Before the first and after the last sample the input is extended with its edge
+    value (constant padding) for stages 1-2; for stage 3 the output-rate signal is extended by
+    its mirror image about the edge sample (then constant, if the stream is shorter than the
+    high-pass). A constant input therefore gives 0 everywhere, edges included; outputs within
+    ``support_s`` of an edge carry a small transient (constant padding), and within half the
+    high-pass length of an edge a reduced one (mirror padding, as MNE's edge handling).
 
     **Precision.** Stage 1 runs in float32 on the input minus a per-channel offset (the first
     sample of the stream), so a DC offset costs no float32 precision; stages 2-3 run in
@@ -253,6 +259,7 @@ class StreamingPreprocessor:
         self._k2 = 0  # next stage-2 output
         self._ybuf = None  # y_ext[_ys:], float64
         self._ys = 0
+        self._y_padded = False
         self._k3 = 0  # next output to return
         self._bad = np.zeros((2, 0), dtype=np.int64)  # pending invalid output intervals
 
@@ -330,15 +337,20 @@ class StreamingPreprocessor:
             x_last = m_last * self.decim + self._c1
             n_pad = x_last - (self._xs + self._xbuf.shape[1] - 1)
             if n_pad > 0:
-                pad = np.repeat(self._xbuf[:, -1:], n_pad, axis=1)
+                pad = np.repeat(self._hold[:, None], n_pad, axis=1)  # last input value
                 self._xbuf = np.concatenate([self._xbuf, pad], axis=1)
             self._run_stage1()
             self._run_stage2(k_total)
-        # pad stage-3 input with its last value
-        if self._h3 is not None and self._ybuf is not None:
-            self._ybuf = np.concatenate(
-                [self._ybuf, np.repeat(self._ybuf[:, -1:], self._c3, axis=1)], axis=1
-            )
+        if self._ybuf is not None and self._k3 < k_total:
+            self._pad_y_start()
+            # mirror about the last value (then constant)
+            first_real = max(self._ys, 0)
+            n_ref = min(self._c3, k_total - 1 - first_real)
+            last = self._ybuf[:, -1:]
+            pad = self._ybuf[:, self._ybuf.shape[1] - 1 - n_ref : -1][:, ::-1]
+            hold = pad[:, -1:] if n_ref > 0 else last
+            pad = np.concatenate([pad, np.repeat(hold, self._c3 - n_ref, axis=1)], axis=1)
+            self._ybuf = np.concatenate([self._ybuf, pad], axis=1)
         out = self._run_stage3(final=True, k_end=k_total)
         self.reset()
         return out
@@ -433,6 +445,7 @@ class StreamingPreprocessor:
         w = np.sinc(self._bw2 * tau) * _hamming(tau / self._half2)
         w /= w.sum(axis=1, keepdims=True)
         cols = base[:, None] + self._taps2[None, :] - self._zs
+        assert cols[0, 0] >= 0 and cols[-1, -1] < self._zbuf.shape[1]
         n_k, n_taps = w.shape
         weights = sparse.csr_matrix(
             (w.ravel(), cols.ravel(), np.arange(0, n_k * n_taps + 1, n_taps)),
@@ -444,9 +457,8 @@ class StreamingPreprocessor:
         self._zbuf = self._zbuf[:, keep:].copy()
         self._zs += keep
         if self._ybuf is None:
-            self._ys = -self._c3
-            pad = np.repeat(y[:, :1], self._c3, axis=1)
-            self._ybuf = np.concatenate([pad, y], axis=1)
+            self._ys = 0
+            self._ybuf = y
         else:
             self._ybuf = np.concatenate([self._ybuf, y], axis=1)
 
@@ -454,6 +466,10 @@ class StreamingPreprocessor:
         """High-pass and notch at the output rate; return outputs and their validity."""
         if self._ybuf is None:
             return self._empty()
+        if not self._y_padded:  # start padding needs y[0 .. c3]
+            if self._ybuf.shape[1] <= self._c3:
+                return self._empty()
+            self._pad_y_start()
         ready = self._ys + self._ybuf.shape[1] - self._c3
         if k_end is not None:
             ready = min(ready, k_end)
@@ -473,6 +489,21 @@ class StreamingPreprocessor:
         self._k3 = ready
         self.n_out += n
         return out.astype(np.float32), self._valid(k0, ready)
+
+    def _pad_y_start(self) -> None:
+        """Prepend c3 samples: mirror image about y[0] (then constant); DC gives DC."""
+        if self._y_padded:
+            return
+        self._y_padded = True
+        if self._c3 == 0:
+            return
+        n_ref = min(self._c3, self._ybuf.shape[1] - 1)
+        first = self._ybuf[:, :1]
+        pad = self._ybuf[:, 1 : n_ref + 1][:, ::-1]
+        hold = pad[:, :1] if n_ref > 0 else first
+        pad = np.concatenate([np.repeat(hold, self._c3 - n_ref, axis=1), pad], axis=1)
+        self._ybuf = np.concatenate([pad, self._ybuf], axis=1)
+        self._ys = -self._c3
 
     def _valid(self, k0: int, k1: int) -> np.ndarray:
         lo, hi = self._bad
@@ -520,7 +551,11 @@ def preprocess_array(
     if data.ndim != 2:
         raise ValueError(f"data must have shape (n_chans, n_times), got {data.shape}.")
     pp = StreamingPreprocessor(
-        sfreq, data.shape[0], line_freq=line_freq, l_freq=l_freq, h_freq=h_freq,
+        sfreq,
+        data.shape[0],
+        line_freq=line_freq,
+        l_freq=l_freq,
+        h_freq=h_freq,
         sfreq_out=sfreq_out,
     )
     out1, valid1 = pp.process(data)

@@ -185,11 +185,10 @@ def simulate(cfg: Any) -> Path:
     One block is held in memory at a time.
     """
     from ieegfm.simulate.brain import BrainModel, make_layout
-    from ieegfm.simulate.scene import DEFAULT_VOICES, render_block
+    from ieegfm.simulate.scene import DEFAULT_VOICES
     from ieegfm.simulate.speech import Speaker
-    from ieegfm.simulate.stimulus import feature_names, stimulus_features
-    from ieegfm.simulate.writer import (write_channels_tsv, write_edf, write_recordings_tsv, write_wav,
-                                        write_words_tsv)
+    from ieegfm.simulate.stimulus import feature_names
+    from ieegfm.simulate.writer import write_recordings_tsv
 
     tic = time.perf_counter()
     out = Path(str(_get(cfg, "out")))
@@ -225,12 +224,58 @@ def simulate(cfg: Any) -> Path:
                        hg_snr=float(_get(cfg, "hg_snr", 3.0)), line_freq=float(_get(cfg, "line_freq")),
                        rng=static_rng)
     sentences = load_sentences()
-    speaker = Speaker(DEFAULT_VOICES, audio_sfreq)
-    calib = render_block(CALIBRATION_S, audio_sfreq, calib_rng, speaker, sentences, fraction[True])
+    speaker = Speaker(DEFAULT_VOICES, audio_sfreq, isolated=True)  # eSpeak is stateful: fresh engine per run
+    try:
+        frame_rate = _calibrate(model, speaker, sentences, audio_sfreq, fraction[True], calib_rng, n_mels)
+        rows, block_truth = _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model,
+                                          speaker, sentences, fraction, n_mels)
+    finally:
+        speaker.close()
+
+    tsv_path = out / "recordings.tsv"
+    write_recordings_tsv(tsv_path, rows)
+    truth = {
+        "generator": "ieegfm.simulate",
+        "seed": seed,
+        "config": _config_dict(cfg),
+        "channel_names": layout.ch_names,
+        "channel_types": layout.ch_types,
+        "sfreq": sfreq,
+        "audio_sfreq": audio_sfreq,
+        "schedule_rule": ("day d (0-based) starts at start + d * 24 h + d * day_shift_hours (default -hours/days); "
+                          "blocks are consecutive within a day; daytime = block midpoint in 08:00-22:00 UTC"),
+        "stimulus": {"features": feature_names(n_mels), "frame_rate_hz": frame_rate,
+                     "definition": "log10 mel power (HTK mel, 60-7600 Hz, ~25 ms Hann window) and log10 frame RMS, "
+                                   "frames centred at k / frame_rate s; z-scored with feature_mean/feature_std",
+                     "calibration_scene_s": CALIBRATION_S},
+        "voices": [asdict(v) for v in DEFAULT_VOICES],
+        "n_distinct_utterances": speaker.n_cached,
+        "brain": model.truth(),
+        "blocks": block_truth,
+    }
+    (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
+    logger.info("simulated %d blocks in %.1f s -> %s", len(blocks), time.perf_counter() - tic, tsv_path)
+    return tsv_path
+
+
+def _calibrate(model, speaker, sentences, audio_sfreq, speech_target, rng, n_mels) -> float:
+    """Fix the stimulus statistics and response scales on a day-like calibration scene (not written)."""
+    from ieegfm.simulate.scene import render_block
+    from ieegfm.simulate.stimulus import stimulus_features
+
+    calib = render_block(CALIBRATION_S, audio_sfreq, rng, speaker, sentences, speech_target)
     calib_feats, frame_rate = stimulus_features(calib.audio, audio_sfreq, n_mels=n_mels)
     model.frame_rate = frame_rate
     model.calibrate(calib_feats)
-    del calib, calib_feats
+    return frame_rate
+
+
+def _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model, speaker, sentences,
+                  fraction, n_mels) -> tuple[list[dict], list[dict]]:
+    """Simulate and write every block, one at a time; return the table rows and the per-block truth."""
+    from ieegfm.simulate.scene import render_block
+    from ieegfm.simulate.stimulus import stimulus_features
+    from ieegfm.simulate.writer import write_channels_tsv, write_edf, write_wav, write_words_tsv
 
     out.mkdir(parents=True, exist_ok=True)
     bad = {layout.ch_names[model.noisy]: "broadband noise (simulated high impedance)"}
@@ -273,31 +318,7 @@ def simulate(cfg: Any) -> Path:
         logger.info("simulated %s (%.0f s, %s, speech %.2f)", stem, plan.duration,
                     "day" if plan.daytime else "night", scene.speech_fraction)
         del scene, feats
-
-    tsv_path = out / "recordings.tsv"
-    write_recordings_tsv(tsv_path, rows)
-    truth = {
-        "generator": "ieegfm.simulate",
-        "seed": seed,
-        "config": _config_dict(cfg),
-        "channel_names": layout.ch_names,
-        "channel_types": layout.ch_types,
-        "sfreq": sfreq,
-        "audio_sfreq": audio_sfreq,
-        "schedule_rule": ("day d (0-based) starts at start + d * 24 h + d * day_shift_hours (default -hours/days); "
-                          "blocks are consecutive within a day; daytime = block midpoint in 08:00-22:00 UTC"),
-        "stimulus": {"features": feature_names(n_mels), "frame_rate_hz": frame_rate,
-                     "definition": "log10 mel power (HTK mel, 60-7600 Hz, ~25 ms Hann window) and log10 frame RMS, "
-                                   "frames centred at k / frame_rate s; z-scored with feature_mean/feature_std",
-                     "calibration_scene_s": CALIBRATION_S},
-        "voices": [asdict(v) for v in DEFAULT_VOICES],
-        "n_distinct_utterances": speaker.n_cached,
-        "brain": model.truth(),
-        "blocks": block_truth,
-    }
-    (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
-    logger.info("simulated %d blocks in %.1f s -> %s", len(blocks), time.perf_counter() - tic, tsv_path)
-    return tsv_path
+    return rows, block_truth
 
 
 def _json_default(obj: Any) -> Any:

@@ -18,7 +18,7 @@ Responses
     over the features and a kernel ``h_c(tau) = g(tau; k, lag) - a g(tau; k, 2 lag)`` on ``0 <= tau < 0.6 s``,
     with ``g`` a gamma bump peaking at ``lag`` (``lag`` in 80-250 ms). The low-frequency response
     ``s_c * lowpass_15Hz(h_c * (w_c . Z))`` (linearly interpolated to ``sfreq``) has ``s_c`` chosen so that its
-    std on the calibration scene is ``snr`` times the background std in 0.5-20 Hz. Weights, lags and shapes are
+    std in 0.5-20 Hz on the calibration scene is ``snr`` times the background std in 0.5-20 Hz. Weights, lags and shapes are
     smooth along a shaft (neighbours respond alike but not identically), so the bipolar montage still sees them.
     The high-gamma component is Gaussian noise band-limited to 70-170 Hz times ``softplus(e_c(t))``, with ``e_c``
     the envelope row of ``Z`` convolved with the positive lobe of ``h_c``; its amplitude makes its std at
@@ -138,7 +138,7 @@ def _colored_unit_noise(rng: np.random.Generator, betas: np.ndarray, n_times: in
     for i, beta in enumerate(betas):
         spec = 1.0 / (freqs ** 2 + _F_KNEE ** 2) ** (beta / 2.0)
         spec[0] = 0.0
-        scale = np.sqrt(spec * n_times / (2.0 * spec.sum()))
+        scale = 0.5 * n_times * np.sqrt(spec / spec.sum())  # Parseval: unit variance
         coef = (rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size)) * scale
         out[i] = np.fft.irfft(coef, n_times)
     return out
@@ -160,7 +160,7 @@ def _band_noise(rng: np.random.Generator, n_signals: int, n_times: int, sfreq: f
     out = np.zeros((n_signals, n_times))
     if not mask.any():
         return out
-    scale = np.sqrt(n_times / (2.0 * mask.sum()))
+    scale = 0.5 * n_times / np.sqrt(mask.sum())  # Parseval: unit variance
     for i in range(n_signals):
         coef = np.zeros(freqs.size, complex)
         coef[mask] = (rng.standard_normal(mask.sum()) + 1j * rng.standard_normal(mask.sum())) * scale
@@ -314,7 +314,9 @@ class BrainModel:
         self.feat_std = features.std(axis=1) + 1e-6
         lf, _ = self._drives(features)
         self.resp_offset = lf.mean(axis=1)
-        self.resp_scale = self.snr * self.bg_std_lf[self.responsive] / (lf.std(axis=1) + 1e-12)
+        band = butter(4, [0.5, min(20.0, 0.45 * self.frame_rate)], btype="band", fs=self.frame_rate, output="sos")
+        lf_band = sosfiltfilt(band, lf, axis=1) if lf.shape[1] > 60 else lf - self.resp_offset[:, None]
+        self.resp_scale = self.snr * self.bg_std_lf[self.responsive] / (lf_band.std(axis=1) + 1e-12)
         self.hg_amp = self.hg_snr * self.bg_std_hg[self.responsive] / _softplus(np.array(1.0))
 
     # ------------------------------------------------------------------------------------------------------------

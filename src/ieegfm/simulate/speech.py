@@ -238,8 +238,19 @@ def synthesize(text: str, voice: Voice | None = None, sfreq: float | None = None
     return Utterance(audio=audio, sfreq=native, words=words)
 
 
+def _synthesize_job(text: str, voice: Voice, sfreq: float) -> Utterance:
+    """Module-level (picklable) job for the synthesis worker process."""
+    return synthesize(text, voice, sfreq)
+
+
 class Speaker:
     """Synthesise sentences with a fixed set of voices, caching each (sentence, voice) pair.
+
+    eSpeak NG keeps state between utterances (e.g. the phase of its pitch flutter), so the waveform of a sentence
+    depends on what the engine said before. With ``isolated=True`` synthesis runs in a fresh worker process
+    (``spawn``) owned by this speaker, so the audio depends only on the sequence of :meth:`say` calls: two speakers
+    asked the same things return identical samples, even in one Python session. Use it as a context manager or
+    call :meth:`close`.
 
     Parameters
     ----------
@@ -247,21 +258,46 @@ class Speaker:
         The speakers of the simulated room.
     sfreq : float
         Output sampling rate (Hz).
+    isolated : bool
+        Synthesise in a private worker process (reproducible) instead of this process.
     """
 
-    def __init__(self, voices: list[Voice], sfreq: float) -> None:
+    def __init__(self, voices: list[Voice], sfreq: float, isolated: bool = False) -> None:
         self.voices = list(voices)
         self.sfreq = float(sfreq)
+        self.isolated = isolated
         self._cache: dict[tuple[str, int], Utterance] = {}
+        self._pool = None
 
     def say(self, text: str, voice_index: int) -> Utterance:
         """Utterance of ``text`` by ``voices[voice_index]`` (synthesised once, then reused)."""
         key = (text, int(voice_index))
         if key not in self._cache:
-            self._cache[key] = synthesize(text, self.voices[voice_index], self.sfreq)
+            voice = self.voices[voice_index]
+            if self.isolated:
+                if self._pool is None:
+                    import multiprocessing
+                    from concurrent.futures import ProcessPoolExecutor
+
+                    self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+                self._cache[key] = self._pool.submit(_synthesize_job, text, voice, self.sfreq).result()
+            else:
+                self._cache[key] = synthesize(text, voice, self.sfreq)
         return self._cache[key]
 
     @property
     def n_cached(self) -> int:
         """Number of distinct utterances synthesised so far."""
         return len(self._cache)
+
+    def close(self) -> None:
+        """Stop the worker process (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> Speaker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

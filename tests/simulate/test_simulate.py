@@ -1,0 +1,196 @@
+"""The simulated default dataset: files, formats, schedule and a ground truth that is really in the data."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+import mne
+import numpy as np
+import pytest
+from scipy.io import wavfile
+from scipy.signal import butter, hilbert, sosfiltfilt
+
+from ieegfm.config import SimulateConfig, load_config
+from ieegfm.errors import ConfigError
+from ieegfm.simulate import plan_blocks, simulate
+from ieegfm.simulate.stimulus import stimulus_features
+
+TINY = ["hours=0.1", "days=2", "block_minutes=3"]
+
+
+def _read_tsv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t"))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    cfg = load_config("simulate", overrides=[f"out={out}", *TINY])  # a DictConfig, as the CLI passes
+    return simulate(cfg)
+
+
+def test_layout_and_table(tiny):
+    out = tiny.parent
+    rows = _read_tsv(tiny)
+    assert list(rows[0]) == ["subject", "session", "ieeg", "audio", "start_time", "words"]
+    assert [r["session"] for r in rows] == ["day1", "day2"]
+    for r in rows:
+        for key in ("ieeg", "audio", "words"):
+            assert (out / r[key]).is_file(), r[key]
+        assert (out / r["ieeg"].replace("_ieeg.edf", "_channels.tsv")).is_file()
+    assert rows[0]["ieeg"] == "sub-sim01/ses-day1/ieeg/sub-sim01_ses-day1_run-01_ieeg.edf"
+    assert rows[0]["start_time"] == "2026-03-02T08:00:00+00:00"
+    assert rows[1]["start_time"] == "2026-03-03T07:57:00+00:00"  # day 2 shifted back by hours/days
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["seed"] == 0 and truth["config"]["hours"] == 0.1
+    assert [b["daytime"] for b in truth["blocks"]] == [True, False]
+
+
+def test_edf_and_wav(tiny):
+    out = tiny.parent
+    truth = json.loads((out / "truth.json").read_text())
+    for r in _read_tsv(tiny):
+        raw = mne.io.read_raw_edf(out / r["ieeg"], verbose="error")
+        assert raw.info["meas_date"] == dt.datetime.fromisoformat(r["start_time"])
+        assert raw.ch_names == truth["channel_names"]
+        assert raw.ch_names[-4:] == ["EKG1", "EKG2", "DC01", "DC02"] and raw.ch_names[0] == "LA1"
+        assert raw.info["sfreq"] == 1024.0 and raw.n_times == 180 * 1024
+        sfreq, pcm = wavfile.read(out / r["audio"])
+        assert sfreq == 16000 and pcm.dtype == np.int16 and pcm.ndim == 1
+        assert pcm.shape[0] / sfreq == raw.n_times / raw.info["sfreq"]
+        words = _read_tsv(out / r["words"])
+        assert all(0 <= float(w["onset"]) and float(w["onset"]) + float(w["duration"]) <= 180 for w in words)
+
+
+def test_channels_tsv_and_artefacts(tiny):
+    out = tiny.parent
+    truth = json.loads((out / "truth.json").read_text())
+    row = _read_tsv(tiny)[0]
+    chans = _read_tsv(out / row["ieeg"].replace("_ieeg.edf", "_channels.tsv"))
+    assert list(chans[0]) == ["name", "type", "units", "low_cutoff", "high_cutoff", "status", "status_description"]
+    types = {c["name"]: c["type"] for c in chans}
+    assert types["EKG1"] == "ECG" and types["DC02"] == "MISC" and types["LA1"] == "SEEG"
+    bad = truth["brain"]["bad_channels"]
+    flat = next(n for n, b in bad.items() if b["why"] == "flat")
+    noisy = next(n for n, b in bad.items() if b["why"] != "flat")
+    status = {c["name"]: c["status"] for c in chans}
+    assert status[flat] == "good" and status[noisy] == "bad"
+    assert sum(s == "bad" for s in status.values()) == 1
+    raw = mne.io.read_raw_edf(out / row["ieeg"], preload=True, verbose="error")
+    data = raw.get_data()
+    std = data.std(axis=1)
+    seeg = [i for i, n in enumerate(raw.ch_names) if types[n] == "SEEG" and n not in bad]
+    assert std[raw.ch_names.index(flat)] < 1e-9
+    assert std[raw.ch_names.index(noisy)] > 5 * np.median(std[seeg])
+    assert 20e-6 < np.median(std[seeg]) < 150e-6  # ~50 uV background
+    assert std[raw.ch_names.index("EKG1")] > 1e-4  # mV-scale ECG
+    # line noise at 60, 120, 180 Hz stands out of the spectrum
+    psd = np.abs(np.fft.rfft(data[seeg[0]])) ** 2
+    freqs = np.fft.rfftfreq(raw.n_times, 1 / raw.info["sfreq"])
+    for f in (60, 120, 180):
+        peak = psd[np.argmin(np.abs(freqs - f))]
+        near = np.median(psd[(np.abs(freqs - f) > 2) & (np.abs(freqs - f) < 10)])
+        assert peak > 100 * near
+
+
+def test_speech_fraction_day_above_night(tiny):
+    truth = json.loads((tiny.parent / "truth.json").read_text())
+    day, night = truth["blocks"]
+    assert day["daytime"] and not night["daytime"]
+    assert day["speech_fraction"] > night["speech_fraction"]
+    assert day["n_words"] > night["n_words"] > 0
+
+
+def _lagged(x: np.ndarray, lags: range) -> np.ndarray:
+    cols = []
+    for lag in lags:
+        shifted = np.zeros_like(x)
+        shifted[:, lag:] = x[:, :x.shape[1] - lag]
+        cols.append(shifted)
+    return np.concatenate(cols).T
+
+
+def test_responsive_contacts_follow_the_audio(tiny):
+    """Held-out R^2 of a lagged linear model of the audio features is high only on the responsive contacts;
+    their high-gamma envelope follows the audio envelope."""
+    out = tiny.parent
+    truth = json.loads((out / "truth.json").read_text())
+    row = _read_tsv(tiny)[0]  # the daytime block
+    sfreq_a, pcm = wavfile.read(out / row["audio"])
+    feats, frame_rate = stimulus_features(pcm / 32768.0, sfreq_a)
+    raw = mne.io.read_raw_edf(out / row["ieeg"], preload=True, verbose="error")
+    sfreq = raw.info["sfreq"]
+    responsive = set(truth["brain"]["responsive"])
+    skip = set(truth["brain"]["bad_channels"])
+    contacts = [n for n in truth["brain"]["contacts"] if n not in skip]
+    data = raw.get_data(picks=contacts)
+    lf = sosfiltfilt(butter(4, [0.5, 15], btype="band", fs=sfreq, output="sos"), data, axis=1)
+    t_frames = np.arange(feats.shape[1]) / frame_rate
+    t_brain = np.arange(raw.n_times) / sfreq
+    lf = np.array([np.interp(t_frames, t_brain, x) for x in lf])
+    z = (feats - feats.mean(1, keepdims=True)) / feats.std(1, keepdims=True)
+    design = np.c_[_lagged(z, range(0, 60, 5)), np.ones(z.shape[1])]
+    half = z.shape[1] // 2
+    r2 = {}
+    for name, y in zip(contacts, lf):
+        train = design[:half]
+        coef = np.linalg.solve(train.T @ train + 100.0 * np.eye(train.shape[1]), train.T @ y[:half])  # ridge
+        resid = y[half:] - design[half:] @ coef
+        r2[name] = 1 - resid.var() / y[half:].var()
+    r_resp = [r2[n] for n in contacts if n in responsive]
+    r_other = [r2[n] for n in contacts if n not in responsive]
+    assert min(r_resp) > 0.1 and max(r_other) < 0.05, (r_resp, r_other)
+    # high gamma: Hilbert envelope of 70-170 Hz vs the lagged audio envelope
+    hg = sosfiltfilt(butter(4, [70, 170], btype="band", fs=sfreq, output="sos"), data, axis=1)
+    hg_env = np.abs(hilbert(hg, axis=1))
+    hg_env = np.array([np.interp(t_frames, t_brain, x) for x in hg_env])
+    env = np.roll(z[-1], 15)  # ~150 ms lag
+    corr = {n: np.corrcoef(e, env)[0, 1] for n, e in zip(contacts, hg_env)}
+    assert np.mean([corr[n] for n in contacts if n in responsive]) > 0.3
+    assert max(abs(corr[n]) for n in contacts if n not in responsive) < 0.15
+
+
+def test_same_seed_same_bytes(tmp_path):
+    cfg = SimulateConfig(out=str(tmp_path / "a"), hours=2 / 60, days=2, block_minutes=0.5, seed=3,
+                         n_shafts=2, contacts_per_shaft=4)
+    tsv = simulate(cfg)  # a plain dataclass works too
+    files = sorted(p for p in tsv.parent.rglob("*") if p.is_file())
+    assert len(files) == 1 + 1 + 2 * 2 * 4  # table, truth, 2 days x 2 blocks x 4 files
+    first = {p: p.read_bytes() for p in files}
+    simulate(cfg)
+    assert {p: p.read_bytes() for p in files} == first
+    other = simulate(SimulateConfig(**{**cfg.__dict__, "seed": 4, "out": str(tmp_path / "b")}))
+    a_edf = next(p for p in files if p.suffix == ".edf")
+    assert (other.parent / a_edf.relative_to(tsv.parent)).read_bytes() != first[a_edf]
+
+
+def test_default_schedule_has_day_and_night():
+    cfg = SimulateConfig()
+    blocks = plan_blocks(cfg.hours, cfg.days, cfg.block_minutes, cfg.start)
+    assert len(blocks) == 8 and all(b.duration == 1800 for b in blocks)
+    assert [b.daytime for b in blocks] == [True] * 4 + [False] * 4
+    assert blocks[4].start == dt.datetime(2026, 3, 3, 6, tzinfo=dt.timezone.utc)
+    for a, b in zip(blocks, blocks[1:]):
+        if a.day == b.day:  # consecutive within a day
+            assert b.start == a.start + dt.timedelta(seconds=a.duration)
+    week = plan_blocks(14, 7, 60, "2026-03-02T08:00:00")
+    assert [b.start.hour for b in week if b.run == 1] == [8, 6, 4, 2, 0, 22, 20]
+
+
+@pytest.mark.parametrize("override, key", [("hours=0", "hours"), ("days=0", "days"), ("start=yesterday", "start"),
+                                          ("responsive_fraction=1.5", "responsive_fraction")])
+def test_bad_config_names_the_key(tmp_path, override, key):
+    cfg = load_config("simulate", overrides=[f"out={tmp_path}", override])
+    with pytest.raises(ConfigError, match=key):
+        simulate(cfg)
+
+
+def test_prime_names(tmp_path):
+    from ieegfm.simulate.brain import make_layout
+
+    layout = make_layout(4, 3, prime_names=True)
+    assert layout.ch_names[:7] == ["A1", "A2", "A3", "H1", "H2", "H3", "A'1"]
