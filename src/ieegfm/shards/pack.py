@@ -171,7 +171,7 @@ def pack(cfg) -> Path:
                             sort_keys=True)
     work_done = set()
     total_s = sum(headers[_block_id(b)].duration for b in blocks)
-    with tqdm(total=round(total_s / 3600, 3), desc="pack", unit="h", unit_scale=False) as bar:
+    with tqdm(total=round(total_s), desc="pack (recorded s)", unit="s", unit_scale=True) as bar:
         for b in blocks:
             bid = _block_id(b)
             h = headers[bid]
@@ -181,7 +181,7 @@ def pack(cfg) -> Path:
                                                            offset, str(b.ieeg), str(b.audio)])).encode())
             marker = work / f"{bid}.done.json"
             if marker.is_file() and json.loads(marker.read_text()).get("key") == key.hexdigest():
-                bar.update(round(h.duration / 3600, 3))
+                bar.update(h.duration)
                 work_done.add(bid)
                 continue
             try:
@@ -326,7 +326,7 @@ def _process_block(b: Block, h: IEEGHeader, picks: list[str], pcfg, extractor, s
     for chunk in iter_chunks(raw, picks, pcfg.chunk_s):
         n_nan += int(np.isnan(chunk).sum())
         put(*pp.process(chunk))
-        bar.update(round(chunk.shape[1] / h.sfreq / 3600, 3))
+        bar.update(chunk.shape[1] / h.sfreq)
     put(*pp.flush())
     if pos != n_out:
         raise RuntimeError(f"{b.ieeg}: preprocessing produced {pos} samples, expected {n_out}")

@@ -5,8 +5,10 @@ driven in synchronous mode (``AUDIO_OUTPUT_SYNCHRONOUS``): :func:`espeak_Synth` 
 passed through a callback that collects the int16 samples and the ``espeakEVENT_WORD`` events (onset in ms and the
 character span of the word in the text).
 
-eSpeak keeps global state, so one process holds at most one initialised engine; :class:`Speaker` initialises it on
-first use and sets the voice and prosody before every utterance.
+eSpeak keeps global state, so one process holds at most one initialised engine, initialised on first use; the voice
+and prosody are set before every utterance, and the noise generator of breathy variants is seeded from the text and
+voice. Some state still carries over between utterances (the pitch-flutter phase), so identical output needs an
+identical sequence of requests from a fresh engine: :class:`Speaker` with ``isolated=True`` provides that.
 
 References
 ----------
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import threading
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,6 +126,9 @@ class _Engine:
         self.lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
                                           ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint),
                                           ctypes.c_void_p]
+        self._set_seed = getattr(self.lib, "espeak_ng_SetRandSeed", None)
+        if self._set_seed is not None:
+            self._set_seed.argtypes = [ctypes.c_long]
         if hasattr(self.lib, "espeak_ng_InitializePath"):
             self.lib.espeak_ng_InitializePath.argtypes = [ctypes.c_char_p]
             self.lib.espeak_ng_InitializePath(data_path)
@@ -162,6 +168,8 @@ class _Engine:
             self.lib.espeak_SetParameter(_PARAM_RANGE, int(voice.pitch_range), 0)
             self.lib.espeak_SetParameter(_PARAM_VOLUME, 100, 0)
             self._chunks, self._events = [], []
+            if self._set_seed is not None:  # breathy variants draw noise: seed it from the request
+                self._set_seed(zlib.crc32(repr((text, voice)).encode()))
             buf = ctypes.create_string_buffer(text.encode("utf-8"))
             err = self.lib.espeak_Synth(buf, len(buf), 0, _POS_CHARACTER, 0, _ESPEAK_CHARS_UTF8, None, None)
             if err != 0:
@@ -238,19 +246,64 @@ def synthesize(text: str, voice: Voice | None = None, sfreq: float | None = None
     return Utterance(audio=audio, sfreq=native, words=words)
 
 
-def _synthesize_job(text: str, voice: Voice, sfreq: float) -> Utterance:
-    """Module-level (picklable) job for the synthesis worker process."""
-    return synthesize(text, voice, sfreq)
+class _Worker:
+    """A private ``python -m ieegfm.simulate.speech`` process that synthesises on request (JSON lines + float32)."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "ieegfm.simulate.speech"], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE)
+
+    def synthesize(self, text: str, voice: Voice, sfreq: float) -> Utterance:
+        import json
+
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        request = {"text": text, "voice": [voice.name, voice.rate, voice.pitch, voice.pitch_range], "sfreq": sfreq}
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
+        self.proc.stdin.flush()
+        header = self.proc.stdout.readline()
+        if not header:
+            raise RuntimeError(f"the eSpeak worker process died (exit code {self.proc.poll()})")
+        meta = json.loads(header)
+        if "error" in meta:
+            raise ValueError(meta["error"])
+        audio = np.frombuffer(self.proc.stdout.read(4 * meta["n"]), dtype="<f4").copy()
+        return Utterance(audio=audio, sfreq=meta["sfreq"], words=[tuple(w) for w in meta["words"]])
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _serve() -> None:
+    """Worker loop: one JSON request per stdin line; answer a JSON header line then the float32 samples."""
+    import json
+    import sys
+
+    for line in sys.stdin.buffer:
+        req = json.loads(line)
+        try:
+            utt = synthesize(req["text"], Voice(*req["voice"]), req["sfreq"])
+        except ValueError as err:
+            sys.stdout.buffer.write((json.dumps({"error": str(err)}) + "\n").encode())
+        else:
+            header = {"n": int(utt.audio.size), "sfreq": utt.sfreq, "words": utt.words}
+            sys.stdout.buffer.write((json.dumps(header) + "\n").encode())
+            sys.stdout.buffer.write(utt.audio.astype("<f4").tobytes())
+        sys.stdout.buffer.flush()
 
 
 class Speaker:
     """Synthesise sentences with a fixed set of voices, caching each (sentence, voice) pair.
 
     eSpeak NG keeps state between utterances (e.g. the phase of its pitch flutter), so the waveform of a sentence
-    depends on what the engine said before. With ``isolated=True`` synthesis runs in a fresh worker process
-    (``spawn``) owned by this speaker, so the audio depends only on the sequence of :meth:`say` calls: two speakers
-    asked the same things return identical samples, even in one Python session. Use it as a context manager or
-    call :meth:`close`.
+    depends on what the engine said before in the same process. With ``isolated=True`` synthesis runs in a private
+    worker process (``python -m ieegfm.simulate.speech``) started by this speaker, so the audio depends only on the
+    sequence of :meth:`say` calls: two speakers asked the same things return identical samples, even within one
+    Python session. Use it as a context manager or call :meth:`close`.
 
     Parameters
     ----------
@@ -267,7 +320,7 @@ class Speaker:
         self.sfreq = float(sfreq)
         self.isolated = isolated
         self._cache: dict[tuple[str, int], Utterance] = {}
-        self._pool = None
+        self._worker: _Worker | None = None
 
     def say(self, text: str, voice_index: int) -> Utterance:
         """Utterance of ``text`` by ``voices[voice_index]`` (synthesised once, then reused)."""
@@ -275,12 +328,9 @@ class Speaker:
         if key not in self._cache:
             voice = self.voices[voice_index]
             if self.isolated:
-                if self._pool is None:
-                    import multiprocessing
-                    from concurrent.futures import ProcessPoolExecutor
-
-                    self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-                self._cache[key] = self._pool.submit(_synthesize_job, text, voice, self.sfreq).result()
+                if self._worker is None:
+                    self._worker = _Worker()
+                self._cache[key] = self._worker.synthesize(text, voice, self.sfreq)
             else:
                 self._cache[key] = synthesize(text, voice, self.sfreq)
         return self._cache[key]
@@ -292,12 +342,16 @@ class Speaker:
 
     def close(self) -> None:
         """Stop the worker process (if any)."""
-        if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
 
     def __enter__(self) -> Speaker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+if __name__ == "__main__":
+    _serve()
