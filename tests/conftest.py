@@ -24,14 +24,14 @@ def write_block(folder: Path, name: str, start: dt.datetime, duration: float = 6
     n = int(round(duration * sfreq))
     audio_duration = duration if audio_duration is None else audio_duration
     n_audio = int(round(audio_duration * audio_sfreq))
-    # audio: noise bursts with a slow random envelope
-    env_rate = 50
+    # audio: noise bursts switched on and off every 0.5 s at random
+    env_rate = 2
     env = np.repeat(rng.random(int(np.ceil(audio_duration * env_rate)) + 1) > 0.5, audio_sfreq // env_rate)[:n_audio]
     audio = (0.3 * env * rng.standard_normal(n_audio) + 0.01 * rng.standard_normal(n_audio)).astype(np.float32)
     t_brain = np.arange(n) / sfreq
     env_brain = np.interp(t_brain, np.arange(n_audio) / audio_sfreq, env.astype(float)) if n_audio else 0 * t_brain
     data = 20e-6 * rng.standard_normal((len(NEURAL) + 2, n))
-    data[:4] += 40e-6 * env_brain
+    data[:4] += 40e-6 * np.array([1.0, 0.6, 0.3, 0.0])[:, None] * env_brain  # graded: survives bipolar
     data[len(NEURAL)] = 1e-3 * (np.sin(2 * np.pi * 1.1 * t_brain) > 0.99)  # EKG-like
     data[len(NEURAL) + 1] = 0.5 * (t_brain > duration / 2)  # DC step
     data[:len(NEURAL)] += 30e-6 * np.sin(2 * np.pi * 60 * t_brain)

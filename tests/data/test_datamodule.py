@@ -1,0 +1,63 @@
+import datetime as dt
+
+import pytest
+import torch
+from conftest import T0, write_block, write_table
+
+from ieegfm.config import load_config
+from ieegfm.data import ShardDataModule
+from ieegfm.errors import InputError
+from ieegfm.shards.pack import pack
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("dm")
+    rows = []
+    for i in range(5):
+        start = T0 + dt.timedelta(seconds=90 * i)
+        ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=90, seed=i)
+        rows.append(("01", "day1", ieeg, wav, start))
+    table = write_table(tmp / "d", rows)
+    pack(load_config("pack", overrides=[f"recordings={table}", f"out={tmp / 's'}", "split.val=0.2", "split.test=0.2",
+                                        "chunk_s=15", "samples_per_shard=3"]))
+    return tmp / "s"
+
+
+def _keys(loader):
+    return [k for batch in loader for k in batch["key"]]
+
+
+def test_eval_windows_fixed_nonoverlapping_and_counted(shards):
+    dm = ShardDataModule(shards, batch_size=7)
+    batches = list(dm.val_dataloader())
+    assert batches[0]["brain"].shape == (7, 6, 120) and batches[0]["audio"].shape == (7, 40, 120)
+    assert batches[0]["brain"].dtype == torch.float32 and batches[0]["subject"].tolist() == [0] * 7
+    keys = _keys(dm.val_dataloader())
+    assert len(keys) == len(set(keys)) == dm.n_windows("val")
+    assert keys == _keys(dm.val_dataloader())  # same windows every time
+
+
+def test_train_epochs_have_equal_length_and_seeded_shuffles(shards):
+    dm = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=3)
+    loader = dm.train_dataloader()
+    expected = dm.n_windows("train") // 4
+    first = _keys(loader)
+    assert len(first) == 4 * expected == 4 * loader.num_batches
+    again = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=3)
+    assert _keys(again.train_dataloader()) == first  # same seed, same epoch -> same order
+    dm.set_epoch(1)
+    second = _keys(dm.train_dataloader())
+    assert second != first and len(second) == len(first)
+    other = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=4)
+    assert _keys(other.train_dataloader()) != first
+
+
+def test_resampled_mode_gives_requested_epoch_length(shards):
+    dm = ShardDataModule(shards, batch_size=4, resampled=True, samples_per_epoch=40)
+    assert len(_keys(dm.train_dataloader())) == 40
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(InputError, match="no manifest.json"):
+        ShardDataModule(tmp_path)
