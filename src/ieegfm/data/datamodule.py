@@ -136,11 +136,16 @@ class ShardDataModule(L.LightningDataModule):
         return loader
 
     def eval_dataloader(self, split: str) -> wds.WebLoader:
-        """Fixed non-overlapping windows of ``split``, in shard order (split by node when distributed)."""
+        """Fixed non-overlapping windows of ``split``, in shard order.
+
+        Every rank reads all windows of the split: retrieval needs all candidates anyway, every rank then runs
+        the same number of validation steps (DDP synchronises buffers in each forward; uneven ranks hang), and
+        the metrics are identical on all ranks without a gather.
+        """
         urls = self.urls(split)
         if not urls:
             raise InputError(f"shards={self.root}: no {split!r} shards (see manifest.json 'splits')")
-        stages = [wds.SimpleShardList(urls), wds.split_by_node, wds.split_by_worker,
+        stages = [wds.SimpleShardList(urls),
                   wds.tarfile_to_samples(handler=self.corrupt), wds.map(decode_sample, handler=self.corrupt),
                   SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
                   wds.batched(self.batch_size, collation_fn=collate, partial=True)]

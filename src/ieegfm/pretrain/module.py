@@ -6,7 +6,6 @@ import math
 
 import lightning as L
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from ieegfm.evaluation.retrieval import retrieval_metrics
@@ -46,7 +45,7 @@ class ContrastivePretraining(L.LightningModule):
 
     Notes
     -----
-    Validation embeds every validation window, gathers them from all ranks and logs the retrieval metrics
+    Validation embeds every validation window (on every rank) and logs the retrieval metrics
     (``val/mean_relative_rank`` etc., see :func:`ieegfm.evaluation.retrieval.retrieval_metrics`) with the
     number of candidates.
     """
@@ -84,12 +83,8 @@ class ContrastivePretraining(L.LightningModule):
         self._val.append((out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu()))
 
     def on_validation_epoch_end(self) -> None:
-        parts = self._val
+        parts = self._val  # every rank embedded every validation window (see ShardDataModule.eval_dataloader)
         self._val = []
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            gathered: list = [None] * dist.get_world_size()
-            dist.all_gather_object(gathered, parts)
-            parts = [p for rank_parts in gathered for p in rank_parts]
         if not parts:
             return
         brain = torch.cat([p[0] for p in parts])
