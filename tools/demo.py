@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
+    import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
+
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore")

@@ -73,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if not args.verbose:
+        if args.command in ("pretrain", "evaluate"):
+            import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
