@@ -14,10 +14,15 @@ from ieegfm.simulate import simulate
 @pytest.fixture(scope="module")
 def packed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gt")
-    tsv = simulate(load_config("simulate", overrides=[f"out={tmp / 'data'}", "hours=0.15", "days=1",
-                                                      "block_minutes=3", "seed=1"]))
-    pack(load_config("pack", overrides=[f"recordings={tsv}", f"out={tmp / 's'}", "split.val=0", "split.test=0",
-                                        "audio.n_mels=16"]))
+    tsv = simulate(
+        load_config("simulate", overrides=[f"out={tmp / 'data'}", "hours=0.15", "days=1", "block_minutes=3", "seed=1"])
+    )
+    pack(
+        load_config(
+            "pack",
+            overrides=[f"recordings={tsv}", f"out={tmp / 's'}", "split.val=0", "split.test=0", "audio.n_mels=16"],
+        )
+    )
     truth = json.loads((tmp / "data" / "truth.json").read_text())
     samples = list(wds.WebDataset(sorted(str(p) for p in (tmp / "s").glob("*.tar")), shardshuffle=False).decode())
     return truth, samples

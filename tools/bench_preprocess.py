@@ -16,9 +16,7 @@ import numpy as np
 from ieegfm.preprocess import StreamingPreprocessor
 
 
-def main(
-    n_chans: int = 64, sfreq: float = 2048.0, duration_s: float = 300.0, chunk_s: float = 60.0
-):
+def main(n_chans: int = 64, sfreq: float = 2048.0, duration_s: float = 300.0, chunk_s: float = 60.0):
     rng = np.random.default_rng(0)
     n_times = int(duration_s * sfreq)
     spec = np.fft.rfft(rng.standard_normal((n_chans, n_times)), axis=1)
@@ -44,10 +42,7 @@ def main(
     t_mne = time.perf_counter() - t0
 
     n = min(ours.shape[1], ref.shape[1])
-    band = [
-        mne.filter.filter_data(a[:, :n].astype(float), 40.0, 0.5, 18.0, verbose=False)
-        for a in (ours, ref)
-    ]
+    band = [mne.filter.filter_data(a[:, :n].astype(float), 40.0, 0.5, 18.0, verbose=False) for a in (ours, ref)]
     sl = slice(400, n - 400)
     corr = np.mean([np.corrcoef(a, b)[0, 1] for a, b in zip(band[0][:, sl], band[1][:, sl])])
     print(f"{n_chans} ch x {sfreq:g} Hz x {duration_s:g} s, chunks of {chunk_s:g} s")

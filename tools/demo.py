@@ -32,8 +32,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-steps", type=int, default=400, help="pretraining steps per model")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
 
     for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
@@ -48,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
     try:
         t = time.perf_counter()
-        tsv = simulate(load_config("simulate", overrides=[f"out={out / 'data'}", f"hours={args.hours}", "days=2",
-                                                         f"seed={args.seed}"]))
+        tsv = simulate(
+            load_config(
+                "simulate", overrides=[f"out={out / 'data'}", f"hours={args.hours}", "days=2", f"seed={args.seed}"]
+            )
+        )
         timings["simulate"] = time.perf_counter() - t
         t = time.perf_counter()
         pack(load_config("pack", overrides=[f"recordings={tsv}", f"out={out / 'shards'}", "audio.features=logmel"]))
@@ -58,22 +62,47 @@ def main(argv: list[str] | None = None) -> int:
         for encoder, pooling in MODELS:
             name = f"{encoder}-{pooling}"
             t = time.perf_counter()
-            ckpt = pretrain(load_config("pretrain", overrides=[
-                f"shards={out / 'shards'}", f"out={out / 'runs' / name}", f"seed={args.seed}",
-                f"model.encoder={encoder}", f"model.pooling={pooling}", f"trainer.max_steps={args.max_steps}",
-                "trainer.accelerator=cpu", "trainer.enable_progress_bar=false"]))
+            ckpt = pretrain(
+                load_config(
+                    "pretrain",
+                    overrides=[
+                        f"shards={out / 'shards'}",
+                        f"out={out / 'runs' / name}",
+                        f"seed={args.seed}",
+                        f"model.encoder={encoder}",
+                        f"model.pooling={pooling}",
+                        f"trainer.max_steps={args.max_steps}",
+                        "trainer.accelerator=cpu",
+                        "trainer.enable_progress_bar=false",
+                    ],
+                )
+            )
             timings[f"pretrain {name}"] = time.perf_counter() - t
-            rows.append(evaluate(load_config("evaluate", overrides=[
-                f"ckpt={ckpt}", f"shards={out / 'shards'}", "split=test", f"out={out / 'runs' / name / 'test.json'}"])))
+            rows.append(
+                evaluate(
+                    load_config(
+                        "evaluate",
+                        overrides=[
+                            f"ckpt={ckpt}",
+                            f"shards={out / 'shards'}",
+                            "split=test",
+                            f"out={out / 'runs' / name / 'test.json'}",
+                        ],
+                    )
+                )
+            )
     except IeegfmError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
     table = summary_table(rows)
     manifest = json.loads((out / "shards" / "manifest.json").read_text())
     hours = {k: round(v["hours"], 2) for k, v in manifest["splits"].items()}
-    text = (f"# ieegfm demo ({args.hours} h simulated over 2 days, log-mel targets, {args.max_steps} steps/model)\n\n"
-            f"Packed hours per split: {hours}\n\n{table}\n\nTimings (s): "
-            + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()) + f"; total {sum(timings.values()):.0f}\n")
+    text = (
+        f"# ieegfm demo ({args.hours} h simulated over 2 days, log-mel targets, {args.max_steps} steps/model)\n\n"
+        f"Packed hours per split: {hours}\n\n{table}\n\nTimings (s): "
+        + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
+        + f"; total {sum(timings.values()):.0f}\n"
+    )
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({"rows": rows, "timings_s": timings, "hours": hours}, indent=1))
     print("\n" + text)

@@ -47,8 +47,20 @@ def run_evaluate(cfg) -> None:
 
     metrics = evaluate(cfg)
     print(summary_table([metrics]))
-    print(json.dumps({k: metrics[k] for k in ("mean_relative_rank", "top1_accuracy", "top10_accuracy",
-                                               "n_candidates", "shuffled_mean_relative_rank")}))
+    print(
+        json.dumps(
+            {
+                k: metrics[k]
+                for k in (
+                    "mean_relative_rank",
+                    "top1_accuracy",
+                    "top10_accuracy",
+                    "n_candidates",
+                    "shuffled_mean_relative_rank",
+                )
+            }
+        )
+    )
 
 
 RUNNERS = {"simulate": run_simulate, "pack": run_pack, "pretrain": run_pretrain, "evaluate": run_evaluate}
@@ -58,9 +70,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ieegfm", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, help_ in COMMANDS.items():
-        p = sub.add_parser(name, help=help_, description=help_,
-                           formatter_class=argparse.RawDescriptionHelpFormatter,
-                           epilog="config keys (override with key=value):\n" + describe(name))
+        p = sub.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="config keys (override with key=value):\n" + describe(name),
+        )
         p.add_argument("--config", help="YAML file merged over the defaults (see configs/)")
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="OmegaConf dotlist overrides")
@@ -70,8 +86,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``ieegfm`` console script."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
     if not args.verbose:
         if args.command in ("pretrain", "evaluate"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)

@@ -41,12 +41,28 @@ class SimulateConfig:
     contacts_per_shaft: int = field(default=8, metadata={"help": "contacts per shaft"})
     responsive_fraction: float = field(default=0.4, metadata={"help": "fraction of contacts driven by the audio"})
     line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz)"})
-    snr: float = field(default=1.0, metadata={"help": "std of the audio-driven response / std of the background in 0.5-20 Hz"})
+    snr: float = field(
+        default=1.0, metadata={"help": "std of the audio-driven response / std of the background in 0.5-20 Hz"}
+    )
     start: str = field(default="2026-03-02T08:00:00", metadata={"help": "wall-clock start of the first block (UTC)"})
-    day_shift_hours: float | None = field(default=None, metadata={"help": "each day starts this many hours (h) later in the clock than the previous one; default -hours/days (days tile the clock backwards from `start`, so both day and night are recorded)"})
-    speech_fraction_day: float = field(default=0.55, metadata={"help": "target fraction of time with speech in daytime blocks (08:00-22:00)"})
-    speech_fraction_night: float = field(default=0.12, metadata={"help": "target fraction of time with speech in night blocks"})
-    hg_snr: float = field(default=3.0, metadata={"help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"})
+    day_shift_hours: float | None = field(
+        default=None,
+        metadata={
+            "help": "each day starts this many hours (h) later in the clock than the previous one; default -hours/days (days tile the clock backwards from `start`, so both day and night are recorded)"
+        },
+    )
+    speech_fraction_day: float = field(
+        default=0.55, metadata={"help": "target fraction of time with speech in daytime blocks (08:00-22:00)"}
+    )
+    speech_fraction_night: float = field(
+        default=0.12, metadata={"help": "target fraction of time with speech in night blocks"}
+    )
+    hg_snr: float = field(
+        default=3.0,
+        metadata={
+            "help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"
+        },
+    )
     prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
 
 
@@ -58,14 +74,19 @@ class SimulateConfig:
 class PreprocessConfig:
     """Streaming iEEG preprocessing (arXiv 2512.15830 defaults)."""
 
-    line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz); harmonics below Nyquist are notched too; 0 disables"})
+    line_freq: float = field(
+        default=60.0,
+        metadata={"help": "power-line frequency (Hz); harmonics below Nyquist are notched too; 0 disables"},
+    )
     l_freq: float = field(default=0.05, metadata={"help": "high-pass edge (Hz); 0 disables"})
     h_freq: float = field(default=50.0, metadata={"help": "low-pass edge (Hz); capped below the output Nyquist"})
     sfreq: float = field(default=40.0, metadata={"help": "output sampling rate (Hz)"})
     montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
     chunk_s: float = field(default=60.0, metadata={"help": "length of one streaming read (s); bounds memory"})
     clamp: float = field(default=20.0, metadata={"help": "clamp robust-scaled values at +-clamp"})
-    flat_threshold: float = field(default=1e-9, metadata={"help": "a channel whose std is below this (V) is flat and dropped"})
+    flat_threshold: float = field(
+        default=1e-9, metadata={"help": "a channel whose std is below this (V) is flat and dropped"}
+    )
 
 
 @dataclass
@@ -87,7 +108,9 @@ class SplitConfig:
 
     val: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for validation"})
     test: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for test"})
-    guard_s: float | None = field(default=None, metadata={"help": "guard gap at split boundaries (s); default window_s + audio context"})
+    guard_s: float | None = field(
+        default=None, metadata={"help": "guard gap at split boundaries (s); default window_s + audio context"}
+    )
     window_s: float = field(default=3.0, metadata={"help": "training window length (s), used for the guard gap"})
 
 
@@ -117,7 +140,9 @@ class DataConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process"})
     shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
     resampled: bool = field(default=False, metadata={"help": "sample shards with replacement (infinite stream)"})
-    samples_per_epoch: int | None = field(default=None, metadata={"help": "windows per epoch (all ranks); default from sizes.json"})
+    samples_per_epoch: int | None = field(
+        default=None, metadata={"help": "windows per epoch (all ranks); default from sizes.json"}
+    )
 
 
 @dataclass
@@ -198,8 +223,11 @@ SCHEMAS: dict[str, type] = {
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "pack": {"preprocess.montage": ("bipolar", "average", "none"), "audio.features": ("logmel", "wav2vec2")},
-    "pretrain": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none"),
-                 "loss.name": ("clip",)},
+    "pretrain": {
+        "model.encoder": ("conv_attention", "linear"),
+        "model.pooling": ("mean", "none"),
+        "loss.name": ("clip",),
+    },
     "evaluate": {"split": ("train", "val", "test")},
 }
 
@@ -246,8 +274,9 @@ def load_config(command: str, config_file: str | Path | None = None, overrides: 
         try:
             cfg = OmegaConf.merge(cfg, src)
         except ConfigKeyError as err:
-            raise ConfigError(f"{where}: unknown config key {err.full_key!r} for `ieegfm {command}` "
-                              f"(see `ieegfm {command} --help`)") from None
+            raise ConfigError(
+                f"{where}: unknown config key {err.full_key!r} for `ieegfm {command}` (see `ieegfm {command} --help`)"
+            ) from None
         except OmegaConfBaseException as err:
             key = getattr(err, "full_key", None)
             msg = str(err).splitlines()[0]
@@ -269,8 +298,9 @@ def describe(command: str) -> str:
     def walk(schema: type, prefix: str) -> None:
         for f in dataclasses.fields(schema):
             key = prefix + f.name
-            if dataclasses.is_dataclass(f.type) or (isinstance(f.default_factory, type)
-                                                    and dataclasses.is_dataclass(f.default_factory)):
+            if dataclasses.is_dataclass(f.type) or (
+                isinstance(f.default_factory, type) and dataclasses.is_dataclass(f.default_factory)
+            ):
                 walk(f.default_factory, key + ".")  # type: ignore[arg-type]
                 continue
             default = "(required)" if f.default is MISSING else repr(f.default)

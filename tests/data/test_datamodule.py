@@ -19,8 +19,19 @@ def shards(tmp_path_factory):
         ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=90, seed=i)
         rows.append(("01", "day1", ieeg, wav, start))
     table = write_table(tmp / "d", rows)
-    pack(load_config("pack", overrides=[f"recordings={table}", f"out={tmp / 's'}", "split.val=0.2", "split.test=0.2",
-                                        "chunk_s=15", "samples_per_shard=3"]))
+    pack(
+        load_config(
+            "pack",
+            overrides=[
+                f"recordings={table}",
+                f"out={tmp / 's'}",
+                "split.val=0.2",
+                "split.test=0.2",
+                "chunk_s=15",
+                "samples_per_shard=3",
+            ],
+        )
+    )
     return tmp / "s"
 
 

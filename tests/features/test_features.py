@@ -11,8 +11,15 @@ from ieegfm.io.audio import read_segment
 def tiny_wav2vec2(tmp_path_factory):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=24,
-                         conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    cfg = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=24,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+    )
     folder = tmp_path_factory.mktemp("w2v")
     import torch
 
@@ -34,7 +41,7 @@ def test_logmel_tone_lands_in_the_right_band():
 def test_targets_follow_an_onset_at_the_right_time(tmp_path):
     sfreq = 16000
     audio = np.zeros(10 * sfreq, np.float32)
-    audio[int(6.0 * sfreq):] = 0.5 * np.random.default_rng(0).standard_normal(4 * sfreq)
+    audio[int(6.0 * sfreq) :] = 0.5 * np.random.default_rng(0).standard_normal(4 * sfreq)
     path = tmp_path / "a.wav"
     sf.write(path, audio, 22050 if False else sfreq)
     times = np.arange(400) / 40.0
@@ -58,8 +65,8 @@ def test_wav2vec2_layer_features_from_local_folder(tiny_wav2vec2):
     feats, times = w.compute(np.random.default_rng(0).standard_normal(32000).astype(np.float32))
     assert feats.shape == (16, 99) and w.n_features == 16
     assert times[0] == pytest.approx(0.0125) and np.allclose(np.diff(times), 0.02)
-    from transformers import Wav2Vec2Model
     import torch
+    from transformers import Wav2Vec2Model
 
     ref = Wav2Vec2Model.from_pretrained(tiny_wav2vec2).eval()
     x = torch.from_numpy(np.random.default_rng(0).standard_normal(32000).astype(np.float32))[None]

@@ -215,9 +215,7 @@ def _ddp_worker(rank, world, port, out_path):
     import torch.distributed as dist
 
     torch.set_num_threads(1)
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
-    )
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         x, subject, audio_mean, audio_seq = _global_data()
         local = slice(rank * GLOBAL_BATCH // world, (rank + 1) * GLOBAL_BATCH // world)
@@ -282,9 +280,7 @@ def test_ddp_global_negatives_match_single_process(tmp_path):
             assert set(got["grads"]) == set(ref_grads)
             assert "loss.logit_scale" in ref_grads
             for key, ref in ref_grads.items():
-                torch.testing.assert_close(
-                    got["grads"][key], ref, atol=1e-5, rtol=0, msg=f"{name}: {key}"
-                )
+                torch.testing.assert_close(got["grads"][key], ref, atol=1e-5, rtol=0, msg=f"{name}: {key}")
         assert "same local batch size" in results["unequal_error"]
         assert "[3, 2]" in results["unequal_error"]
     print(f"DDP test: {elapsed:.1f} s for 2 gloo processes")

@@ -92,10 +92,7 @@ def test_agrees_with_mne():
     raw.resample(40.0, method="polyphase", verbose="error")
     ref = raw.get_data()
     assert ref.shape == out.shape
-    band = [
-        mne.filter.filter_data(a.astype(float), 40.0, 0.5, 18.0, verbose="error")
-        for a in (out, ref)
-    ]
+    band = [mne.filter.filter_data(a.astype(float), 40.0, 0.5, 18.0, verbose="error") for a in (out, ref)]
     sl = slice(5 * 40, -5 * 40)
     for a, b in zip(band[0][:, sl], band[1][:, sl]):
         assert np.corrcoef(a, b)[0, 1] >= 0.99

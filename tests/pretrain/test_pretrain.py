@@ -15,8 +15,16 @@ from ieegfm.evaluation.evaluate import embed_split, load_encoder
 from ieegfm.evaluation.retrieval import retrieval_metrics
 from ieegfm.shards.pack import pack
 
-TINY = ["model.hidden=32", "model.depth=2", "model.projected_chans=16", "data.batch_size=16", "optim.lr=3e-3",
-        "optim.warmup_steps=5", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+TINY = [
+    "model.hidden=32",
+    "model.depth=2",
+    "model.projected_chans=16",
+    "data.batch_size=16",
+    "optim.lr=3e-3",
+    "optim.warmup_steps=5",
+    "trainer.enable_progress_bar=false",
+    "trainer.accelerator=cpu",
+]
 
 
 @pytest.fixture(scope="module")
@@ -28,15 +36,38 @@ def shards(tmp_path_factory):
         ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=120, seed=i)
         rows.append(("01", "day1", ieeg, wav, start))
     table = write_table(tmp / "d", rows)
-    pack(load_config("pack", overrides=[f"recordings={table}", f"out={tmp / 's'}", "split.val=0.2", "split.test=0.2",
-                                        "chunk_s=30", "audio.n_mels=8"]))
+    pack(
+        load_config(
+            "pack",
+            overrides=[
+                f"recordings={table}",
+                f"out={tmp / 's'}",
+                "split.val=0.2",
+                "split.test=0.2",
+                "chunk_s=30",
+                "audio.n_mels=8",
+            ],
+        )
+    )
     return tmp / "s"
 
 
 def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_path):
     run = tmp_path / "run"
-    assert main(["pretrain", f"shards={shards}", f"out={run}", "trainer.max_steps=120",
-                 "trainer.val_check_interval=60", "model.pooling=none", *TINY]) == 0
+    assert (
+        main(
+            [
+                "pretrain",
+                f"shards={shards}",
+                f"out={run}",
+                "trainer.max_steps=120",
+                "trainer.val_check_interval=60",
+                "model.pooling=none",
+                *TINY,
+            ]
+        )
+        == 0
+    )
     assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
     assert list((run / "tb").glob("events.out.tfevents.*"))
     summary = json.loads((run / "summary.json").read_text())
@@ -44,8 +75,13 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
     assert summary["global_step"] == 120
     assert main(["evaluate", f"ckpt={ckpt}", f"shards={shards}", "split=test", f"out={tmp_path / 'm.json'}"]) == 0
     m = json.loads((tmp_path / "m.json").read_text())
-    assert {"mean_relative_rank", "top1_accuracy", "top10_accuracy", "n_candidates",
-            "shuffled_mean_relative_rank"} <= set(m)
+    assert {
+        "mean_relative_rank",
+        "top1_accuracy",
+        "top10_accuracy",
+        "n_candidates",
+        "shuffled_mean_relative_rank",
+    } <= set(m)
     assert (tmp_path / "m.png").stat().st_size > 1000
     # the first shaft follows the audio envelope: the model must beat chance, the control must not
     assert m["mean_relative_rank"] < 0.3, m
@@ -54,8 +90,10 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
 
 def test_untrained_encoder_is_at_chance(shards, tmp_path):
     """Control: the same evaluation on a randomly initialised encoder sits near 0.5."""
-    assert main(["pretrain", f"shards={shards}", f"out={tmp_path / 'r0'}", "trainer.max_steps=1", "optim.lr=1e-12",
-                 *TINY]) == 0
+    assert (
+        main(["pretrain", f"shards={shards}", f"out={tmp_path / 'r0'}", "trainer.max_steps=1", "optim.lr=1e-12", *TINY])
+        == 0
+    )
     encoder, cfg = load_encoder(json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"])
     dm = ShardDataModule(shards, batch_size=64)
     brain, audio, _ = embed_split(encoder, dm, "test")
@@ -67,9 +105,20 @@ def test_untrained_encoder_is_at_chance(shards, tmp_path):
 def test_ddp_two_processes_on_cpu(shards, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "ieegfm", "pretrain", f"shards={shards}", f"out={run}", "trainer.max_steps=6",
-           "trainer.val_check_interval=6", "trainer.devices=2", "trainer.strategy=ddp", "trainer.log_every_n_steps=1",
-           *TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "ieegfm",
+        "pretrain",
+        f"shards={shards}",
+        f"out={run}",
+        "trainer.max_steps=6",
+        "trainer.val_check_interval=6",
+        "trainer.devices=2",
+        "trainer.strategy=ddp",
+        "trainer.log_every_n_steps=1",
+        *TINY,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((run / "summary.json").read_text())

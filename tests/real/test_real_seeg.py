@@ -32,8 +32,9 @@ def table(tmp_path_factory):
             break
     sf.write(tmp / "ambient.wav", np.concatenate(pieces), sfreq)
     start = raw.info["meas_date"].astimezone(dt.timezone.utc)
-    (tmp / "recordings.tsv").write_text("subject\tsession\tieeg\taudio\tstart_time\n"
-                                        f"real\t1\t{EDF}\tambient.wav\t{start.isoformat()}\n")
+    (tmp / "recordings.tsv").write_text(
+        f"subject\tsession\tieeg\taudio\tstart_time\nreal\t1\t{EDF}\tambient.wav\t{start.isoformat()}\n"
+    )
     return tmp / "recordings.tsv"
 
 
@@ -43,8 +44,11 @@ def _decode(out):
 
 def test_real_edf_packs_to_documented_shards(table, tmp_path):
     out = tmp_path / "s"
-    manifest = json.loads(pack(load_config("pack", overrides=[
-        f"recordings={table}", f"out={out}", "split.val=0", "split.test=0"])).read_text())
+    manifest = json.loads(
+        pack(
+            load_config("pack", overrides=[f"recordings={table}", f"out={out}", "split.val=0", "split.test=0"])
+        ).read_text()
+    )
     samples = _decode(out)
     assert len(samples) == 1
     s = samples[0]
@@ -60,15 +64,27 @@ def test_real_edf_packs_to_documented_shards(table, tmp_path):
 def test_real_line_noise_attenuated_by_20_db(table, tmp_path):
     """At an output rate that can represent 60 Hz, the notch removes >= 20 dB of line noise."""
     out = tmp_path / "s"
-    pack(load_config("pack", overrides=[f"recordings={table}", f"out={out}", "split.val=0", "split.test=0",
-                                        "preprocess.sfreq=250", "preprocess.h_freq=100", "preprocess.montage=none"]))
+    pack(
+        load_config(
+            "pack",
+            overrides=[
+                f"recordings={table}",
+                f"out={out}",
+                "split.val=0",
+                "split.test=0",
+                "preprocess.sfreq=250",
+                "preprocess.h_freq=100",
+                "preprocess.montage=none",
+            ],
+        )
+    )
     s = _decode(out)[0]
     names = s["json"]["ch_names"]
     raw = mne.io.read_raw_edf(EDF, preload=True, verbose="error").pick(names)
     edge = 2.0  # skip filter edges
 
     def line_ratio(x, sfreq):
-        x = x[:, int(edge * sfreq): x.shape[1] - int(edge * sfreq)]
+        x = x[:, int(edge * sfreq) : x.shape[1] - int(edge * sfreq)]
         f, p = welch(x, fs=sfreq, nperseg=int(4 * sfreq), axis=-1)
         line = p[:, (f > 59.5) & (f < 60.5)].sum(1)
         ref = p[:, (f > 20) & (f < 40)].sum(1)

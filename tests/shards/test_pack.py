@@ -95,8 +95,9 @@ def test_same_input_same_bytes_and_rerun_after_interruption(recordings, tmp_path
     assert any(n.endswith(".tar.tmp") for n in left)  # the unfinished shard does not look complete
     monkeypatch.setattr(pack_mod.ShardWriter, "write", real_write)
     b = json.loads(pack(_cfg(recordings, tmp_path / "b")).read_text())
-    assert [s["sha256"] for sp in ("train", "val", "test") for s in a["shards"][sp]] == \
-           [s["sha256"] for sp in ("train", "val", "test") for s in b["shards"][sp]]
+    assert [s["sha256"] for sp in ("train", "val", "test") for s in a["shards"][sp]] == [
+        s["sha256"] for sp in ("train", "val", "test") for s in b["shards"][sp]
+    ]
     assert not list((tmp_path / "b").glob("*.tmp"))
 
 
@@ -105,12 +106,29 @@ def test_wav2vec2_targets_from_a_saved_tiny_model(recordings, tmp_path):
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
     torch.manual_seed(0)
-    cfg = Wav2Vec2Config(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=24,
-                         conv_dim=(8,) * 7, num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2)
+    cfg = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        intermediate_size=24,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+    )
     Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
     out = tmp_path / "shards"
-    manifest = json.loads(pack(_cfg(recordings, out, "audio.features=wav2vec2", f"audio.model={tmp_path / 'w2v'}",
-                                    "audio.layer=2", "audio.chunk_s=10")).read_text())
+    manifest = json.loads(
+        pack(
+            _cfg(
+                recordings,
+                out,
+                "audio.features=wav2vec2",
+                f"audio.model={tmp_path / 'w2v'}",
+                "audio.layer=2",
+                "audio.chunk_s=10",
+            )
+        ).read_text()
+    )
     assert manifest["n_features"] == 16 and manifest["audio"]["layer"] == 2
     assert manifest["guard_s"] == pytest.approx(3.0 + 10.0)  # window + the model's context
     assert _samples(out)[0]["audio.npy"].shape[0] == 16
@@ -149,8 +167,15 @@ def test_flat_channel_dropped_nan_run_excluded(tmp_path):
     rows = []
     for i in range(3):
         start = T0 + dt.timedelta(seconds=60 * i)
-        ieeg, wav = write_block(tmp_path / "d", f"r{i}", start, flat="LH2" if i == 1 else None,
-                                nan_span=(30.0, 31.0) if i == 0 else None, fmt="fif", seed=i)
+        ieeg, wav = write_block(
+            tmp_path / "d",
+            f"r{i}",
+            start,
+            flat="LH2" if i == 1 else None,
+            nan_span=(30.0, 31.0) if i == 0 else None,
+            fmt="fif",
+            seed=i,
+        )
         rows.append(("01", "day1", ieeg, wav, start))
     table = write_table(tmp_path / "d", rows)
     out = tmp_path / "s"

@@ -8,8 +8,15 @@ def _write(folder):
     w = ShardWriter(folder, "train", samples_per_shard=2)
     rng = np.random.default_rng(0)
     for i in range(5):
-        w.write(f"k{i}", {"brain.npy": rng.standard_normal((3, 10)).astype(np.float16),
-                          "audio.npy": np.full((2, 10), i, np.float16), "json": {"i": i}}, n_windows=1)
+        w.write(
+            f"k{i}",
+            {
+                "brain.npy": rng.standard_normal((3, 10)).astype(np.float16),
+                "audio.npy": np.full((2, 10), i, np.float16),
+                "json": {"i": i},
+            },
+            n_windows=1,
+        )
     return w.close()
 
 

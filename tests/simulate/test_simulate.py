@@ -109,7 +109,7 @@ def _lagged(x: np.ndarray, lags: range) -> np.ndarray:
     cols = []
     for lag in lags:
         shifted = np.zeros_like(x)
-        shifted[:, lag:] = x[:, :x.shape[1] - lag]
+        shifted[:, lag:] = x[:, : x.shape[1] - lag]
         cols.append(shifted)
     return np.concatenate(cols).T
 
@@ -155,8 +155,9 @@ def test_responsive_contacts_follow_the_audio(tiny):
 
 
 def test_same_seed_same_bytes(tmp_path):
-    cfg = SimulateConfig(out=str(tmp_path / "a"), hours=2 / 60, days=2, block_minutes=0.5, seed=3,
-                         n_shafts=2, contacts_per_shaft=4)
+    cfg = SimulateConfig(
+        out=str(tmp_path / "a"), hours=2 / 60, days=2, block_minutes=0.5, seed=3, n_shafts=2, contacts_per_shaft=4
+    )
     tsv = simulate(cfg)  # a plain dataclass works too
     files = sorted(p for p in tsv.parent.rglob("*") if p.is_file())
     assert len(files) == 1 + 1 + 2 * 2 * 4  # table, truth, 2 days x 2 blocks x 4 files
@@ -181,8 +182,15 @@ def test_default_schedule_has_day_and_night():
     assert [b.start.hour for b in week if b.run == 1] == [8, 6, 4, 2, 0, 22, 20]
 
 
-@pytest.mark.parametrize("override, key", [("hours=0", "hours"), ("days=0", "days"), ("start=yesterday", "start"),
-                                          ("responsive_fraction=1.5", "responsive_fraction")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("hours=0", "hours"),
+        ("days=0", "days"),
+        ("start=yesterday", "start"),
+        ("responsive_fraction=1.5", "responsive_fraction"),
+    ],
+)
 def test_bad_config_names_the_key(tmp_path, override, key):
     cfg = load_config("simulate", overrides=[f"out={tmp_path}", override])
     with pytest.raises(ConfigError, match=key):

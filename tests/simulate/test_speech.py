@@ -12,7 +12,7 @@ TEXT = "The nurse will come by at nine to check your blood pressure."
 
 
 def _frame_rms(audio, sfreq, t0, t1):
-    seg = audio[int(t0 * sfreq):int(t1 * sfreq)]
+    seg = audio[int(t0 * sfreq) : int(t1 * sfreq)]
     return float(np.sqrt(np.mean(seg.astype(float) ** 2))) if seg.size else 0.0
 
 

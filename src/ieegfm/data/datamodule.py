@@ -13,8 +13,8 @@ import webdataset as wds
 from ieegfm.data.pipeline import (
     CorruptCounter,
     ResampledShardList,
-    SharedEpoch,
     ShardList,
+    SharedEpoch,
     ShuffleWindows,
     SliceWindows,
     collate,
@@ -69,9 +69,17 @@ class ShardDataModule(L.LightningDataModule):
     ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` list of str.
     """
 
-    def __init__(self, shards: str | Path, batch_size: int = 64, window_s: float = 3.0, num_workers: int = 0,
-                 shuffle_buffer: int = 1000, resampled: bool = False, samples_per_epoch: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        shards: str | Path,
+        batch_size: int = 64,
+        window_s: float = 3.0,
+        num_workers: int = 0,
+        shuffle_buffer: int = 1000,
+        resampled: bool = False,
+        samples_per_epoch: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__()
         self.root = Path(shards)
         self.manifest = read_manifest(shards)
@@ -109,9 +117,13 @@ class ShardDataModule(L.LightningDataModule):
         world, workers = self._world(), max(self.num_workers, 1)
         resampled = self.resampled
         if not resampled and len(urls) < world * workers:
-            logger.warning("%d training shards < %d ranks x %d workers: sampling shards with replacement "
-                           "(data.resampled=true) so that no rank or worker is left without data",
-                           len(urls), world, workers)
+            logger.warning(
+                "%d training shards < %d ranks x %d workers: sampling shards with replacement "
+                "(data.resampled=true) so that no rank or worker is left without data",
+                len(urls),
+                world,
+                workers,
+            )
             resampled = True
         windows = self.samples_per_epoch or self.n_windows("train")
         batches = max(windows // (self.batch_size * world), 1)
@@ -119,19 +131,29 @@ class ShardDataModule(L.LightningDataModule):
         if resampled:
             stages = [ResampledShardList(urls, self.seed, self.epoch)]
         else:
-            stages = [ShardList(urls, self.seed, self.epoch, shuffle=True, repeat=True), wds.split_by_node,
-                      wds.split_by_worker]
+            stages = [
+                ShardList(urls, self.seed, self.epoch, shuffle=True, repeat=True),
+                wds.split_by_node,
+                wds.split_by_worker,
+            ]
         stages += [
             wds.tarfile_to_samples(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
-            SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=True, seed=self.seed,
-                         epoch=self.epoch),
+            SliceWindows(
+                self.window_n, self.n_chans, self.subjects, random_offset=True, seed=self.seed, epoch=self.epoch
+            ),
             ShuffleWindows(self.shuffle_buffer, self.seed, self.epoch),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
         ]
         dataset = wds.DataPipeline(*stages).with_epoch(worker_batches)
-        loader = wds.WebLoader(dataset, batch_size=None, shuffle=False, num_workers=self.num_workers,
-                               persistent_workers=self.num_workers > 0, pin_memory=False)
+        loader = wds.WebLoader(
+            dataset,
+            batch_size=None,
+            shuffle=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=False,
+        )
         loader.num_batches = worker_batches * workers
         return loader
 
@@ -145,10 +167,13 @@ class ShardDataModule(L.LightningDataModule):
         urls = self.urls(split)
         if not urls:
             raise InputError(f"shards={self.root}: no {split!r} shards (see manifest.json 'splits')")
-        stages = [wds.SimpleShardList(urls),
-                  wds.tarfile_to_samples(handler=self.corrupt), wds.map(decode_sample, handler=self.corrupt),
-                  SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
-                  wds.batched(self.batch_size, collation_fn=collate, partial=True)]
+        stages = [
+            wds.SimpleShardList(urls),
+            wds.tarfile_to_samples(handler=self.corrupt),
+            wds.map(decode_sample, handler=self.corrupt),
+            SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
+            wds.batched(self.batch_size, collation_fn=collate, partial=True),
+        ]
         return wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, shuffle=False, num_workers=0)
 
     def val_dataloader(self) -> wds.WebLoader:

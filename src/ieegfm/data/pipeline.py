@@ -65,8 +65,9 @@ class ShardList(wds.PipelineStage):
     ends the epoch, so every rank yields the same number of batches.
     """
 
-    def __init__(self, urls: list[str], seed: int, epoch: SharedEpoch, shuffle: bool = True,
-                 repeat: bool = False) -> None:
+    def __init__(
+        self, urls: list[str], seed: int, epoch: SharedEpoch, shuffle: bool = True, repeat: bool = False
+    ) -> None:
         self.urls, self.seed, self.epoch, self.shuffle, self.repeat = list(urls), seed, epoch, shuffle, repeat
 
     def run(self) -> Iterator[dict]:
@@ -98,10 +99,12 @@ class ResampledShardList(wds.PipelineStage):
 
 def decode_sample(sample: dict) -> dict:
     """Decode ``brain.npy``, ``audio.npy`` and ``json`` members (bytes) of one shard sample."""
-    return {"__key__": sample["__key__"],
-            "brain": np.load(io.BytesIO(sample["brain.npy"]), allow_pickle=False),
-            "audio": np.load(io.BytesIO(sample["audio.npy"]), allow_pickle=False),
-            "meta": json.loads(sample["json"])}
+    return {
+        "__key__": sample["__key__"],
+        "brain": np.load(io.BytesIO(sample["brain.npy"]), allow_pickle=False),
+        "audio": np.load(io.BytesIO(sample["audio.npy"]), allow_pickle=False),
+        "meta": json.loads(sample["json"]),
+    }
 
 
 class SliceWindows:
@@ -121,8 +124,15 @@ class SliceWindows:
     epoch : SharedEpoch | None
     """
 
-    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int], random_offset: bool, seed: int = 0,
-                 epoch: SharedEpoch | None = None) -> None:
+    def __init__(
+        self,
+        window_n: int,
+        n_chans: int,
+        subjects: dict[str, int],
+        random_offset: bool,
+        seed: int = 0,
+        epoch: SharedEpoch | None = None,
+    ) -> None:
         self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
         self.random_offset, self.seed, self.epoch = random_offset, seed, epoch
 
@@ -141,9 +151,15 @@ class SliceWindows:
             audio = audio.astype(np.float32)
             subject = self.subjects[meta["subject"]]
             for i, lo in enumerate(range(offset, n - self.window_n + 1, self.window_n)):
-                yield {"brain": padded[:, lo: lo + self.window_n], "audio": audio[:, lo: lo + self.window_n],
-                       "subject": subject, "day": meta["day"], "key": f"{sample['__key__']}/{i}",
-                       "tmin": meta["tmin"] + lo / meta["sfreq"], "block": meta["block"]}
+                yield {
+                    "brain": padded[:, lo : lo + self.window_n],
+                    "audio": audio[:, lo : lo + self.window_n],
+                    "subject": subject,
+                    "day": meta["day"],
+                    "key": f"{sample['__key__']}/{i}",
+                    "tmin": meta["tmin"] + lo / meta["sfreq"],
+                    "block": meta["block"],
+                }
 
 
 class ShuffleWindows:
@@ -171,8 +187,10 @@ class ShuffleWindows:
 def collate(windows: list[dict]) -> dict:
     """Stack windows into a batch: ``brain`` (batch, n_chans, n_times), ``audio`` (batch, n_features, n_times),
     ``subject`` and ``day`` (batch,) long, ``key`` list of str."""
-    return {"brain": torch.from_numpy(np.stack([w["brain"] for w in windows])),
-            "audio": torch.from_numpy(np.stack([w["audio"] for w in windows])),
-            "subject": torch.tensor([w["subject"] for w in windows], dtype=torch.long),
-            "day": torch.tensor([w["day"] for w in windows], dtype=torch.long),
-            "key": [w["key"] for w in windows]}
+    return {
+        "brain": torch.from_numpy(np.stack([w["brain"] for w in windows])),
+        "audio": torch.from_numpy(np.stack([w["audio"] for w in windows])),
+        "subject": torch.tensor([w["subject"] for w in windows], dtype=torch.long),
+        "day": torch.tensor([w["day"] for w in windows], dtype=torch.long),
+        "key": [w["key"] for w in windows],
+    }

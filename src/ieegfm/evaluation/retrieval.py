@@ -40,11 +40,11 @@ def retrieval_ranks(brain: torch.Tensor, audio: torch.Tensor, block: int = 4096)
     b, a = _flat_normalised(brain), _flat_normalised(audio)
     ranks = torch.empty(len(b), dtype=torch.float64)
     for i in range(0, len(b), block):
-        sim = b[i: i + block] @ a.T
+        sim = b[i : i + block] @ a.T
         true = sim[torch.arange(len(sim)), torch.arange(i, i + len(sim))].unsqueeze(1)
         greater = (sim > true).sum(1).double()
         ties = (sim == true).sum(1).double() - 1
-        ranks[i: i + block] = greater + 0.5 * ties
+        ranks[i : i + block] = greater + 0.5 * ties
     return ranks
 
 

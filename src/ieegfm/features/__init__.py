@@ -4,8 +4,14 @@ from ieegfm.features.base import AudioFeatureExtractor, interpolation_weights, t
 from ieegfm.features.logmel import LogMel
 from ieegfm.features.wav2vec2 import Wav2Vec2Features
 
-__all__ = ["AudioFeatureExtractor", "LogMel", "Wav2Vec2Features", "build_extractor", "interpolation_weights",
-           "targets_at"]
+__all__ = [
+    "AudioFeatureExtractor",
+    "LogMel",
+    "Wav2Vec2Features",
+    "build_extractor",
+    "interpolation_weights",
+    "targets_at",
+]
 
 
 def build_extractor(audio_cfg) -> AudioFeatureExtractor:
@@ -13,6 +19,11 @@ def build_extractor(audio_cfg) -> AudioFeatureExtractor:
     if audio_cfg.features == "logmel":
         return LogMel(n_mels=audio_cfg.n_mels, sfreq=audio_cfg.sfreq, chunk_s=audio_cfg.chunk_s)
     if audio_cfg.features == "wav2vec2":
-        return Wav2Vec2Features(audio_cfg.model, layer=audio_cfg.layer, sfreq=audio_cfg.sfreq,
-                                chunk_s=audio_cfg.chunk_s, device=audio_cfg.device)
+        return Wav2Vec2Features(
+            audio_cfg.model,
+            layer=audio_cfg.layer,
+            sfreq=audio_cfg.sfreq,
+            chunk_s=audio_cfg.chunk_s,
+            device=audio_cfg.device,
+        )
     raise ValueError(f"audio.features={audio_cfg.features!r}: expected 'logmel' or 'wav2vec2'")

@@ -70,8 +70,9 @@ def interpolation_weights(src_times: np.ndarray, dst_times: np.ndarray) -> tuple
     return idx, np.clip(w, 0.0, 1.0)
 
 
-def targets_at(extractor: AudioFeatureExtractor, path: str | Path, times: np.ndarray, out: np.ndarray,
-               chunk_s: float) -> np.ndarray:
+def targets_at(
+    extractor: AudioFeatureExtractor, path: str | Path, times: np.ndarray, out: np.ndarray, chunk_s: float
+) -> np.ndarray:
     """Audio features at arbitrary times of an audio file, computed chunk by chunk.
 
     The audio is cut into consecutive ``chunk_s`` segments (the model's context, 30 s for wav2vec 2.0 as in

@@ -44,26 +44,33 @@ class Wav2Vec2Features:
 
     name = "wav2vec2"
 
-    def __init__(self, model: str | Path | None, layer: int = 19, sfreq: int = 16000, chunk_s: float = 30.0,
-                 device: str = "cpu") -> None:
+    def __init__(
+        self, model: str | Path | None, layer: int = 19, sfreq: int = 16000, chunk_s: float = 30.0, device: str = "cpu"
+    ) -> None:
         from transformers import Wav2Vec2Model
 
         if not model:
-            raise ConfigError("audio.model: audio.features=wav2vec2 needs audio.model=DIR, a local folder "
-                              "written by Wav2Vec2Model.save_pretrained")
+            raise ConfigError(
+                "audio.model: audio.features=wav2vec2 needs audio.model=DIR, a local folder "
+                "written by Wav2Vec2Model.save_pretrained"
+            )
         folder = Path(model)
         if not (folder / "config.json").is_file():
-            raise ConfigError(f"audio.model={folder}: expected a folder with config.json and weights "
-                              "(Wav2Vec2Model.save_pretrained)")
+            raise ConfigError(
+                f"audio.model={folder}: expected a folder with config.json and weights (Wav2Vec2Model.save_pretrained)"
+            )
         try:
             self.model = Wav2Vec2Model.from_pretrained(folder, local_files_only=True).eval().to(device)
         except Exception as err:
-            raise ConfigError(f"audio.model={folder}: cannot load a Wav2Vec2Model ({str(err).splitlines()[0]})") \
-                from None
+            raise ConfigError(
+                f"audio.model={folder}: cannot load a Wav2Vec2Model ({str(err).splitlines()[0]})"
+            ) from None
         n_layers = self.model.config.num_hidden_layers
         if not 0 <= layer <= n_layers:
-            raise ConfigError(f"audio.layer={layer}: expected 0..{n_layers} for {folder} "
-                              f"({n_layers} transformer layers; hidden_states has {n_layers + 1} entries)")
+            raise ConfigError(
+                f"audio.layer={layer}: expected 0..{n_layers} for {folder} "
+                f"({n_layers} transformer layers; hidden_states has {n_layers + 1} entries)"
+            )
         self.model.requires_grad_(False)
         self.folder, self.layer, self.sfreq, self.chunk_s, self.device = folder, int(layer), int(sfreq), chunk_s, device
         self.n_features = int(self.model.config.hidden_size)
@@ -92,7 +99,14 @@ class Wav2Vec2Features:
 
     def config(self) -> dict:
         """JSON-able description for the manifest."""
-        return {"features": "wav2vec2", "model": str(self.folder), "layer": self.layer, "sfreq": self.sfreq,
-                "chunk_s": self.chunk_s, "hidden_size": self.n_features,
-                "hidden_states_convention": "index 0 = input to the first transformer layer",
-                "model_type": self.model.config.model_type, "num_hidden_layers": self.model.config.num_hidden_layers}
+        return {
+            "features": "wav2vec2",
+            "model": str(self.folder),
+            "layer": self.layer,
+            "sfreq": self.sfreq,
+            "chunk_s": self.chunk_s,
+            "hidden_size": self.n_features,
+            "hidden_states_convention": "index 0 = input to the first transformer layer",
+            "model_type": self.model.config.model_type,
+            "num_hidden_layers": self.model.config.num_hidden_layers,
+        }

@@ -78,14 +78,14 @@ def read_segment(path: str | Path, tmin: float, tmax: float, sfreq: int) -> np.n
         if hi > lo:
             f.seek(lo)
             x = f.read(hi - lo, dtype="float32", always_2d=True).mean(axis=1)
-            buf[lo - a: lo - a + len(x)] = x
+            buf[lo - a : lo - a + len(x)] = x
     ratio = Fraction(sfreq, src)
     y = resample_poly(buf, ratio.numerator, ratio.denominator) if ratio != 1 else buf
     # y[i] is at time a / src + i / sfreq
     first = int(round(tmin * sfreq))
     n = int(round(tmax * sfreq)) - first
     offset = int(round((tmin - a / src) * sfreq))
-    out = y[offset: offset + n]
+    out = y[offset : offset + n]
     if len(out) < n:
         out = np.pad(out, (0, n - len(out)))
     return out.astype(np.float32, copy=False)

@@ -18,9 +18,21 @@ logger = logging.getLogger(__name__)
 
 #: BIDS ``channels.tsv`` types -> MNE channel types.
 BIDS_TYPES = {
-    "SEEG": "seeg", "ECOG": "ecog", "DBS": "dbs", "EEG": "eeg", "ECG": "ecg", "EKG": "ecg", "EMG": "emg",
-    "EOG": "eog", "MISC": "misc", "TRIG": "stim", "DC": "misc", "RESP": "resp", "TEMP": "temperature",
-    "AUDIO": "misc", "OTHER": "misc",
+    "SEEG": "seeg",
+    "ECOG": "ecog",
+    "DBS": "dbs",
+    "EEG": "eeg",
+    "ECG": "ecg",
+    "EKG": "ecg",
+    "EMG": "emg",
+    "EOG": "eog",
+    "MISC": "misc",
+    "TRIG": "stim",
+    "DC": "misc",
+    "RESP": "resp",
+    "TEMP": "temperature",
+    "AUDIO": "misc",
+    "OTHER": "misc",
 }
 NEURAL_TYPES = ("seeg", "ecog", "dbs")
 _NON_NEURAL_NAMES = [
@@ -28,8 +40,10 @@ _NON_NEURAL_NAMES = [
     (re.compile(r"^DC\s*\d*$", re.I), "misc"),
     (re.compile(r"^(EMG)", re.I), "emg"),
     (re.compile(r"^(EOG)", re.I), "eog"),
-    (re.compile(r"^(TRIG|STI|STATUS|EVENT|MARK|PHOTIC|PULSE|SPO2|OSAT|PR$|RESP|TEMP|AUDIO|MIC|BURSTS|ANNOT)", re.I),
-     "misc"),
+    (
+        re.compile(r"^(TRIG|STI|STATUS|EVENT|MARK|PHOTIC|PULSE|SPO2|OSAT|PR$|RESP|TEMP|AUDIO|MIC|BURSTS|ANNOT)", re.I),
+        "misc",
+    ),
 ]
 READERS = (".edf", ".bdf", ".fif", ".fif.gz", ".vhdr", ".set", ".gdf")
 
@@ -101,8 +115,9 @@ def open_raw(path: str | Path) -> mne.io.BaseRaw:
         return mne.io.read_raw(path, preload=False, verbose="error")
     except Exception as err:  # MNE raises many types on corrupt headers
         msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-        raise InputError(f"{path}: cannot read iEEG file ({msg}); expected a valid "
-                         f"{path.suffix.upper().lstrip('.')} file") from None
+        raise InputError(
+            f"{path}: cannot read iEEG file ({msg}); expected a valid {path.suffix.upper().lstrip('.')} file"
+        ) from None
 
 
 def channel_types(ch_names: list[str], channels_tsv: Path | None) -> tuple[dict[str, str], dict[str, str]]:
@@ -147,9 +162,15 @@ def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeade
     raw = open_raw(path)
     types, bads = channel_types(raw.ch_names, channels_tsv)
     md = raw.info["meas_date"]
-    return IEEGHeader(path=Path(path), sfreq=float(raw.info["sfreq"]), n_times=int(raw.n_times),
-                      meas_date=md.astimezone(dt.timezone.utc) if md is not None else None,
-                      ch_names=list(raw.ch_names), ch_types=types, bads=bads)
+    return IEEGHeader(
+        path=Path(path),
+        sfreq=float(raw.info["sfreq"]),
+        n_times=int(raw.n_times),
+        meas_date=md.astimezone(dt.timezone.utc) if md is not None else None,
+        ch_names=list(raw.ch_names),
+        ch_types=types,
+        bads=bads,
+    )
 
 
 def probe_std(raw: mne.io.BaseRaw, picks: list[str], n_probes: int = 5, probe_s: float = 10.0) -> np.ndarray:

@@ -66,8 +66,9 @@ def parse_time(value: str, where: str) -> dt.datetime:
     try:
         t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise InputError(f"{where}: start_time {value!r} is not an ISO 8601 time "
-                         "(expected e.g. 2026-03-02T08:00:00+00:00)") from None
+        raise InputError(
+            f"{where}: start_time {value!r} is not an ISO 8601 time (expected e.g. 2026-03-02T08:00:00+00:00)"
+        ) from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=dt.timezone.utc)
     return t.astimezone(dt.timezone.utc)
@@ -110,8 +111,10 @@ def read_recordings(path: str | Path) -> list[Block]:
         columns = reader.fieldnames or []
         missing_cols = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing_cols:
-            raise InputError(f"recordings table {path}: missing column(s) {missing_cols}; expected tab-separated "
-                             f"columns {list(REQUIRED_COLUMNS)}, found {columns}")
+            raise InputError(
+                f"recordings table {path}: missing column(s) {missing_cols}; expected tab-separated "
+                f"columns {list(REQUIRED_COLUMNS)}, found {columns}"
+            )
         rows = [r for r in reader if any((v or "").strip() for v in r.values())]
     if not rows:
         raise InputError(f"recordings table {path}: no rows; expected one row per recording block")
@@ -138,8 +141,18 @@ def read_recordings(path: str | Path) -> list[Block]:
             problems.append(f"{where}: ieeg file {ieeg} listed twice")
         seen.add(ieeg)
         start = parse_time(r["start_time"], where)
-        blocks.append(Block(subject=r["subject"].strip(), session=r["session"].strip(), ieeg=ieeg, audio=audio,
-                            start_time=start, channels=channels, words=words, row=i))
+        blocks.append(
+            Block(
+                subject=r["subject"].strip(),
+                session=r["session"].strip(),
+                ieeg=ieeg,
+                audio=audio,
+                start_time=start,
+                channels=channels,
+                words=words,
+                row=i,
+            )
+        )
     if problems:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise InputError("; ".join(problems[:3]) + more)

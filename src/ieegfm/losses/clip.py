@@ -46,14 +46,9 @@ def check_pair(brain: torch.Tensor, audio: torch.Tensor) -> None:
     for name, x in (("brain", brain), ("audio", audio)):
         if not isinstance(x, torch.Tensor) or x.ndim not in (2, 3):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise ValueError(
-                f"{name} must have shape (batch, n_features) or (batch, n_features, n_times), got {got}"
-            )
+            raise ValueError(f"{name} must have shape (batch, n_features) or (batch, n_features, n_times), got {got}")
     if brain.shape != audio.shape:
-        raise ValueError(
-            f"brain and audio must have the same shape, got {tuple(brain.shape)} and "
-            f"{tuple(audio.shape)}"
-        )
+        raise ValueError(f"brain and audio must have the same shape, got {tuple(brain.shape)} and {tuple(audio.shape)}")
     if brain.shape[0] == 0:
         raise ValueError("brain and audio must hold at least one pair, got batch size 0")
 
@@ -131,9 +126,7 @@ class ClipLoss(nn.Module):
         self.max_logit_scale = float(max_logit_scale)
         self.learnable = bool(learnable)
         self.gather_distributed = bool(gather_distributed)
-        self.logit_scale = nn.Parameter(
-            torch.tensor(float(init_logit_scale)), requires_grad=self.learnable
-        )
+        self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)), requires_grad=self.learnable)
         self.n_candidates = 0
 
     @property

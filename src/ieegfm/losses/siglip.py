@@ -76,12 +76,8 @@ class SigLipLoss(nn.Module):
         self.max_logit_scale = float(max_logit_scale)
         self.learnable = bool(learnable)
         self.gather_distributed = bool(gather_distributed)
-        self.logit_scale = nn.Parameter(
-            torch.tensor(float(init_logit_scale)), requires_grad=learnable
-        )
-        self.logit_bias = nn.Parameter(
-            torch.tensor(float(init_logit_bias)), requires_grad=learnable
-        )
+        self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)), requires_grad=learnable)
+        self.logit_bias = nn.Parameter(torch.tensor(float(init_logit_bias)), requires_grad=learnable)
         self.n_candidates = 0
 
     @property
@@ -115,10 +111,7 @@ class SigLipLoss(nn.Module):
             Logits; row ``i`` scores the candidates for brain window ``i``.
         """
         check_pair(brain, audio)
-        return (
-            self._clamped_scale() * _flatten_normalize(brain) @ _flatten_normalize(audio).T
-            + self.logit_bias
-        )
+        return self._clamped_scale() * _flatten_normalize(brain) @ _flatten_normalize(audio).T + self.logit_bias
 
     def forward(self, brain: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Sigmoid loss over all (local brain, global audio) pairs.

@@ -65,8 +65,7 @@ def build_encoder(name: str, **kwargs) -> BrainEncoder:
     unknown = sorted(set(kwargs) - known)
     if unknown:
         raise ValueError(
-            f"unknown encoder argument(s) {unknown} for encoder {name!r}; "
-            f"{name!r} accepts {sorted(accepted)}"
+            f"unknown encoder argument(s) {unknown} for encoder {name!r}; {name!r} accepts {sorted(accepted)}"
         )
     return cls(**{k: v for k, v in kwargs.items() if k in accepted})
 

@@ -77,10 +77,7 @@ class SubjectLayers(nn.Module):
         return torch.einsum("bct,bcd->bdt", x, weight)
 
     def extra_repr(self) -> str:
-        return (
-            f"n_chans={self.n_chans}, projected_chans={self.projected_chans}, "
-            f"n_subjects={self.n_subjects}"
-        )
+        return f"n_chans={self.n_chans}, projected_chans={self.projected_chans}, n_subjects={self.n_subjects}"
 
 
 class BrainEncoder(nn.Module):
@@ -167,21 +164,11 @@ class BrainEncoder(nn.Module):
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape {expected}, got {got}")
         if x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
-            raise ValueError(
-                f"x must have shape {expected} (zero-pad channels to n_chans), got {tuple(x.shape)}"
-            )
+            raise ValueError(f"x must have shape {expected} (zero-pad channels to n_chans), got {tuple(x.shape)}")
         if not x.is_floating_point():
             raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
-        if (
-            not isinstance(subject, torch.Tensor)
-            or subject.ndim != 1
-            or subject.shape[0] != x.shape[0]
-        ):
-            got = (
-                tuple(subject.shape)
-                if isinstance(subject, torch.Tensor)
-                else type(subject).__name__
-            )
+        if not isinstance(subject, torch.Tensor) or subject.ndim != 1 or subject.shape[0] != x.shape[0]:
+            got = tuple(subject.shape) if isinstance(subject, torch.Tensor) else type(subject).__name__
             raise ValueError(f"subject must have shape (batch={x.shape[0]},), got {got}")
         if subject.is_floating_point() or subject.is_complex() or subject.dtype == torch.bool:
             raise ValueError(f"subject must be an integer (long) tensor, got dtype {subject.dtype}")

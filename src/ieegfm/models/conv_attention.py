@@ -199,11 +199,7 @@ class ConvAttentionEncoder(BrainEncoder):
         self.hidden = _check_positive_int("hidden", hidden)
         self.depth = _check_positive_int("depth", depth)
         self.kernel_size = _check_positive_int("kernel_size", kernel_size)
-        if (
-            isinstance(dropout, bool)
-            or not isinstance(dropout, (int, float))
-            or not 0 <= dropout < 1
-        ):
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
         self.dropout = float(dropout)
         self.n_hidden = hidden
@@ -211,10 +207,7 @@ class ConvAttentionEncoder(BrainEncoder):
         self.subject_layers = SubjectLayers(n_chans, projected_chans, n_subjects)
         self.input_proj = nn.Conv1d(projected_chans, hidden, kernel_size=1)
         self.blocks = nn.Sequential(
-            *(
-                ResidualConvBlock(hidden, kernel_size, 2 ** (i % self.dilation_period), dropout)
-                for i in range(depth)
-            )
+            *(ResidualConvBlock(hidden, kernel_size, 2 ** (i % self.dilation_period), dropout) for i in range(depth))
         )
         if pooling == "mean":
             self.attention = AdditiveAttentionPooling(hidden)
@@ -290,9 +283,7 @@ class ConvAttentionEncoder(BrainEncoder):
             are malformed.
         """
         if self.attention is None:
-            raise ValueError(
-                "attention_weights needs pooling='mean'; this encoder has pooling='none'"
-            )
+            raise ValueError("attention_weights needs pooling='mean'; this encoder has pooling='none'")
         self.check_inputs(x, subject)
         _, weights = self.attention(self.forward_features(x, subject), return_weights=True)
         return weights

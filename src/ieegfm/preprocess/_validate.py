@@ -13,8 +13,7 @@ def _check_option(parameter: str, value, allowed_values) -> None:
         return
     options = ", ".join(repr(v) for v in allowed_values)
     raise ValueError(
-        f"Invalid value for the {parameter!r} parameter. Allowed values are {options}, "
-        f"but got {value!r} instead."
+        f"Invalid value for the {parameter!r} parameter. Allowed values are {options}, but got {value!r} instead."
     )
 
 

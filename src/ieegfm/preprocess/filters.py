@@ -167,9 +167,7 @@ class StreamingPreprocessor:
         if isinstance(n_chans, bool) or not isinstance(n_chans, (int, np.integer)) or n_chans < 1:
             raise ValueError(f"n_chans must be an integer >= 1, got {n_chans!r}.")
         self.n_chans = int(n_chans)
-        self.sfreq_out = _check_float(
-            "sfreq_out", sfreq_out, low=0.0, high=self.sfreq, high_inclusive=True
-        )
+        self.sfreq_out = _check_float("sfreq_out", sfreq_out, low=0.0, high=self.sfreq, high_inclusive=True)
         nyq_out = self.sfreq_out / 2.0
         cap = _H_FREQ_MAX_FRAC * self.sfreq_out
         if h_freq is None:
@@ -186,9 +184,7 @@ class StreamingPreprocessor:
         else:
             self.l_freq = _check_float("l_freq", l_freq, low=0.0, high=h_eff)
             if self.h_freq is not None and self.l_freq >= self.h_freq:
-                raise ValueError(
-                    f"h_freq must be > l_freq ({self.l_freq:g} Hz), got {self.h_freq:g}."
-                )
+                raise ValueError(f"h_freq must be > l_freq ({self.l_freq:g} Hz), got {self.h_freq:g}.")
             self.l_trans_bandwidth = float(min(max(0.25 * self.l_freq, 2.0), self.l_freq))
         if line_freq is None or line_freq == 0:
             self.line_freq = None
@@ -305,9 +301,7 @@ class StreamingPreprocessor:
         """
         x = np.asarray(chunk)
         if x.ndim != 2 or x.shape[0] != self.n_chans:
-            raise ValueError(
-                f"chunk must have shape (n_chans={self.n_chans}, n_times), got {x.shape}."
-            )
+            raise ValueError(f"chunk must have shape (n_chans={self.n_chans}, n_times), got {x.shape}.")
         if x.dtype.kind not in "fiu":
             raise ValueError(f"chunk must be a real float array, got dtype {x.dtype}.")
         if x.shape[1] == 0:

@@ -130,8 +130,7 @@ def apply_montage(data, ch_names, montage: str = "bipolar") -> tuple[np.ndarray,
     ch_names = list(ch_names)
     if data.ndim != 2 or data.shape[0] != len(ch_names):
         raise ValueError(
-            f"data must have shape (n_chans={len(ch_names)}, n_times) to match ch_names, "
-            f"got {data.shape}."
+            f"data must have shape (n_chans={len(ch_names)}, n_times) to match ch_names, got {data.shape}."
         )
     if len(set(ch_names)) != len(ch_names):
         raise ValueError("ch_names must be unique, got duplicates.")

@@ -24,19 +24,13 @@ __all__ = ["RobustScaler", "StandardScaler"]
 def _check_data(data, n_chans: int | None, valid) -> tuple[np.ndarray, np.ndarray | None]:
     data = np.asarray(data)
     if data.ndim != 2 or data.dtype.kind not in "fiu":
-        raise ValueError(
-            f"data must be a real array of shape (n_chans, n_times), got {data.shape}."
-        )
+        raise ValueError(f"data must be a real array of shape (n_chans, n_times), got {data.shape}.")
     if n_chans is not None and data.shape[0] != n_chans:
-        raise ValueError(
-            f"data must have n_chans={n_chans} rows (as fitted so far), got {data.shape[0]}."
-        )
+        raise ValueError(f"data must have n_chans={n_chans} rows (as fitted so far), got {data.shape[0]}.")
     if valid is not None:
         valid = np.asarray(valid, dtype=bool)
         if valid.shape != (data.shape[1],):
-            raise ValueError(
-                f"valid must have shape (n_times,)=({data.shape[1]},), got {valid.shape}."
-            )
+            raise ValueError(f"valid must have shape (n_times,)=({data.shape[1]},), got {valid.shape}.")
     return data, valid
 
 
@@ -78,11 +72,7 @@ class RobustScaler:
     """
 
     def __init__(self, max_samples: int = 100_000, clamp: float = 20.0) -> None:
-        if (
-            isinstance(max_samples, bool)
-            or not isinstance(max_samples, (int, np.integer))
-            or max_samples < 2
-        ):
+        if isinstance(max_samples, bool) or not isinstance(max_samples, (int, np.integer)) or max_samples < 2:
             raise ValueError(f"max_samples must be an integer >= 2, got {max_samples!r}.")
         self.max_samples = int(max_samples)
         self.clamp = _check_float("clamp", clamp, low=0.0)
@@ -140,9 +130,7 @@ class RobustScaler:
             If no sample was fitted.
         """
         if self._n_kept == 0:
-            raise ValueError(
-                "RobustScaler has no samples: call partial_fit on training data first."
-            )
+            raise ValueError("RobustScaler has no samples: call partial_fit on training data first.")
         kept = np.concatenate(self._kept, axis=1)
         self._kept = [kept]
         q25, q50, q75 = np.nanquantile(kept.astype(np.float64), [0.25, 0.5, 0.75], axis=1)
@@ -184,9 +172,7 @@ class RobustScaler:
             If ``data`` does not have n_chans rows.
         """
         clamp = self.clamp if clamp is None else _check_float("clamp", clamp, low=0.0)
-        data, _ = _check_data(
-            data, self.n_chans if self._center is None else len(self.center_), None
-        )
+        data, _ = _check_data(data, self.n_chans if self._center is None else len(self.center_), None)
         out = (data - self.center_[:, None]) / self.scale_[:, None]
         return np.clip(out, -clamp, clamp).astype(np.float32)
 
@@ -215,9 +201,7 @@ class RobustScaler:
         except KeyError as err:
             raise ValueError(f"RobustScaler.from_dict needs key {err.args[0]!r}.") from None
         if center.shape != scale.shape:
-            raise ValueError(
-                f"center and scale must have the same length, got {center.shape} and {scale.shape}."
-            )
+            raise ValueError(f"center and scale must have the same length, got {center.shape} and {scale.shape}.")
         self = cls(clamp=params.get("clamp", 20.0))
         self.n_chans = len(center)
         self.n_samples_seen_ = int(params.get("n_samples_seen", 0))

@@ -50,8 +50,16 @@ class ContrastivePretraining(L.LightningModule):
     number of candidates.
     """
 
-    def __init__(self, encoder: nn.Module, loss: nn.Module, lr: float = 3e-4, weight_decay: float = 1e-2,
-                 warmup_steps: int = 50, max_steps: int = 1000, encoder_config: dict | None = None) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        loss: nn.Module,
+        lr: float = 3e-4,
+        weight_decay: float = 1e-2,
+        warmup_steps: int = 50,
+        max_steps: int = 1000,
+        encoder_config: dict | None = None,
+    ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["encoder", "loss"])
         self.encoder = encoder
@@ -68,8 +76,7 @@ class ContrastivePretraining(L.LightningModule):
         bs = len(batch["brain"])
         world = self.trainer.world_size if self._trainer is not None else 1
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        self.log("train/logit_scale", float(self.loss.scale) if hasattr(self.loss, "scale") else 0.0,
-                 batch_size=bs)
+        self.log("train/logit_scale", float(self.loss.scale) if hasattr(self.loss, "scale") else 0.0, batch_size=bs)
         self.log("train/contrastive_batch", float(bs * world), batch_size=bs)
         return loss
 
@@ -92,8 +99,13 @@ class ContrastivePretraining(L.LightningModule):
         if len(brain) < 2:
             return
         m = retrieval_metrics(brain, audio)
-        for k in ("mean_relative_rank", "top1_accuracy", "top10_accuracy", "n_candidates",
-                  "shuffled_mean_relative_rank"):
+        for k in (
+            "mean_relative_rank",
+            "top1_accuracy",
+            "top10_accuracy",
+            "n_candidates",
+            "shuffled_mean_relative_rank",
+        ):
             self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
 
     def configure_optimizers(self):
@@ -103,8 +115,9 @@ class ContrastivePretraining(L.LightningModule):
             if not p.requires_grad:
                 continue
             (no_decay if p.ndim < 2 or "logit_scale" in name else decay).append(p)
-        opt = torch.optim.AdamW([{"params": decay, "weight_decay": hp.weight_decay},
-                                 {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr)
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr
+        )
 
         def schedule(step: int) -> float:
             if step < hp.warmup_steps:

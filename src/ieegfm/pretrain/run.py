@@ -22,10 +22,20 @@ logger = logging.getLogger(__name__)
 def encoder_config(cfg, dm: ShardDataModule) -> dict:
     """Arguments of :func:`ieegfm.models.build_encoder` for a pretrain config and its shards."""
     m = cfg.model
-    return {"name": m.encoder, "n_chans": dm.n_chans, "n_subjects": len(dm.subjects), "n_times": dm.window_n,
-            "sfreq": dm.sfreq, "n_features": dm.n_features, "pooling": m.pooling,
-            "projected_chans": m.projected_chans, "hidden": m.hidden, "depth": m.depth,
-            "kernel_size": m.kernel_size, "dropout": m.dropout}
+    return {
+        "name": m.encoder,
+        "n_chans": dm.n_chans,
+        "n_subjects": len(dm.subjects),
+        "n_times": dm.window_n,
+        "sfreq": dm.sfreq,
+        "n_features": dm.n_features,
+        "pooling": m.pooling,
+        "projected_chans": m.projected_chans,
+        "hidden": m.hidden,
+        "depth": m.depth,
+        "kernel_size": m.kernel_size,
+        "dropout": m.dropout,
+    }
 
 
 def pretrain(cfg) -> Path:
@@ -47,39 +57,78 @@ def pretrain(cfg) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
-    dm = ShardDataModule(cfg.shards, batch_size=d.batch_size, window_s=d.window_s, num_workers=d.num_workers,
-                         shuffle_buffer=d.shuffle_buffer, resampled=d.resampled,
-                         samples_per_epoch=d.samples_per_epoch, seed=cfg.seed)
+    dm = ShardDataModule(
+        cfg.shards,
+        batch_size=d.batch_size,
+        window_s=d.window_s,
+        num_workers=d.num_workers,
+        shuffle_buffer=d.shuffle_buffer,
+        resampled=d.resampled,
+        samples_per_epoch=d.samples_per_epoch,
+        seed=cfg.seed,
+    )
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     enc_cfg = encoder_config(cfg, dm)
     encoder = build_encoder(**enc_cfg)
-    loss = build_loss(cfg.loss.name, init_logit_scale=cfg.loss.init_logit_scale,
-                      max_logit_scale=cfg.loss.max_logit_scale, learnable=cfg.loss.learnable_scale)
-    module = ContrastivePretraining(encoder, loss, lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay,
-                                    warmup_steps=cfg.optim.warmup_steps, max_steps=cfg.trainer.max_steps,
-                                    encoder_config=enc_cfg)
+    loss = build_loss(
+        cfg.loss.name,
+        init_logit_scale=cfg.loss.init_logit_scale,
+        max_logit_scale=cfg.loss.max_logit_scale,
+        learnable=cfg.loss.learnable_scale,
+    )
+    module = ContrastivePretraining(
+        encoder,
+        loss,
+        lr=cfg.optim.lr,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.trainer.max_steps,
+        encoder_config=enc_cfg,
+    )
     has_val = bool(dm.urls("val"))
-    ckpt = ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step}", auto_insert_metric_name=False,
-                           monitor="val/mean_relative_rank" if has_val else None, mode="min", save_last=True,
-                           save_top_k=1)
+    ckpt = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="step{step}",
+        auto_insert_metric_name=False,
+        monitor="val/mean_relative_rank" if has_val else None,
+        mode="min",
+        save_last=True,
+        save_top_k=1,
+    )
     t = cfg.trainer
     trainer = L.Trainer(
-        max_steps=t.max_steps, devices=t.devices, num_nodes=t.num_nodes, strategy=t.strategy,
-        accelerator=t.accelerator, precision=t.precision, default_root_dir=str(out),
-        logger=TensorBoardLogger(str(out), name="tb", version=""), callbacks=[ckpt],
+        max_steps=t.max_steps,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy=t.strategy,
+        accelerator=t.accelerator,
+        precision=t.precision,
+        default_root_dir=str(out),
+        logger=TensorBoardLogger(str(out), name="tb", version=""),
+        callbacks=[ckpt],
         val_check_interval=min(t.val_check_interval, t.max_steps) if has_val else None,
-        check_val_every_n_epoch=None, limit_val_batches=1.0 if has_val else 0,
-        log_every_n_steps=t.log_every_n_steps, enable_model_summary=False, num_sanity_val_steps=0,
-        use_distributed_sampler=False, enable_progress_bar=t.enable_progress_bar, deterministic=False,
+        check_val_every_n_epoch=None,
+        limit_val_batches=1.0 if has_val else 0,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        enable_progress_bar=t.enable_progress_bar,
+        deterministic=False,
     )
     trainer.fit(module, datamodule=dm)
     best = Path(ckpt.best_model_path) if ckpt.best_model_path else Path(ckpt.last_model_path)
     if trainer.is_global_zero:
-        summary = {"best_checkpoint": str(best), "last_checkpoint": ckpt.last_model_path,
-                   "best_val_mean_relative_rank": float(ckpt.best_model_score) if ckpt.best_model_score is not None
-                   else None, "global_step": trainer.global_step, "encoder": enc_cfg,
-                   "n_parameters": sum(p.numel() for p in encoder.parameters()),
-                   "train_windows": dm.n_windows("train"), "corrupt_samples_skipped": dm.corrupt.count}
+        summary = {
+            "best_checkpoint": str(best),
+            "last_checkpoint": ckpt.last_model_path,
+            "best_val_mean_relative_rank": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+            "global_step": trainer.global_step,
+            "encoder": enc_cfg,
+            "n_parameters": sum(p.numel() for p in encoder.parameters()),
+            "train_windows": dm.n_windows("train"),
+            "corrupt_samples_skipped": dm.corrupt.count,
+        }
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         logger.info("pretrained %s: best checkpoint %s", out, best)
     return best

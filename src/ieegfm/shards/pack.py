@@ -67,9 +67,11 @@ def _check_block(b: Block, header: IEEGHeader, audio_duration: float) -> tuple[f
     offset = (b.start_time - ieeg_start).total_seconds()
     t0, t1 = max(0.0, offset), min(header.duration, offset + audio_duration)
     if offset > ALIGN_TOLERANCE_S or offset + audio_duration < header.duration - ALIGN_TOLERANCE_S:
-        raise InputError(f"{b.audio}: audio covers {max(t1 - t0, 0):.1f} s of the {header.duration:.1f} s iEEG "
-                         f"block {b.ieeg.name} (audio starts {offset:+.1f} s after it); expected audio at least as "
-                         "long as its iEEG block")
+        raise InputError(
+            f"{b.audio}: audio covers {max(t1 - t0, 0):.1f} s of the {header.duration:.1f} s iEEG "
+            f"block {b.ieeg.name} (audio starts {offset:+.1f} s after it); expected audio at least as "
+            "long as its iEEG block"
+        )
     return offset, t0, t1
 
 
@@ -111,8 +113,10 @@ def pack(cfg) -> Path:
             a = audio_info(b.audio)
             align[_block_id(b)] = _check_block(b, h, a.duration)
             if not h.neural:
-                raise InputError(f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad "
-                                 f"channels; found {h.ch_names[:8]}...")
+                raise InputError(
+                    f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad "
+                    f"channels; found {h.ch_names[:8]}..."
+                )
             headers[_block_id(b)] = h
         except InputError as err:
             _skip_or_raise(err, b, cfg.strict, skipped)
@@ -124,8 +128,10 @@ def pack(cfg) -> Path:
         first = by_session.setdefault((b.subject, b.session), b)
         f1, f2 = headers[_block_id(first)].sfreq, headers[_block_id(b)].sfreq
         if abs(f1 - f2) > 1e-6 * f1:
-            raise InputError(f"{b.ieeg}: sfreq {f2} Hz differs from {f1} Hz of {first.ieeg.name} in the same session "
-                             f"(subject {b.subject}, session {b.session}); expected one sampling rate per session")
+            raise InputError(
+                f"{b.ieeg}: sfreq {f2} Hz differs from {f1} Hz of {first.ieeg.name} in the same session "
+                f"(subject {b.subject}, session {b.session}); expected one sampling rate per session"
+            )
 
     # 2. channels per subject: good neural channels present in every block, minus flat ones -------------------
     subjects = sorted({b.subject for b in blocks})
@@ -153,22 +159,29 @@ def pack(cfg) -> Path:
         picks[s] = [c for c in common if c not in drop]
         dropped[s] = drop
         if drop:
-            logger.info("subject %s: dropped %d channel(s): %s", s, len(drop),
-                        ", ".join(f"{c} ({r})" for c, r in sorted(drop.items())))
+            logger.info(
+                "subject %s: dropped %d channel(s): %s",
+                s,
+                len(drop),
+                ", ".join(f"{c} ({r})" for c, r in sorted(drop.items())),
+            )
         if not picks[s]:
             raise InputError(f"subject {s}: no good neural channel left ({len(drop)} dropped)")
 
     # 3. splits and guard gaps ----------------------------------------------------------------------------------
-    spans = [BlockSpan(_block_id(b), b.subject, headers[_block_id(b)].meas_date or b.start_time,
-                       headers[_block_id(b)].duration) for b in blocks]
+    spans = [
+        BlockSpan(
+            _block_id(b), b.subject, headers[_block_id(b)].meas_date or b.start_time, headers[_block_id(b)].duration
+        )
+        for b in blocks
+    ]
     split = assign_splits(spans, cfg.split.val, cfg.split.test)
     guard_s = cfg.split.guard_s if cfg.split.guard_s is not None else cfg.split.window_s + extractor.context_s
     trims = guard_trims(spans, split, guard_s)
 
     # 4. per-block streaming preprocessing + audio targets into work files -------------------------------------
     sfreq_out = float(pcfg.sfreq)
-    config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()},
-                            sort_keys=True)
+    config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()}, sort_keys=True)
     work_done = set()
     total_s = sum(headers[_block_id(b)].duration for b in blocks)
     with tqdm(total=round(total_s), desc="pack (recorded s)", unit="s", unit_scale=True) as bar:
@@ -177,16 +190,21 @@ def pack(cfg) -> Path:
             h = headers[bid]
             offset, t0, t1 = align[bid]
             head, tail = trims[bid]
-            key = hashlib.sha256((config_key + json.dumps([picks[b.subject], pcfg.montage, t0 + head, t1 - tail,
-                                                           offset, str(b.ieeg), str(b.audio)])).encode())
+            key = hashlib.sha256(
+                (
+                    config_key
+                    + json.dumps(
+                        [picks[b.subject], pcfg.montage, t0 + head, t1 - tail, offset, str(b.ieeg), str(b.audio)]
+                    )
+                ).encode()
+            )
             marker = work / f"{bid}.done.json"
             if marker.is_file() and json.loads(marker.read_text()).get("key") == key.hexdigest():
                 bar.update(h.duration)
                 work_done.add(bid)
                 continue
             try:
-                _process_block(b, h, picks[b.subject], pcfg, extractor, work / bid, offset,
-                               (t0 + head, t1 - tail), bar)
+                _process_block(b, h, picks[b.subject], pcfg, extractor, work / bid, offset, (t0 + head, t1 - tail), bar)
             except InputError as err:
                 _skip_or_raise(err, b, cfg.strict, skipped)
                 continue
@@ -209,10 +227,10 @@ def pack(cfg) -> Path:
             audio = np.load(work / f"{_block_id(b)}.audio.npy", mmap_mode="r")
             valid = np.load(work / f"{_block_id(b)}.valid.npy")
             for i in range(0, brain.shape[1], step):
-                v = valid[i: i + step]
+                v = valid[i : i + step]
                 if v.any():
-                    scaler.partial_fit(np.asarray(brain[:, i: i + step]), valid=v)
-                    audio_scaler.partial_fit(np.asarray(audio[:, i: i + step]), valid=v)
+                    scaler.partial_fit(np.asarray(brain[:, i : i + step]), valid=v)
+                    audio_scaler.partial_fit(np.asarray(audio[:, i : i + step]), valid=v)
         brain_scalers[s] = scaler
 
     # 6. shards -------------------------------------------------------------------------------------------------
@@ -220,15 +238,16 @@ def pack(cfg) -> Path:
         stale.unlink()
     chunk_n = int(round(cfg.chunk_s * sfreq_out))
     window_n = int(round(cfg.split.window_s * sfreq_out))
-    first_day = {s: min((headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
-                 for s in subjects}
+    first_day = {
+        s: min((headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
+        for s in subjects
+    }
     shards: dict[str, list[dict]] = {}
     hours: dict[str, dict] = {}
     names: dict[str, list[str]] = {}
     for sp in SPLITS:
         writer = ShardWriter(out, sp, cfg.samples_per_shard)
-        stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0,
-                 "blocks": []}
+        stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
         for b in blocks:
             bid = _block_id(b)
             if split[bid] != sp:
@@ -246,13 +265,26 @@ def pack(cfg) -> Path:
                 t = start + dt.timedelta(seconds=lo / sfreq_out)
                 day = (t.date() - first_day[b.subject]).days
                 daytime = DAY_START <= t.hour < DAY_END
-                meta = {"subject": b.subject, "session": b.session, "source": b.ieeg.name, "audio": b.audio.name,
-                        "block": bid, "start_time": t.isoformat(), "tmin": lo / sfreq_out, "day": day,
-                        "daytime": daytime, "sfreq": sfreq_out, "ch_names": names[b.subject], "split": sp}
+                meta = {
+                    "subject": b.subject,
+                    "session": b.session,
+                    "source": b.ieeg.name,
+                    "audio": b.audio.name,
+                    "block": bid,
+                    "start_time": t.isoformat(),
+                    "tmin": lo / sfreq_out,
+                    "day": day,
+                    "daytime": daytime,
+                    "sfreq": sfreq_out,
+                    "ch_names": names[b.subject],
+                    "split": sp,
+                }
                 n_win = (hi - lo) // window_n
-                writer.write(f"{bid}_{lo:09d}".replace(".", "_"),
-                             {"brain.npy": x.astype(np.float16), "audio.npy": y.astype(np.float16), "json": meta},
-                             n_windows=n_win)
+                writer.write(
+                    f"{bid}_{lo:09d}".replace(".", "_"),
+                    {"brain.npy": x.astype(np.float16), "audio.npy": y.astype(np.float16), "json": meta},
+                    n_windows=n_win,
+                )
                 dur_h = (hi - lo) / sfreq_out / 3600
                 stats["hours"] += dur_h
                 stats["daytime_hours"] += dur_h if daytime else 0.0
@@ -266,21 +298,43 @@ def pack(cfg) -> Path:
     _json_dump({s["name"]: s["n_samples"] for sp in SPLITS for s in shards[sp]}, out / "sizes.json")
     manifest = {
         "ieegfm_version": ieegfm.__version__,
-        "format": {"brain": "float16 (n_chans, n_times), robust-scaled (median/IQR), clamped",
-                   "audio": "float16 (n_features, n_times), z-scored with training statistics",
-                   "keys": ["brain.npy", "audio.npy", "json"]},
-        "sfreq": sfreq_out, "window_s": cfg.split.window_s, "chunk_s": cfg.chunk_s, "guard_s": guard_s,
+        "format": {
+            "brain": "float16 (n_chans, n_times), robust-scaled (median/IQR), clamped",
+            "audio": "float16 (n_features, n_times), z-scored with training statistics",
+            "keys": ["brain.npy", "audio.npy", "json"],
+        },
+        "sfreq": sfreq_out,
+        "window_s": cfg.split.window_s,
+        "chunk_s": cfg.chunk_s,
+        "guard_s": guard_s,
         "n_features": extractor.n_features,
-        "subjects": {s: {"index": i, "ch_names": names.get(s, []), "n_chans": len(names.get(s, [])),
-                         "picks": picks[s], "dropped": dropped[s], "scaler": brain_scalers[s].to_dict()}
-                     for i, s in enumerate(subjects)},
+        "subjects": {
+            s: {
+                "index": i,
+                "ch_names": names.get(s, []),
+                "n_chans": len(names.get(s, [])),
+                "picks": picks[s],
+                "dropped": dropped[s],
+                "scaler": brain_scalers[s].to_dict(),
+            }
+            for i, s in enumerate(subjects)
+        },
         "n_chans_max": max(len(v) for v in names.values()) if names else 0,
         "audio_scaler": audio_scaler.to_dict(),
-        "splits": hours, "shards": shards,
-        "blocks": {_block_id(b): {"split": split[_block_id(b)], "ieeg": str(b.ieeg), "audio": str(b.audio),
-                                  "start_time": (headers[_block_id(b)].meas_date or b.start_time).isoformat(),
-                                  "duration_s": headers[_block_id(b)].duration, "audio_offset_s": align[_block_id(b)][0],
-                                  "guard_trim_s": trims[_block_id(b)]} for b in blocks},
+        "splits": hours,
+        "shards": shards,
+        "blocks": {
+            _block_id(b): {
+                "split": split[_block_id(b)],
+                "ieeg": str(b.ieeg),
+                "audio": str(b.audio),
+                "start_time": (headers[_block_id(b)].meas_date or b.start_time).isoformat(),
+                "duration_s": headers[_block_id(b)].duration,
+                "audio_offset_s": align[_block_id(b)][0],
+                "guard_trim_s": trims[_block_id(b)],
+            }
+            for b in blocks
+        },
         "skipped": skipped,
         "config": OmegaConf.to_container(cfg),
         "audio": extractor.config(),
@@ -301,14 +355,29 @@ def _chunks(valid: np.ndarray, chunk_n: int, min_n: int):
                 yield int(lo), int(hi)
 
 
-def _process_block(b: Block, h: IEEGHeader, picks: list[str], pcfg, extractor, stem: Path, offset: float,
-                   keep: tuple[float, float], bar) -> None:
+def _process_block(
+    b: Block,
+    h: IEEGHeader,
+    picks: list[str],
+    pcfg,
+    extractor,
+    stem: Path,
+    offset: float,
+    keep: tuple[float, float],
+    bar,
+) -> None:
     """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``."""
     raw = open_raw(b.ieeg)
     sfreq_out = float(pcfg.sfreq)
     n_out = int(np.ceil(h.n_times * sfreq_out / h.sfreq - 1e-9))
-    pp = StreamingPreprocessor(sfreq=h.sfreq, n_chans=len(picks), line_freq=pcfg.line_freq, l_freq=pcfg.l_freq,
-                               h_freq=pcfg.h_freq, sfreq_out=sfreq_out)
+    pp = StreamingPreprocessor(
+        sfreq=h.sfreq,
+        n_chans=len(picks),
+        line_freq=pcfg.line_freq,
+        l_freq=pcfg.l_freq,
+        h_freq=pcfg.h_freq,
+        sfreq_out=sfreq_out,
+    )
     _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage)
     brain = np.lib.format.open_memmap(f"{stem}.brain.npy", mode="w+", dtype=np.float32, shape=(len(names), n_out))
     valid = np.zeros(n_out, dtype=bool)
@@ -318,8 +387,8 @@ def _process_block(b: Block, h: IEEGHeader, picks: list[str], pcfg, extractor, s
         nonlocal pos
         y, _ = apply_montage(y, picks, pcfg.montage)
         n = min(y.shape[1], n_out - pos)
-        brain[:, pos: pos + n] = y[:, :n]
-        valid[pos: pos + n] = v[:n]
+        brain[:, pos : pos + n] = y[:, :n]
+        valid[pos : pos + n] = v[:n]
         pos += n
 
     n_nan = 0
@@ -331,13 +400,15 @@ def _process_block(b: Block, h: IEEGHeader, picks: list[str], pcfg, extractor, s
     if pos != n_out:
         raise RuntimeError(f"{b.ieeg}: preprocessing produced {pos} samples, expected {n_out}")
     if n_nan:
-        logger.warning("%s: %d NaN samples; %d output samples around them excluded", b.ieeg.name, n_nan,
-                       int((~valid).sum()))
+        logger.warning(
+            "%s: %d NaN samples; %d output samples around them excluded", b.ieeg.name, n_nan, int((~valid).sum())
+        )
     times = np.arange(n_out) / sfreq_out
     valid &= (times >= keep[0]) & (times < keep[1])
     lo, hi = np.searchsorted(times, keep, side="left")
-    audio = np.lib.format.open_memmap(f"{stem}.audio.npy", mode="w+", dtype=np.float32,
-                                      shape=(extractor.n_features, n_out))
+    audio = np.lib.format.open_memmap(
+        f"{stem}.audio.npy", mode="w+", dtype=np.float32, shape=(extractor.n_features, n_out)
+    )
     audio[:] = 0.0
     targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor_chunk_s(extractor))
     brain.flush()

@@ -57,9 +57,11 @@ def assign_splits(spans: list[BlockSpan], val: float, test: float) -> dict[str, 
         n_test = 0 if test == 0 else max(1, int(round(test * n)))
         n_val = 0 if val == 0 else max(1, int(round(val * n)))
         if n_test + n_val >= n:
-            raise ConfigError(f"subject {subject!r} has {n} block(s): split.val={val} and split.test={test} "
-                              f"need {n_test + n_val + 1} (one training block at least); add blocks or set "
-                              "split.val=0 split.test=0")
+            raise ConfigError(
+                f"subject {subject!r} has {n} block(s): split.val={val} and split.test={test} "
+                f"need {n_test + n_val + 1} (one training block at least); add blocks or set "
+                "split.val=0 split.test=0"
+            )
         k = n_test + n_val
         positions = [int(np.floor((i + 0.5) * n / k)) for i in range(k)] if k else []
         roles, left = [], {"test": n_test, "val": n_val}

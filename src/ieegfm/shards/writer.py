@@ -109,8 +109,15 @@ class ShardWriter:
         assert self._tmp is not None
         final = self._tmp.with_suffix("")
         os.replace(self._tmp, final)
-        self.shards.append({"name": final.name, "n_samples": self._n, "n_windows": self._windows,
-                            "sha256": sha256(final), "bytes": final.stat().st_size})
+        self.shards.append(
+            {
+                "name": final.name,
+                "n_samples": self._n,
+                "n_windows": self._windows,
+                "sha256": sha256(final),
+                "bytes": final.stat().st_size,
+            }
+        )
         self._tar = None
 
     def close(self) -> list[dict]:

@@ -88,8 +88,9 @@ def _parse_start(value: str) -> dt.datetime:
     return start.astimezone(dt.timezone.utc)
 
 
-def plan_blocks(hours: float, days: int, block_minutes: float, start: str,
-                day_shift_hours: float | None = None) -> list[BlockPlan]:
+def plan_blocks(
+    hours: float, days: int, block_minutes: float, start: str, day_shift_hours: float | None = None
+) -> list[BlockPlan]:
     """The block schedule (see the module docstring for the rule).
 
     Parameters
@@ -137,8 +138,15 @@ def plan_blocks(hours: float, days: int, block_minutes: float, start: str,
             start_r = day_start + dt.timedelta(seconds=offset)
             mid = start_r + dt.timedelta(seconds=length / 2)
             hour = mid.hour + mid.minute / 60 + mid.second / 3600
-            blocks.append(BlockPlan(day=d + 1, run=r + 1, start=start_r, duration=float(length),
-                                    daytime=DAY_START_HOUR <= hour < DAY_END_HOUR))
+            blocks.append(
+                BlockPlan(
+                    day=d + 1,
+                    run=r + 1,
+                    start=start_r,
+                    duration=float(length),
+                    daytime=DAY_START_HOUR <= hour < DAY_END_HOUR,
+                )
+            )
             offset += length
     return blocks
 
@@ -205,30 +213,47 @@ def simulate(cfg: Any) -> Path:
         value = float(_get(cfg, key, 0.5))
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}={value}: expected a fraction in [0, 1]")
-    blocks = plan_blocks(float(_get(cfg, "hours")), int(_get(cfg, "days")), float(_get(cfg, "block_minutes")),
-                         str(_get(cfg, "start")), _get(cfg, "day_shift_hours", None))
+    blocks = plan_blocks(
+        float(_get(cfg, "hours")),
+        int(_get(cfg, "days")),
+        float(_get(cfg, "block_minutes")),
+        str(_get(cfg, "start")),
+        _get(cfg, "day_shift_hours", None),
+    )
     try:
-        layout = make_layout(int(_get(cfg, "n_shafts")), int(_get(cfg, "contacts_per_shaft")),
-                             bool(_get(cfg, "prime_names", False)))
+        layout = make_layout(
+            int(_get(cfg, "n_shafts")), int(_get(cfg, "contacts_per_shaft")), bool(_get(cfg, "prime_names", False))
+        )
     except ValueError as err:
         raise ConfigError(str(err)) from None
     n_days = max(b.day for b in blocks)
-    fraction = {True: float(_get(cfg, "speech_fraction_day", 0.55)),
-                False: float(_get(cfg, "speech_fraction_night", 0.12))}
+    fraction = {
+        True: float(_get(cfg, "speech_fraction_day", 0.55)),
+        False: float(_get(cfg, "speech_fraction_night", 0.12)),
+    }
 
     rng = np.random.default_rng(seed)
     static_rng, calib_rng, *block_rngs = rng.spawn(2 + len(blocks))
     n_mels = 12
-    model = BrainModel(layout, sfreq, n_features=n_mels + 1, frame_rate=100.0, n_days=n_days,
-                       responsive_fraction=float(_get(cfg, "responsive_fraction")), snr=float(_get(cfg, "snr")),
-                       hg_snr=float(_get(cfg, "hg_snr", 3.0)), line_freq=float(_get(cfg, "line_freq")),
-                       rng=static_rng)
+    model = BrainModel(
+        layout,
+        sfreq,
+        n_features=n_mels + 1,
+        frame_rate=100.0,
+        n_days=n_days,
+        responsive_fraction=float(_get(cfg, "responsive_fraction")),
+        snr=float(_get(cfg, "snr")),
+        hg_snr=float(_get(cfg, "hg_snr", 3.0)),
+        line_freq=float(_get(cfg, "line_freq")),
+        rng=static_rng,
+    )
     sentences = load_sentences()
     speaker = Speaker(DEFAULT_VOICES, audio_sfreq, isolated=True)  # eSpeak is stateful: fresh engine per run
     try:
         frame_rate = _calibrate(model, speaker, sentences, audio_sfreq, fraction[True], calib_rng, n_mels)
-        rows, block_truth = _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model,
-                                          speaker, sentences, fraction, n_mels)
+        rows, block_truth = _write_blocks(
+            out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model, speaker, sentences, fraction, n_mels
+        )
     finally:
         speaker.close()
 
@@ -242,12 +267,17 @@ def simulate(cfg: Any) -> Path:
         "channel_types": layout.ch_types,
         "sfreq": sfreq,
         "audio_sfreq": audio_sfreq,
-        "schedule_rule": ("day d (0-based) starts at start + d * 24 h + d * day_shift_hours (default -hours/days); "
-                          "blocks are consecutive within a day; daytime = block midpoint in 08:00-22:00 UTC"),
-        "stimulus": {"features": feature_names(n_mels), "frame_rate_hz": frame_rate,
-                     "definition": "log10 mel power (HTK mel, 60-7600 Hz, ~25 ms Hann window) and log10 frame RMS, "
-                                   "frames centred at k / frame_rate s; z-scored with feature_mean/feature_std",
-                     "calibration_scene_s": CALIBRATION_S},
+        "schedule_rule": (
+            "day d (0-based) starts at start + d * 24 h + d * day_shift_hours (default -hours/days); "
+            "blocks are consecutive within a day; daytime = block midpoint in 08:00-22:00 UTC"
+        ),
+        "stimulus": {
+            "features": feature_names(n_mels),
+            "frame_rate_hz": frame_rate,
+            "definition": "log10 mel power (HTK mel, 60-7600 Hz, ~25 ms Hann window) and log10 frame RMS, "
+            "frames centred at k / frame_rate s; z-scored with feature_mean/feature_std",
+            "calibration_scene_s": CALIBRATION_S,
+        },
         "voices": [asdict(v) for v in DEFAULT_VOICES],
         "n_distinct_utterances": speaker.n_cached,
         "brain": model.truth(),
@@ -270,8 +300,9 @@ def _calibrate(model, speaker, sentences, audio_sfreq, speech_target, rng, n_mel
     return frame_rate
 
 
-def _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model, speaker, sentences,
-                  fraction, n_mels) -> tuple[list[dict], list[dict]]:
+def _write_blocks(
+    out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model, speaker, sentences, fraction, n_mels
+) -> tuple[list[dict], list[dict]]:
     """Simulate and write every block, one at a time; return the table rows and the per-block truth."""
     from ieegfm.simulate.scene import render_block
     from ieegfm.simulate.stimulus import stimulus_features
@@ -292,8 +323,7 @@ def _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, 
         scene = render_block(plan.duration, audio_sfreq, audio_rng, speaker, sentences, fraction[plan.daytime])
         feats, _ = stimulus_features(scene.audio, audio_sfreq, n_mels=n_mels)
         n_times = int(round(plan.duration * sfreq))
-        data = model.render(feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1,
-                            rng=brain_rng)
+        data = model.render(feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1, rng=brain_rng)
         write_edf(ieeg_dir / f"{stem}_ieeg.edf", data, layout.ch_names, layout.ch_types, sfreq, plan.start)
         del data
         write_channels_tsv(ieeg_dir / f"{stem}_channels.tsv", layout.ch_names, layout.ch_types, sfreq, bad)
@@ -301,22 +331,41 @@ def _write_blocks(out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, 
         write_words_tsv(audio_dir / f"{stem}_words.tsv", scene.words)
         rel = ieeg_dir.relative_to(out)
         rel_audio = audio_dir.relative_to(out)
-        rows.append({"subject": subject, "session": session, "ieeg": f"{rel.as_posix()}/{stem}_ieeg.edf",
-                     "audio": f"{rel_audio.as_posix()}/{stem}_audio.wav", "start_time": plan.start.isoformat(),
-                     "words": f"{rel_audio.as_posix()}/{stem}_words.tsv"})
+        rows.append(
+            {
+                "subject": subject,
+                "session": session,
+                "ieeg": f"{rel.as_posix()}/{stem}_ieeg.edf",
+                "audio": f"{rel_audio.as_posix()}/{stem}_audio.wav",
+                "start_time": plan.start.isoformat(),
+                "words": f"{rel_audio.as_posix()}/{stem}_words.tsv",
+            }
+        )
         counts: dict[str, float] = {}
         for seg in scene.segments:
             counts[seg.kind] = counts.get(seg.kind, 0.0) + seg.duration
-        block_truth.append({
-            "ieeg": rows[-1]["ieeg"], "session": session, "run": plan.run, "start_time": plan.start.isoformat(),
-            "duration_s": plan.duration, "daytime": plan.daytime, "day_index": plan.day - 1,
-            "speech_fraction": round(scene.speech_fraction, 5),
-            "speech_fraction_target": fraction[plan.daytime],
-            "n_words": len(scene.words),
-            "segment_seconds": {k: round(v, 3) for k, v in sorted(counts.items())},
-        })
-        logger.info("simulated %s (%.0f s, %s, speech %.2f)", stem, plan.duration,
-                    "day" if plan.daytime else "night", scene.speech_fraction)
+        block_truth.append(
+            {
+                "ieeg": rows[-1]["ieeg"],
+                "session": session,
+                "run": plan.run,
+                "start_time": plan.start.isoformat(),
+                "duration_s": plan.duration,
+                "daytime": plan.daytime,
+                "day_index": plan.day - 1,
+                "speech_fraction": round(scene.speech_fraction, 5),
+                "speech_fraction_target": fraction[plan.daytime],
+                "n_words": len(scene.words),
+                "segment_seconds": {k: round(v, 3) for k, v in sorted(counts.items())},
+            }
+        )
+        logger.info(
+            "simulated %s (%.0f s, %s, speech %.2f)",
+            stem,
+            plan.duration,
+            "day" if plan.daytime else "night",
+            scene.speech_fraction,
+        )
         del scene, feats
     return rows, block_truth
 

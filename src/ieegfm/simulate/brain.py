@@ -116,9 +116,13 @@ def make_layout(n_shafts: int, contacts_per_shaft: int, prime_names: bool = Fals
         raise ValueError(f"n_shafts={n_shafts}: too many shafts to name uniquely")
     shaft = np.repeat(np.arange(n_shafts), contacts_per_shaft)
     position = np.tile(np.arange(contacts_per_shaft), n_shafts)
-    return Layout(ch_names=ch_names + _EKG + _DC,
-                  ch_types=["seeg"] * len(ch_names) + ["ecg"] * 2 + ["misc"] * 2,
-                  shaft=shaft, position=position, shaft_names=names)
+    return Layout(
+        ch_names=ch_names + _EKG + _DC,
+        ch_types=["seeg"] * len(ch_names) + ["ecg"] * 2 + ["misc"] * 2,
+        shaft=shaft,
+        position=position,
+        shaft_names=names,
+    )
 
 
 def _gamma_bump(t: np.ndarray, shape: float, peak: float) -> np.ndarray:
@@ -136,7 +140,7 @@ def _colored_unit_noise(rng: np.random.Generator, betas: np.ndarray, n_times: in
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     out = np.empty((betas.size, n_times))
     for i, beta in enumerate(betas):
-        spec = 1.0 / (freqs ** 2 + _F_KNEE ** 2) ** (beta / 2.0)
+        spec = 1.0 / (freqs**2 + _F_KNEE**2) ** (beta / 2.0)
         spec[0] = 0.0
         scale = 0.5 * n_times * np.sqrt(spec / spec.sum())  # Parseval: unit variance
         coef = (rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size)) * scale
@@ -147,13 +151,14 @@ def _colored_unit_noise(rng: np.random.Generator, betas: np.ndarray, n_times: in
 def _band_fraction(beta: float, band: tuple[float, float], sfreq: float) -> float:
     """Fraction of the variance of the unit background that lies in ``band`` (on a 0.01 Hz grid)."""
     freqs = np.arange(0.01, sfreq / 2, 0.01)
-    spec = 1.0 / (freqs ** 2 + _F_KNEE ** 2) ** (beta / 2.0)
+    spec = 1.0 / (freqs**2 + _F_KNEE**2) ** (beta / 2.0)
     mask = (freqs >= band[0]) & (freqs <= band[1])
     return float(spec[mask].sum() / spec.sum())
 
 
-def _band_noise(rng: np.random.Generator, n_signals: int, n_times: int, sfreq: float,
-                band: tuple[float, float]) -> np.ndarray:
+def _band_noise(
+    rng: np.random.Generator, n_signals: int, n_times: int, sfreq: float, band: tuple[float, float]
+) -> np.ndarray:
     """Unit-variance Gaussian noise with a flat spectrum in ``band``, shape ``(n_signals, n_times)``."""
     freqs = np.fft.rfftfreq(n_times, 1.0 / sfreq)
     mask = (freqs >= band[0]) & (freqs <= min(band[1], 0.49 * sfreq))
@@ -195,9 +200,19 @@ class BrainModel:
         Draws the static parameters.
     """
 
-    def __init__(self, layout: Layout, sfreq: float, n_features: int, frame_rate: float, n_days: int,
-                 responsive_fraction: float, snr: float, hg_snr: float, line_freq: float,
-                 rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        sfreq: float,
+        n_features: int,
+        frame_rate: float,
+        n_days: int,
+        responsive_fraction: float,
+        snr: float,
+        hg_snr: float,
+        line_freq: float,
+        rng: np.random.Generator,
+    ) -> None:
         if not 0.0 <= responsive_fraction <= 1.0:
             raise ValueError(f"responsive_fraction={responsive_fraction}: expected a value in [0, 1]")
         self.layout, self.sfreq, self.frame_rate = layout, float(sfreq), float(frame_rate)
@@ -213,7 +228,7 @@ class BrainModel:
         for s in range(n_shafts):
             idx = np.arange(cps)
             self.mix.append(np.linalg.cholesky(self.rho[s] ** np.abs(idx[:, None] - idx[None, :])))
-        mix_sq = np.concatenate([m ** 2 for m in self.mix], axis=0)  # (n_c, cps) rows of shaft mixing
+        mix_sq = np.concatenate([m**2 for m in self.mix], axis=0)  # (n_c, cps) rows of shaft mixing
         lf_frac = np.array([_band_fraction(b, (0.5, 20.0), sfreq) for b in self.beta])
         hg_frac = np.array([_band_fraction(b, (70.0, 170.0), sfreq) for b in self.beta])
         self.bg_std_lf = np.empty(n_c)
@@ -222,7 +237,7 @@ class BrainModel:
             s = layout.shaft[c]
             members = np.flatnonzero(layout.shaft == s)
             self.bg_std_lf[c] = self.amp[c] * np.sqrt(mix_sq[c] @ lf_frac[members])
-            hg_white = _FLOOR ** 2 * max(0.0, min(170.0, sfreq / 2) - 70.0) / (sfreq / 2)
+            hg_white = _FLOOR**2 * max(0.0, min(170.0, sfreq / 2) - 70.0) / (sfreq / 2)
             self.bg_std_hg[c] = np.sqrt(self.amp[c] ** 2 * (mix_sq[c] @ hg_frac[members]) + hg_white)
         # gain drift over days
         steps = rng.normal(0.0, 0.1, (n_c, max(n_days, 1)))
@@ -233,8 +248,8 @@ class BrainModel:
         base = rng.uniform(10e-6, 40e-6, len(layout.ch_names))
         ratios = np.c_[np.ones(base.size), rng.uniform(0.2, 0.5, base.size), rng.uniform(0.1, 0.3, base.size)]
         self.line_amp = (base[:, None] * ratios)[:, :n_harm]
-        self.line_amp[n_c + 2:] = 0.0  # DC channels: no mains pickup
-        self.line_amp[n_c:n_c + 2] *= 0.2
+        self.line_amp[n_c + 2 :] = 0.0  # DC channels: no mains pickup
+        self.line_amp[n_c : n_c + 2] *= 0.2
         self.line_phase = rng.uniform(0, 2 * np.pi, self.line_amp.shape)
         # responsive contacts: contiguous runs on shafts
         n_resp = int(round(responsive_fraction * n_c))
@@ -275,7 +290,7 @@ class BrainModel:
         for r in range(self.responsive.size):
             pos_lobe = _gamma_bump(tau, self.shape[r], self.lag[r])
             h = pos_lobe - self.undershoot[r] * _gamma_bump(tau, self.shape[r], 2 * self.lag[r])
-            h *= np.hanning(2 * tau.size)[tau.size:] ** 0.5  # taper to zero at 0.6 s
+            h *= np.hanning(2 * tau.size)[tau.size :] ** 0.5  # taper to zero at 0.6 s
             self.kernels[r] = h / np.linalg.norm(h)
             self.hg_kernels[r] = pos_lobe / pos_lobe.sum()
         self._lowpass = butter(4, min(15.0, 0.4 * frame_rate), fs=frame_rate, output="sos")
@@ -320,8 +335,7 @@ class BrainModel:
         self.hg_amp = self.hg_snr * self.bg_std_hg[self.responsive] / _softplus(np.array(1.0))
 
     # ------------------------------------------------------------------------------------------------------------
-    def render(self, features: np.ndarray, n_times: int, t0: float, day: int,
-               rng: np.random.Generator) -> np.ndarray:
+    def render(self, features: np.ndarray, n_times: int, t0: float, day: int, rng: np.random.Generator) -> np.ndarray:
         """Simulate one block.
 
         Parameters
@@ -366,8 +380,8 @@ class BrainModel:
         # artefacts
         data[self.noisy] += rng.standard_normal(n_times) * self.noisy_std
         # non-neural
-        data[n_c:n_c + 2] = self._ekg(rng, n_times)
-        data[n_c + 2:] = self._dc(rng, n_times)
+        data[n_c : n_c + 2] = self._ekg(rng, n_times)
+        data[n_c + 2 :] = self._dc(rng, n_times)
         # line noise (wall-clock phase)
         for h in range(self.line_amp.shape[1]):
             f = (h + 1) * self.line_freq
@@ -385,8 +399,13 @@ class BrainModel:
         beats = [rng.uniform(0, 1 / rate)]
         while beats[-1] < duration + 1:
             beats.append(beats[-1] + (1 / rate) * (1 + 0.05 * rng.standard_normal()))
-        waves = [(0.12, -0.2, 0.025), (-0.12, -0.03, 0.008), (1.0, 0.0, 0.010), (-0.3, 0.03, 0.010),
-                 (0.3, 0.25, 0.045)]  # (mV, s from R, width s): P, Q, R, S, T
+        waves = [
+            (0.12, -0.2, 0.025),
+            (-0.12, -0.03, 0.008),
+            (1.0, 0.0, 0.010),
+            (-0.3, 0.03, 0.010),
+            (0.3, 0.25, 0.045),
+        ]  # (mV, s from R, width s): P, Q, R, S, T
         t = np.arange(int(0.9 * sfreq)) / sfreq - 0.35
         template = sum(a * np.exp(-0.5 * ((t - mu) / w) ** 2) for a, mu, w in waves) * 1e-3
         spikes = np.zeros(n_times + t.size)
@@ -394,7 +413,7 @@ class BrainModel:
             i = int(round(b * sfreq))
             if 0 <= i < n_times:
                 spikes[i] = 1.0
-        ekg = np.convolve(spikes, template)[int(0.35 * sfreq):int(0.35 * sfreq) + n_times]
+        ekg = np.convolve(spikes, template)[int(0.35 * sfreq) : int(0.35 * sfreq) + n_times]
         times = np.arange(n_times) / sfreq
         wander = 0.1e-3 * np.sin(2 * np.pi * rng.uniform(0.1, 0.3) * times + rng.uniform(0, 2 * np.pi))
         out = np.empty((2, n_times))
@@ -421,12 +440,13 @@ class BrainModel:
         lay = self.layout
         names = lay.ch_names
         return {
-            "contacts": names[:lay.n_contacts],
+            "contacts": names[: lay.n_contacts],
             "shafts": lay.shaft_names,
             "non_neural": {"ecg": _EKG, "misc": _DC},
             "background": {
                 "spectrum": "1 / (f^2 + f_knee^2)^(beta / 2), mixed along the shaft with rho^|i-j|",
-                "f_knee_hz": _F_KNEE, "amplifier_floor_v": _FLOOR,
+                "f_knee_hz": _F_KNEE,
+                "amplifier_floor_v": _FLOOR,
                 "beta": dict(zip(names, self.beta.round(4).tolist())),
                 "std_v": dict(zip(names, self.amp.tolist())),
                 "shaft_rho": dict(zip(lay.shaft_names, self.rho.round(4).tolist())),
@@ -448,13 +468,17 @@ class BrainModel:
                 for r, c in enumerate(self.responsive)
             },
             "kernel_frame_rate_hz": self.frame_rate,
-            "snr": self.snr, "hg_snr": self.hg_snr,
+            "snr": self.snr,
+            "hg_snr": self.hg_snr,
             "feature_mean": self.feat_mean.round(6).tolist(),
             "feature_std": self.feat_std.round(6).tolist(),
             "bad_channels": {
                 names[self.flat]: {"why": "flat", "value_v": self.flat_value, "channels_tsv_status": "good"},
-                names[self.noisy]: {"why": "broadband noise", "added_noise_std_v": self.noisy_std,
-                                    "channels_tsv_status": "bad"},
+                names[self.noisy]: {
+                    "why": "broadband noise",
+                    "added_noise_std_v": self.noisy_std,
+                    "channels_tsv_status": "bad",
+                },
             },
             "line_noise": {
                 "freq_hz": self.line_freq,

@@ -98,7 +98,7 @@ def _envelope(n: int, sfreq: float, attack: float, release: float) -> np.ndarray
     env = np.ones(n)
     na, nr = min(n, max(1, int(attack * sfreq))), min(n, max(1, int(release * sfreq)))
     env[:na] *= np.linspace(0, 1, na)
-    env[n - nr:] *= np.linspace(1, 0, nr)
+    env[n - nr :] *= np.linspace(1, 0, nr)
     return env
 
 
@@ -107,10 +107,10 @@ def _beeps(duration: float, sfreq: float, rng: np.random.Generator) -> tuple[np.
     out = np.zeros(n)
     freq, period, length = rng.uniform(700, 1300), rng.uniform(0.5, 1.5), rng.uniform(0.06, 0.16)
     t = np.arange(int(length * sfreq)) / sfreq
-    beep = (np.sin(2 * np.pi * freq * t) + 0.2 * np.sin(4 * np.pi * freq * t)) * _envelope(t.size, sfreq, .005, .01)
+    beep = (np.sin(2 * np.pi * freq * t) + 0.2 * np.sin(4 * np.pi * freq * t)) * _envelope(t.size, sfreq, 0.005, 0.01)
     for start in np.arange(rng.uniform(0, period), duration - length, period):
         i = int(start * sfreq)
-        out[i:i + beep.size] += beep[:n - i]
+        out[i : i + beep.size] += beep[: n - i]
     return out * rng.uniform(0.05, 0.2), {"sound": "beeps", "freq_hz": round(freq, 1), "period_s": round(period, 3)}
 
 
@@ -124,9 +124,9 @@ def _chirps(duration: float, sfreq: float, rng: np.random.Generator) -> tuple[np
         f0, f1 = rng.uniform(200, 1000), rng.uniform(1500, min(6000, 0.45 * sfreq))
         if rng.random() < 0.5:
             f0, f1 = f1, f0
-        sweep = chirp(t, f0, length, f1, method="logarithmic") * _envelope(t.size, sfreq, .02, .05)
+        sweep = chirp(t, f0, length, f1, method="logarithmic") * _envelope(t.size, sfreq, 0.02, 0.05)
         i = int(start * sfreq)
-        out[i:i + sweep.size] += sweep[:n - i]
+        out[i : i + sweep.size] += sweep[: n - i]
         start += length + rng.uniform(0.1, 1.0)
     return out * rng.uniform(0.05, 0.2), {"sound": "chirps"}
 
@@ -141,10 +141,10 @@ def _music(duration: float, sfreq: float, rng: np.random.Generator) -> tuple[np.
         length = min(rng.choice([0.2, 0.3, 0.4, 0.6]), duration - start)
         f = root * 2 ** (rng.choice(scale) / 12)
         t = np.arange(int(length * sfreq)) / sfreq
-        note = sum((0.6 ** h) * np.sin(2 * np.pi * f * (h + 1) * t) for h in range(5) if f * (h + 1) < 0.45 * sfreq)
+        note = sum((0.6**h) * np.sin(2 * np.pi * f * (h + 1) * t) for h in range(5) if f * (h + 1) < 0.45 * sfreq)
         note = note * _envelope(t.size, sfreq, 0.01, 0.08) * np.exp(-t / (0.8 * length + 0.05))
         i = int(start * sfreq)
-        out[i:i + note.size] += note[:n - i]
+        out[i : i + note.size] += note[: n - i]
         start += length
     return out * rng.uniform(0.05, 0.2), {"sound": "music", "root_hz": round(root, 1)}
 
@@ -159,23 +159,31 @@ def _knocks(duration: float, sfreq: float, rng: np.random.Generator, door: bool 
         if door:  # creak (band noise swell) then slam
             length = min(0.8, duration - start)
             t = np.arange(int(length * sfreq)) / sfreq
-            creak = sosfilt(butter(2, [400, 1200], btype="band", fs=sfreq, output="sos"),
-                            rng.standard_normal(t.size)) * np.sin(np.pi * t / max(length, 1e-3)) * 0.5
+            creak = (
+                sosfilt(butter(2, [400, 1200], btype="band", fs=sfreq, output="sos"), rng.standard_normal(t.size))
+                * np.sin(np.pi * t / max(length, 1e-3))
+                * 0.5
+            )
             i = int(start * sfreq)
-            out[i:i + creak.size] += creak[:n - i]
+            out[i : i + creak.size] += creak[: n - i]
             start += length
         t = np.arange(int(0.25 * sfreq)) / sfreq
-        thump = (sosfilt(sos, rng.standard_normal(t.size)) * 3 + np.sin(2 * np.pi * rng.uniform(80, 200) * t))
+        thump = sosfilt(sos, rng.standard_normal(t.size)) * 3 + np.sin(2 * np.pi * rng.uniform(80, 200) * t)
         thump *= np.exp(-t / rng.uniform(0.015, 0.05))
         i = int(start * sfreq)
         if i < n:
-            out[i:i + thump.size] += thump[:n - i]
+            out[i : i + thump.size] += thump[: n - i]
         start += rng.uniform(0.15, 0.35)
     return out * rng.uniform(0.1, 0.4), {"sound": "door" if door else "knocks"}
 
 
-_SOUNDS = {"beeps": _beeps, "chirps": _chirps, "music": _music, "knocks": _knocks,
-           "door": lambda d, s, r: _knocks(d, s, r, door=True)}
+_SOUNDS = {
+    "beeps": _beeps,
+    "chirps": _chirps,
+    "music": _music,
+    "knocks": _knocks,
+    "door": lambda d, s, r: _knocks(d, s, r, door=True),
+}
 
 
 def _steady_noise(n: int, sfreq: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -191,8 +199,15 @@ def _steady_noise(n: int, sfreq: float, rng: np.random.Generator) -> tuple[np.nd
     return (noise + hum) * level * env, {"band_hz": [round(lo, 1), round(hi, 1)], "rms": round(level, 4)}
 
 
-def render_block(duration: float, sfreq: float, rng: np.random.Generator, speaker: Speaker, sentences: list[str],
-                 speech_target: float, room_level: float = 0.003) -> BlockAudio:
+def render_block(
+    duration: float,
+    sfreq: float,
+    rng: np.random.Generator,
+    speaker: Speaker,
+    sentences: list[str],
+    speech_target: float,
+    room_level: float = 0.003,
+) -> BlockAudio:
     """Simulate the ambient audio of one block.
 
     Parameters
@@ -237,7 +252,7 @@ def render_block(duration: float, sfreq: float, rng: np.random.Generator, speake
                     break
                 i = int(round(cursor * sfreq))
                 seg = utt.audio[: n - i]
-                audio[i:i + seg.size] += gains[v] * seg
+                audio[i : i + seg.size] += gains[v] * seg
                 words.extend((round(cursor + w0, 4), w1, w) for w0, w1, w in utt.words)
                 said.append({"sentence": k, "voice": v})
                 speech_time += utt.duration
@@ -246,9 +261,14 @@ def render_block(duration: float, sfreq: float, rng: np.random.Generator, speake
                 segments.append(Segment("silence", t, duration - t))
                 break
             end = min(cursor, duration)
-            segments.append(Segment("speech", onset, end - onset, {"utterances": said,
-                                                                   "gains": {str(k): round(g, 3)
-                                                                             for k, g in gains.items()}}))
+            segments.append(
+                Segment(
+                    "speech",
+                    onset,
+                    end - onset,
+                    {"utterances": said, "gains": {str(k): round(g, 3) for k, g in gains.items()}},
+                )
+            )
             t = end
             continue
         kind = rng.choice(["silence", "noise", "sounds"], p=[0.5, 0.2, 0.3])
@@ -262,9 +282,14 @@ def render_block(duration: float, sfreq: float, rng: np.random.Generator, speake
         elif kind == "sounds":
             name = str(rng.choice(list(_SOUNDS)))
             sig, detail = _SOUNDS[name](length, sfreq, rng)
-            audio[i0:i0 + sig.size] += sig[: n - i0]
+            audio[i0 : i0 + sig.size] += sig[: n - i0]
         segments.append(Segment(str(kind), round(t, 4), round(length, 4), detail))
         t += length
     np.clip(audio, -1.0, 1.0, out=audio)
-    return BlockAudio(audio=audio.astype(np.float32), sfreq=float(sfreq), words=words, segments=segments,
-                      speech_fraction=float(speech_time / duration))
+    return BlockAudio(
+        audio=audio.astype(np.float32),
+        sfreq=float(sfreq),
+        words=words,
+        segments=segments,
+        speech_fraction=float(speech_time / duration),
+    )

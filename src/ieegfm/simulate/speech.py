@@ -123,9 +123,16 @@ class _Engine:
         self.lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_Synth.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-                                          ctypes.c_uint, ctypes.c_uint, ctypes.POINTER(ctypes.c_uint),
-                                          ctypes.c_void_p]
+        self.lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.POINTER(ctypes.c_uint),
+            ctypes.c_void_p,
+        ]
         self._set_seed = getattr(self.lib, "espeak_ng_SetRandSeed", None)
         if self._set_seed is not None:
             self._set_seed.argtypes = [ctypes.c_long]
@@ -182,7 +189,7 @@ def _word_spans(text: str, events: list[tuple[int, int, int]]) -> list[tuple[int
     """Onset (ms) and word text of each word event (text positions are 1-based characters)."""
     out = []
     for audio_ms, pos, length in events:
-        word = text[pos - 1:pos - 1 + length].strip(" \t\n.,;:!?\"'()-")
+        word = text[pos - 1 : pos - 1 + length].strip(" \t\n.,;:!?\"'()-")
         if word:
             out.append((audio_ms, word))
     return out
@@ -192,7 +199,7 @@ def _trim_words(audio: np.ndarray, sfreq: float, spans: list[tuple[int, str]]) -
     """Word (onset, duration, word): each word ends where the next starts, with its trailing silence cut off."""
     frame = max(1, int(round(0.010 * sfreq)))
     n_frames = audio.shape[0] // frame
-    energy = np.sqrt(np.mean(audio[:n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
+    energy = np.sqrt(np.mean(audio[: n_frames * frame].reshape(n_frames, frame) ** 2, axis=1))
     voiced = energy > 0.02 * (energy.max() if n_frames else 1.0)
     duration = audio.shape[0] / sfreq
     words = []
@@ -253,8 +260,9 @@ class _Worker:
         import subprocess
         import sys
 
-        self.proc = subprocess.Popen([sys.executable, "-m", "ieegfm.simulate.speech"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ieegfm.simulate.speech"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
 
     def synthesize(self, text: str, voice: Voice, sfreq: float) -> Utterance:
         import json

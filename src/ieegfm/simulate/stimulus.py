@@ -22,8 +22,9 @@ def _mel_to_hz(m):
     return 700.0 * (10.0 ** (np.asarray(m, float) / 2595.0) - 1.0)
 
 
-def mel_filterbank(sfreq: float, n_fft: int, n_mels: int, fmin: float = 60.0,
-                   fmax: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def mel_filterbank(
+    sfreq: float, n_fft: int, n_mels: int, fmin: float = 60.0, fmax: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Triangular mel filterbank (HTK mel scale).
 
     Parameters
@@ -65,8 +66,9 @@ def feature_names(n_mels: int) -> list[str]:
     return [f"logmel{m:02d}" for m in range(n_mels)] + ["envelope"]
 
 
-def stimulus_features(audio: np.ndarray, sfreq: float, n_mels: int = 12,
-                      frame_rate: float = FEATURE_FRAME_RATE, chunk_frames: int = 20000) -> tuple[np.ndarray, float]:
+def stimulus_features(
+    audio: np.ndarray, sfreq: float, n_mels: int = 12, frame_rate: float = FEATURE_FRAME_RATE, chunk_frames: int = 20000
+) -> tuple[np.ndarray, float]:
     """Log-mel band energies and log broadband envelope on a ~100 Hz frame grid.
 
     Parameters
@@ -102,7 +104,8 @@ def stimulus_features(audio: np.ndarray, sfreq: float, n_mels: int = 12,
     for start in range(0, n_frames, chunk_frames):
         stop = min(start + chunk_frames, n_frames)
         view = np.lib.stride_tricks.as_strided(
-            padded[start * hop:], shape=(stop - start, n_fft), strides=(hop * padded.strides[0], padded.strides[0]))
+            padded[start * hop :], shape=(stop - start, n_fft), strides=(hop * padded.strides[0], padded.strides[0])
+        )
         power = np.abs(np.fft.rfft(view * window, axis=1)) ** 2
         out[:n_mels, start:stop] = np.log10(power @ fb.T + 1e-10).T
         rms = np.sqrt(np.mean(view.astype(np.float64) ** 2, axis=1))

@@ -15,8 +15,9 @@ __all__ = ["write_edf", "write_channels_tsv", "write_wav", "write_words_tsv", "w
 _BIDS_TYPES = {"seeg": "SEEG", "ecg": "ECG", "misc": "MISC"}
 
 
-def write_edf(fname: Path, data: np.ndarray, ch_names: list[str], ch_types: list[str], sfreq: float,
-              meas_date: dt.datetime) -> None:
+def write_edf(
+    fname: Path, data: np.ndarray, ch_names: list[str], ch_types: list[str], sfreq: float, meas_date: dt.datetime
+) -> None:
     """Write one block as EDF+ with :func:`mne.export.export_raw` (edfio backend).
 
     Parameters
@@ -43,8 +44,9 @@ def write_edf(fname: Path, data: np.ndarray, ch_names: list[str], ch_types: list
     mne.export.export_raw(fname, raw, fmt="edf", physical_range="channelwise", overwrite=True, verbose=False)
 
 
-def write_channels_tsv(fname: Path, ch_names: list[str], ch_types: list[str], sfreq: float,
-                       bad: dict[str, str]) -> None:
+def write_channels_tsv(
+    fname: Path, ch_names: list[str], ch_types: list[str], sfreq: float, bad: dict[str, str]
+) -> None:
     """BIDS ``channels.tsv`` (name, type, units, low_cutoff, high_cutoff, status, status_description).
 
     Parameters
