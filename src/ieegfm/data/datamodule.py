@@ -65,6 +65,8 @@ class ShardDataModule(L.LightningDataModule):
         Training windows per epoch over all ranks; default: the training windows in the manifest.
     seed : int
 
+    Notes
+    -----
     Batches are dicts: ``brain`` (batch, n_chans, n_times) float32, ``audio`` (batch, n_features, n_times),
     ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` list of str.
     """

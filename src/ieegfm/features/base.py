@@ -23,12 +23,15 @@ class AudioFeatureExtractor(Protocol):
         Audio rate the extractor expects (Hz).
     context_s : float
         Audio context of one forward pass (s): features near a time depend on at most this much audio.
+    chunk_s : float
+        Length of the independent audio segments the packer feeds to :meth:`compute` (s).
     """
 
     name: str
     n_features: int
     sfreq: int
     context_s: float
+    chunk_s: float
 
     def compute(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Features of one segment.

@@ -410,13 +410,9 @@ def _process_block(
         f"{stem}.audio.npy", mode="w+", dtype=np.float32, shape=(extractor.n_features, n_out)
     )
     audio[:] = 0.0
-    targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor_chunk_s(extractor))
+    targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor.chunk_s)
     brain.flush()
     audio.flush()
     np.save(f"{stem}.valid.npy", valid)
     Path(f"{stem}.channels.json").write_text(json.dumps(names))
 
-
-def extractor_chunk_s(extractor) -> float:
-    """Segment length the extractor is run on (its context for wav2vec 2.0; 30 s for log-mel)."""
-    return float(getattr(extractor, "chunk_s", 30.0))
