@@ -64,6 +64,10 @@ def test_docstring_parameters_match_signatures():
 
 def test_no_global_numpy_rng():
     pattern = re.compile(r"np\.random\.(seed|rand|randn|random|normal|uniform|choice|permutation|shuffle|randint)\(")
-    offenders = [f"{p.relative_to(SRC)}:{i}" for p in SRC.rglob("*.py")
-                 for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    offenders = [
+        f"{p.relative_to(SRC)}:{i}"
+        for p in SRC.rglob("*.py")
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert not offenders, offenders

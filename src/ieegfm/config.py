@@ -182,6 +182,9 @@ class TrainerConfig:
     val_check_interval: int = field(default=200, metadata={"help": "validate every N training steps"})
     log_every_n_steps: int = field(default=20, metadata={"help": "logging interval (steps)"})
     enable_progress_bar: bool = field(default=True, metadata={"help": "show the progress bar"})
+    checkpoint_every_steps: int = field(
+        default=200, metadata={"help": "save checkpoints/last.ckpt every N training steps (0: only at validation)"}
+    )
 
 
 @dataclass
@@ -191,6 +194,9 @@ class PretrainConfig:
     shards: str = MISSING
     out: str = field(default="runs/pretrain", metadata={"help": "run folder (config, checkpoints, TensorBoard)"})
     seed: int = field(default=0, metadata={"help": "global seed (weights, shuffles)"})
+    resume: str | None = field(
+        default=None, metadata={"help": "'last' (out/checkpoints/last.ckpt if present) or a checkpoint path"}
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)

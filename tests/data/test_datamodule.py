@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 import torch
-from conftest import T0, write_block, write_table
+from recording_fixtures import T0, write_block, write_table
 
 from ieegfm.config import load_config
 from ieegfm.data import ShardDataModule

@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-from conftest import T0, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.config import load_config
@@ -15,44 +14,8 @@ from ieegfm.evaluation.evaluate import embed_split, load_encoder
 from ieegfm.evaluation.retrieval import retrieval_metrics
 from ieegfm.shards.pack import pack
 
-TINY = [
-    "model.hidden=32",
-    "model.depth=2",
-    "model.projected_chans=16",
-    "data.batch_size=16",
-    "optim.lr=3e-3",
-    "optim.warmup_steps=5",
-    "trainer.enable_progress_bar=false",
-    "trainer.accelerator=cpu",
-]
 
-
-@pytest.fixture(scope="module")
-def shards(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pt")
-    rows = []
-    for i in range(6):
-        start = T0 + dt.timedelta(seconds=120 * i)
-        ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=120, seed=i)
-        rows.append(("01", "day1", ieeg, wav, start))
-    table = write_table(tmp / "d", rows)
-    pack(
-        load_config(
-            "pack",
-            overrides=[
-                f"recordings={table}",
-                f"out={tmp / 's'}",
-                "split.val=0.2",
-                "split.test=0.2",
-                "chunk_s=30",
-                "audio.n_mels=8",
-            ],
-        )
-    )
-    return tmp / "s"
-
-
-def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_path):
+def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_path, tiny):
     run = tmp_path / "run"
     assert (
         main(
@@ -63,7 +26,7 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
                 "trainer.max_steps=120",
                 "trainer.val_check_interval=60",
                 "model.pooling=none",
-                *TINY,
+                *tiny,
             ]
         )
         == 0
@@ -88,10 +51,10 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
     assert abs(m["shuffled_mean_relative_rank"] - 0.5) < 0.1
 
 
-def test_untrained_encoder_is_at_chance(shards, tmp_path):
+def test_untrained_encoder_is_at_chance(shards, tmp_path, tiny):
     """Control: the same evaluation on a randomly initialised encoder sits near 0.5."""
     assert (
-        main(["pretrain", f"shards={shards}", f"out={tmp_path / 'r0'}", "trainer.max_steps=1", "optim.lr=1e-12", *TINY])
+        main(["pretrain", f"shards={shards}", f"out={tmp_path / 'r0'}", "trainer.max_steps=1", "optim.lr=1e-12", *tiny])
         == 0
     )
     encoder, cfg = load_encoder(json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"])
@@ -102,7 +65,7 @@ def test_untrained_encoder_is_at_chance(shards, tmp_path):
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_on_cpu(shards, tmp_path):
+def test_ddp_two_processes_on_cpu(shards, tmp_path, tiny):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     cmd = [
@@ -117,7 +80,7 @@ def test_ddp_two_processes_on_cpu(shards, tmp_path):
         "trainer.devices=2",
         "trainer.strategy=ddp",
         "trainer.log_every_n_steps=1",
-        *TINY,
+        *tiny,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

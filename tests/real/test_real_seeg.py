@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import webdataset as wds
-from conftest import SHARED
+from recording_fixtures import SHARED
 from scipy.signal import welch
 
 from ieegfm.config import load_config

@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import webdataset as wds
-from conftest import T0, write_block, write_table
+from recording_fixtures import T0, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.config import load_config

@@ -12,7 +12,9 @@ import webdataset as wds
 
 from ieegfm.data.pipeline import (
     CorruptCounter,
+    EpochBatches,
     ResampledShardList,
+    ResumePosition,
     ShardList,
     SharedEpoch,
     ShuffleWindows,
@@ -44,7 +46,7 @@ class ShardDataModule(L.LightningDataModule):
 
     Training streams shards split by node and by worker, shuffles shards and windows with seeds derived from
     ``(seed, epoch)``, slices each chunk into ``window_s`` windows at a random offset, and ends every epoch after
-    the same number of batches on every rank (``with_epoch``; uneven ranks would hang DDP). Validation and test
+    the same number of batches on every rank (:class:`~ieegfm.data.pipeline.EpochBatches`; uneven ranks would hang DDP). Validation and test
     use fixed, non-overlapping windows in shard order.
 
     Parameters
@@ -89,6 +91,7 @@ class ShardDataModule(L.LightningDataModule):
         self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
         self.seed = seed
         self.epoch = SharedEpoch(0)
+        self.resume = ResumePosition()
         self.sfreq = float(self.manifest["sfreq"])
         self.window_n = int(round(window_s * self.sfreq))
         self.n_chans = int(self.manifest["n_chans_max"])
@@ -103,6 +106,11 @@ class ShardDataModule(L.LightningDataModule):
     def n_windows(self, split: str) -> int:
         """Non-overlapping windows of a split (from the manifest)."""
         return int(sum(s["n_windows"] for s in self.manifest["shards"].get(split, [])))
+
+    def resume_from(self, epoch: int, batches: int) -> None:
+        """Fast-forward the training stream to ``batches`` done in ``epoch`` (restored from a checkpoint)."""
+        self.resume.set(epoch, batches)
+        self.epoch.set_value(epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """Advance the shared epoch (reseeds shard and window shuffles)."""
@@ -146,8 +154,9 @@ class ShardDataModule(L.LightningDataModule):
             ),
             ShuffleWindows(self.shuffle_buffer, self.seed, self.epoch),
             wds.batched(self.batch_size, collation_fn=collate, partial=False),
+            EpochBatches(worker_batches, self.epoch, self.resume),
         ]
-        dataset = wds.DataPipeline(*stages).with_epoch(worker_batches)
+        dataset = wds.DataPipeline(*stages)
         loader = wds.WebLoader(
             dataset,
             batch_size=None,

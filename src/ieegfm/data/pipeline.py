@@ -36,6 +36,21 @@ class SharedEpoch:
         return self.value.value
 
 
+class ResumePosition:
+    """Where a resumed run left off: ``epoch`` and the training ``batches`` already done in it (all workers).
+
+    Shared with DataLoader workers; :class:`EpochBatches` fast-forwards past those batches once, in that epoch.
+    """
+
+    def __init__(self) -> None:
+        self.epoch = mp.Value("i", -1)
+        self.batches = mp.Value("i", 0)
+
+    def set(self, epoch: int, batches: int) -> None:
+        """Record the position (from a checkpoint)."""
+        self.epoch.value, self.batches.value = int(epoch), int(batches)
+
+
 def rank_and_worker() -> tuple[int, int, int, int]:
     """``(rank, world_size, worker, num_workers)`` of the calling process."""
     rank, world = 0, 1
@@ -61,7 +76,7 @@ class CorruptCounter:
 class ShardList(wds.PipelineStage):
     """Shard URLs, reshuffled every epoch with ``random.Random((seed, epoch))`` (the same on every rank).
 
-    With ``repeat=True`` the list is repeated (reshuffled each time) forever; a ``with_epoch`` downstream
+    With ``repeat=True`` the list is repeated (reshuffled each time) forever; :class:`EpochBatches` downstream
     ends the epoch, so every rank yields the same number of batches.
     """
 
@@ -95,6 +110,30 @@ class ResampledShardList(wds.PipelineStage):
         rng = random.Random(f"{self.seed}-{self.epoch.get_value()}-{rank}-{worker}")
         while True:
             yield {"url": rng.choice(self.urls)}
+
+
+class EpochBatches(wds.PipelineStage):
+    """End a worker's epoch after ``n_batches`` and, after a resume, skip the batches already trained on.
+
+    The DataLoader takes batches from its workers in turn, so global batch ``j`` is batch ``j // num_workers`` of
+    worker ``j % num_workers``; a resume at ``k`` done batches skips ``len(range(worker, k, num_workers))`` of
+    this worker's batches. The stream is deterministic given (seed, epoch, rank, worker), so the resumed run sees
+    exactly the batches the uninterrupted run would have seen.
+    """
+
+    def __init__(self, n_batches: int, epoch: SharedEpoch, resume: ResumePosition) -> None:
+        self.n_batches, self.epoch, self.resume = n_batches, epoch, resume
+
+    def run(self, src: Iterator[dict]) -> Iterator[dict]:
+        _, _, worker, workers = rank_and_worker()
+        skip = 0
+        if self.resume.epoch.value == self.epoch.get_value():
+            skip = len(range(worker, self.resume.batches.value, workers))
+        for i, batch in enumerate(src):
+            if i >= self.n_batches:
+                return
+            if i >= skip:
+                yield batch
 
 
 def decode_sample(sample: dict) -> dict:

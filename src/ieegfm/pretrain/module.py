@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import lightning as L
 import torch
@@ -66,6 +67,7 @@ class ContrastivePretraining(L.LightningModule):
         self.loss = loss
         self.pooling = encoder.pooling
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._pending_rng: dict | None = None
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         return self.encoder(brain, subject)
@@ -79,6 +81,35 @@ class ContrastivePretraining(L.LightningModule):
         self.log("train/logit_scale", float(self.loss.scale) if hasattr(self.loss, "scale") else 0.0, batch_size=bs)
         self.log("train/contrastive_batch", float(bs * world), batch_size=bs)
         return loss
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the data position (epoch, batches done in it) and the RNG states, for an exact resume."""
+        progress = self.trainer.fit_loop.epoch_loop.batch_progress
+        epoch, done = int(self.current_epoch), int(progress.current.processed)
+        if progress.is_last_batch:  # saved on the epoch's last batch: Lightning resumes at the next epoch
+            epoch, done = epoch + 1, 0
+        checkpoint["ieegfm"] = {
+            "epoch": epoch,
+            "batches_in_epoch": done,
+            "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},  # ieegfm uses no global numpy RNG
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Restore the RNG states and fast-forward the training stream to where the checkpoint was taken."""
+        state = checkpoint.get("ieegfm")
+        if state is None:
+            return
+        self._pending_rng = state["rng"]
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        if dm is not None and hasattr(dm, "resume_from"):
+            dm.resume_from(state["epoch"], state["batches_in_epoch"])
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # restore the RNG states only now: creating the DataLoader iterator draws from the torch RNG
+        if self._pending_rng is not None:
+            torch.set_rng_state(self._pending_rng["torch"])
+            random.setstate(self._pending_rng["python"])
+            self._pending_rng = None
 
     def on_train_epoch_start(self) -> None:
         dm = getattr(self.trainer, "datamodule", None)

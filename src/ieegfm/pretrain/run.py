@@ -7,16 +7,71 @@ import logging
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
 from ieegfm.data import ShardDataModule
+from ieegfm.errors import InputError
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder
 from ieegfm.pretrain.module import ContrastivePretraining
 
 logger = logging.getLogger(__name__)
+
+
+class CheckpointOnSigterm(Callback):
+    """Save ``last.ckpt`` when the job receives SIGTERM (SLURM preemption, ``scancel``, ``kill``).
+
+    Lightning records SIGTERM (rank 0's is broadcast) and stops after the current training batch; this callback
+    saves the full training state at the end of that batch, where the periodic checkpoints are taken, so the
+    resumed run continues exactly where the uninterrupted one would have (see
+    :meth:`~ieegfm.pretrain.module.ContrastivePretraining.on_save_checkpoint`). A SIGTERM during validation is
+    saved when Lightning raises its ``SIGTERMException``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._saved_step = -1
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
+        stop = bool(getattr(trainer, "received_sigterm", False))
+        if trainer.world_size > 1:  # every rank must take part in the (collective) save
+            stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
+        if stop:
+            self._save(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException) and self._saved_step != trainer.global_step:
+            self._save(trainer)
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self._saved_step = trainer.global_step
+        logger.warning("SIGTERM: saved %s at step %d; rerun with resume=last", self.path, trainer.global_step)
+
+
+def resume_path(resume: str | None, out: Path) -> Path | None:
+    """The checkpoint ``resume`` names: ``last`` -> ``out/checkpoints/last.ckpt`` if it exists, else a path.
+
+    Raises
+    ------
+    InputError
+        ``resume`` is a path that does not exist.
+    """
+    if not resume:
+        return None
+    if resume == "last":
+        last = out / "checkpoints" / "last.ckpt"
+        if last.exists():
+            return last
+        logger.info("resume=last: no %s yet, starting from scratch", last)
+        return None
+    path = Path(resume)
+    if not path.is_file():
+        raise InputError(f"resume={resume}: checkpoint not found; expected 'last' or a .ckpt file")
+    return path
 
 
 def encoder_config(cfg, dm: ShardDataModule) -> dict:
@@ -86,16 +141,30 @@ def pretrain(cfg) -> Path:
         encoder_config=enc_cfg,
     )
     has_val = bool(dm.urls("val"))
-    ckpt = ModelCheckpoint(
-        dirpath=out / "checkpoints",
-        filename="step{step}",
+    t = cfg.trainer
+    ckpt_dir = out / "checkpoints"
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir,
+        filename="best-step{step}",
         auto_insert_metric_name=False,
         monitor="val/mean_relative_rank" if has_val else None,
         mode="min",
-        save_last=True,
         save_top_k=1,
+        save_last=t.checkpoint_every_steps <= 0,
     )
-    t = cfg.trainer
+    callbacks: list[Callback] = [best, CheckpointOnSigterm(ckpt_dir / "last.ckpt")]
+    if t.checkpoint_every_steps > 0:
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=ckpt_dir,
+                filename="step{step}",
+                auto_insert_metric_name=False,
+                every_n_train_steps=t.checkpoint_every_steps,
+                save_top_k=1,
+                save_last=True,
+            )
+        )
+    ckpt_path = resume_path(cfg.resume, out)
     trainer = L.Trainer(
         max_steps=t.max_steps,
         devices=t.devices,
@@ -105,7 +174,7 @@ def pretrain(cfg) -> Path:
         precision=t.precision,
         default_root_dir=str(out),
         logger=TensorBoardLogger(str(out), name="tb", version=""),
-        callbacks=[ckpt],
+        callbacks=callbacks,
         val_check_interval=min(t.val_check_interval, t.max_steps) if has_val else None,
         check_val_every_n_epoch=None,
         limit_val_batches=1.0 if has_val else 0,
@@ -116,13 +185,16 @@ def pretrain(cfg) -> Path:
         enable_progress_bar=t.enable_progress_bar,
         deterministic=False,
     )
-    trainer.fit(module, datamodule=dm)
-    best = Path(ckpt.best_model_path) if ckpt.best_model_path else Path(ckpt.last_model_path)
+    trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
+    last = ckpt_dir / "last.ckpt"
+    trainer.save_checkpoint(last)  # the final state, whatever the periodic schedule
+    chosen = Path(best.best_model_path) if best.best_model_path else last
     if trainer.is_global_zero:
         summary = {
-            "best_checkpoint": str(best),
-            "last_checkpoint": ckpt.last_model_path,
-            "best_val_mean_relative_rank": float(ckpt.best_model_score) if ckpt.best_model_score is not None else None,
+            "best_checkpoint": str(chosen),
+            "last_checkpoint": str(last),
+            "resumed_from": str(ckpt_path) if ckpt_path else None,
+            "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
             "global_step": trainer.global_step,
             "encoder": enc_cfg,
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
@@ -130,5 +202,5 @@ def pretrain(cfg) -> Path:
             "corrupt_samples_skipped": dm.corrupt.count,
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
-        logger.info("pretrained %s: best checkpoint %s", out, best)
-    return best
+        logger.info("pretrained %s: best checkpoint %s", out, chosen)
+    return chosen

@@ -415,4 +415,3 @@ def _process_block(
     audio.flush()
     np.save(f"{stem}.valid.npy", valid)
     Path(f"{stem}.channels.json").write_text(json.dumps(names))
-

@@ -1,0 +1,76 @@
+"""Tiny clinical-format recordings written with MNE and soundfile, for tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+import mne
+import numpy as np
+import soundfile as sf
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+NEURAL = [f"{s}{i}" for s in ("LA", "LH") for i in range(1, 5)]
+
+
+def write_block(
+    folder: Path,
+    name: str,
+    start: dt.datetime,
+    duration: float = 60.0,
+    sfreq: float = 256.0,
+    audio_duration: float | None = None,
+    flat: str | None = None,
+    nan_span: tuple[float, float] | None = None,
+    fmt: str = "edf",
+    seed: int = 0,
+    audio_sfreq: int = 16000,
+) -> tuple[Path, Path]:
+    """One block: iEEG (8 sEEG contacts on 2 shafts + EKG1 + DC01) whose first shaft follows the audio envelope."""
+    rng = np.random.default_rng(seed)
+    n = int(round(duration * sfreq))
+    audio_duration = duration if audio_duration is None else audio_duration
+    n_audio = int(round(audio_duration * audio_sfreq))
+    # audio: noise bursts switched on and off every 0.5 s at random
+    env_rate = 2
+    env = np.repeat(rng.random(int(np.ceil(audio_duration * env_rate)) + 1) > 0.5, audio_sfreq // env_rate)[:n_audio]
+    audio = (0.3 * env * rng.standard_normal(n_audio) + 0.01 * rng.standard_normal(n_audio)).astype(np.float32)
+    t_brain = np.arange(n) / sfreq
+    env_brain = np.interp(t_brain, np.arange(n_audio) / audio_sfreq, env.astype(float)) if n_audio else 0 * t_brain
+    data = 20e-6 * rng.standard_normal((len(NEURAL) + 2, n))
+    data[:4] += 40e-6 * np.array([1.0, 0.6, 0.3, 0.0])[:, None] * env_brain  # graded: survives bipolar
+    data[len(NEURAL)] = 1e-3 * (np.sin(2 * np.pi * 1.1 * t_brain) > 0.99)  # EKG-like
+    data[len(NEURAL) + 1] = 0.5 * (t_brain > duration / 2)  # DC step
+    data[: len(NEURAL)] += 30e-6 * np.sin(2 * np.pi * 60 * t_brain)
+    names = NEURAL + ["EKG1", "DC01"]
+    if flat is not None:
+        data[names.index(flat)] = 0.0
+    if nan_span is not None:
+        data[:, int(nan_span[0] * sfreq) : int(nan_span[1] * sfreq)] = np.nan
+    info = mne.create_info(names, sfreq, ["seeg"] * len(NEURAL) + ["ecg", "misc"])
+    raw = mne.io.RawArray(data, info, verbose="error")
+    raw.set_meas_date(start)
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "edf":
+        ieeg = folder / f"{name}_ieeg.edf"
+        mne.export.export_raw(ieeg, raw, fmt="edf", overwrite=True, verbose="error")
+    else:
+        ieeg = folder / f"{name}_ieeg.fif"
+        raw.save(ieeg, overwrite=True, verbose="error")
+    wav = folder / f"{name}_audio.wav"
+    sf.write(wav, audio, audio_sfreq, subtype="PCM_16")
+    return ieeg, wav
+
+
+def write_table(folder: Path, rows: list[tuple[str, str, Path, Path, dt.datetime]]) -> Path:
+    """A recordings.tsv with paths relative to ``folder``."""
+    lines = ["subject\tsession\tieeg\taudio\tstart_time"]
+    for subject, session, ieeg, wav, start in rows:
+        lines.append(
+            f"{subject}\t{session}\t{ieeg.relative_to(folder)}\t{wav.relative_to(folder)}\t{start.isoformat()}"
+        )
+    path = folder / "recordings.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
