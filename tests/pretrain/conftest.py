@@ -3,10 +3,10 @@
 import datetime as dt
 
 import pytest
+from recording_fixtures import T0, write_block, write_table
 
 from ieegfm.config import load_config
 from ieegfm.shards.pack import pack
-from recording_fixtures import T0, write_block, write_table
 
 TINY_OVERRIDES = [
     "model.hidden=32",

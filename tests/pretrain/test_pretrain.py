@@ -1,4 +1,3 @@
-import datetime as dt
 import json
 import os
 import subprocess
@@ -8,11 +7,9 @@ import pytest
 import torch
 
 from ieegfm.__main__ import main
-from ieegfm.config import load_config
 from ieegfm.data import ShardDataModule
 from ieegfm.evaluation.evaluate import embed_split, load_encoder
 from ieegfm.evaluation.retrieval import retrieval_metrics
-from ieegfm.shards.pack import pack
 
 
 def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_path, tiny):
