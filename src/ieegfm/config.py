@@ -99,7 +99,8 @@ class AudioConfig:
     sfreq: int = field(default=16000, metadata={"help": "audio rate the features are computed at (Hz)"})
     chunk_s: float = field(default=30.0, metadata={"help": "context of one wav2vec2 forward pass (s)"})
     n_mels: int = field(default=40, metadata={"help": "mel bands (logmel only)"})
-    device: str = field(default="cpu", metadata={"help": "torch device for feature extraction"})
+    device: str = field(default="cpu", metadata={"help": "torch device for feature extraction (cuda: bf16)"})
+    batch_chunks: int = field(default=4, metadata={"help": "chunks per extractor forward pass"})
 
 
 @dataclass
@@ -137,7 +138,8 @@ class PackConfig:
 class DataConfig:
     batch_size: int = field(default=64, metadata={"help": "windows per batch per process"})
     window_s: float = field(default=3.0, metadata={"help": "window length (s)"})
-    num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process (persistent)"})
+    pin_memory: bool | None = field(default=None, metadata={"help": "pin host memory; default: when on GPU"})
     shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
     resampled: bool = field(default=False, metadata={"help": "sample shards with replacement (infinite stream)"})
     samples_per_epoch: int | None = field(
@@ -178,7 +180,8 @@ class TrainerConfig:
     num_nodes: int = field(default=1, metadata={"help": "nodes"})
     strategy: str = field(default="auto", metadata={"help": "auto | ddp | ..."})
     accelerator: str = field(default="auto", metadata={"help": "cpu | gpu | auto"})
-    precision: str = field(default="32-true", metadata={"help": "32-true | bf16-mixed"})
+    precision: str = field(default="32-true", metadata={"help": "32-true | bf16-mixed (GPU)"})
+    compile: bool = field(default=False, metadata={"help": "torch.compile the encoder"})
     val_check_interval: int = field(default=200, metadata={"help": "validate every N training steps"})
     log_every_n_steps: int = field(default=20, metadata={"help": "logging interval (steps)"})
     enable_progress_bar: bool = field(default=True, metadata={"help": "show the progress bar"})

@@ -83,3 +83,15 @@ def test_wav2vec2_config_errors(tiny_wav2vec2, tmp_path):
         Wav2Vec2Features(None)
     with pytest.raises(ConfigError, match="config.json"):
         Wav2Vec2Features(tmp_path)
+
+
+def test_wav2vec2_batched_chunks_equal_single_chunks(tiny_wav2vec2, tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "a.wav"
+    sf.write(path, 0.1 * rng.standard_normal(16000 * 7).astype(np.float32), 16000)
+    w = Wav2Vec2Features(tiny_wav2vec2, layer=1, chunk_s=2.0)
+    times = np.arange(7 * 40) / 40.0  # the last chunk (6-7 s) is shorter than the others
+    single = targets_at(w, path, times, np.zeros((16, len(times)), np.float32), chunk_s=2.0, batch_chunks=1)
+    batched = targets_at(w, path, times, np.zeros((16, len(times)), np.float32), chunk_s=2.0, batch_chunks=3)
+    assert np.allclose(single, batched, atol=1e-4)
+    assert np.abs(single).sum(0).min() > 0  # every time filled

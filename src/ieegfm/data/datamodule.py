@@ -66,6 +66,8 @@ class ShardDataModule(L.LightningDataModule):
     samples_per_epoch : int | None
         Training windows per epoch over all ranks; default: the training windows in the manifest.
     seed : int
+    pin_memory : bool
+        Pin host memory of training batches (faster host-to-GPU copies).
 
     Notes
     -----
@@ -83,6 +85,7 @@ class ShardDataModule(L.LightningDataModule):
         resampled: bool = False,
         samples_per_epoch: int | None = None,
         seed: int = 0,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(shards)
@@ -90,6 +93,7 @@ class ShardDataModule(L.LightningDataModule):
         self.batch_size, self.window_s, self.num_workers = batch_size, window_s, num_workers
         self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
         self.seed = seed
+        self.pin_memory = pin_memory
         self.epoch = SharedEpoch(0)
         self.resume = ResumePosition()
         self.sfreq = float(self.manifest["sfreq"])
@@ -163,7 +167,7 @@ class ShardDataModule(L.LightningDataModule):
             shuffle=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
-            pin_memory=False,
+            pin_memory=self.pin_memory,
         )
         loader.num_batches = worker_batches * workers
         return loader

@@ -74,13 +74,19 @@ def interpolation_weights(src_times: np.ndarray, dst_times: np.ndarray) -> tuple
 
 
 def targets_at(
-    extractor: AudioFeatureExtractor, path: str | Path, times: np.ndarray, out: np.ndarray, chunk_s: float
+    extractor: AudioFeatureExtractor,
+    path: str | Path,
+    times: np.ndarray,
+    out: np.ndarray,
+    chunk_s: float,
+    batch_chunks: int = 1,
 ) -> np.ndarray:
     """Audio features at arbitrary times of an audio file, computed chunk by chunk.
 
     The audio is cut into consecutive ``chunk_s`` segments (the model's context, 30 s for wav2vec 2.0 as in
     arXiv 2512.15830); each segment's frames are linearly interpolated to the requested times inside it.
-    Memory is bounded by one segment whatever the file length.
+    ``batch_chunks`` segments go through the extractor together (one batched forward pass on a GPU) when it
+    offers ``compute_batch``. Memory is bounded by ``batch_chunks`` segments whatever the file length.
 
     Parameters
     ----------
@@ -93,19 +99,27 @@ def targets_at(
         Filled in place (may be a memory map); returned.
     chunk_s : float
         Segment length (s).
+    batch_chunks : int
+        Segments per extractor call.
     """
     if len(times) == 0:
         return out
     first = int(np.floor(times[0] / chunk_s))
     last = int(np.floor(times[-1] / chunk_s))
+    jobs = []
     for c in range(first, last + 1):
-        t0, t1 = c * chunk_s, (c + 1) * chunk_s
-        lo, hi = np.searchsorted(times, [t0, t1], side="left")
-        if hi <= lo:
-            continue
-        audio = read_segment(path, t0, t1, extractor.sfreq)
-        feats, ftimes = extractor.compute(audio)
-        idx, w = interpolation_weights(ftimes, times[lo:hi] - t0)
-        nxt = np.minimum(idx + 1, feats.shape[1] - 1)
-        out[:, lo:hi] = feats[:, idx] * (1.0 - w) + feats[:, nxt] * w
+        lo, hi = np.searchsorted(times, [c * chunk_s, (c + 1) * chunk_s], side="left")
+        if hi > lo:
+            jobs.append((c * chunk_s, lo, hi))
+    for b in range(0, len(jobs), max(batch_chunks, 1)):
+        batch = jobs[b : b + max(batch_chunks, 1)]
+        audios = [read_segment(path, t0, t0 + chunk_s, extractor.sfreq) for t0, _, _ in batch]
+        if len(audios) > 1 and hasattr(extractor, "compute_batch"):
+            results = extractor.compute_batch(audios)
+        else:
+            results = [extractor.compute(a) for a in audios]
+        for (t0, lo, hi), (feats, ftimes) in zip(batch, results):
+            idx, w = interpolation_weights(ftimes, times[lo:hi] - t0)
+            nxt = np.minimum(idx + 1, feats.shape[1] - 1)
+            out[:, lo:hi] = feats[:, idx] * (1.0 - w) + feats[:, nxt] * w
     return out

@@ -87,15 +87,31 @@ class Wav2Vec2Features:
     @torch.inference_mode()
     def compute(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Layer features ``(hidden_size, n_frames)`` and frame centres (s) of a mono segment ``(n_samples,)``."""
-        x = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]
-        if self.do_normalize:
-            x = (x - x.mean()) / torch.sqrt(x.var() + 1e-7)
-        x = x.to(self.device)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
-            hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer]
-        feats = hidden[0].float().T.cpu().numpy()
-        times = (np.arange(feats.shape[1]) * self.stride + self.receptive_field / 2) / self.sfreq
-        return feats, times
+        return self.compute_batch([audio])[0]
+
+    @torch.inference_mode()
+    def compute_batch(self, audios: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """:meth:`compute` for several segments, in one forward pass per group of equal-length segments.
+
+        Segments are never padded (wav2vec 2.0 without an attention mask would see the padding), so a batch
+        holds segments of one length: all full ``chunk_s`` chunks of a file share a length.
+        """
+        results: list = [None] * len(audios)
+        by_len: dict[int, list[int]] = {}
+        for i, a in enumerate(audios):
+            by_len.setdefault(len(a), []).append(i)
+        for idx in by_len.values():
+            x = torch.from_numpy(np.stack([np.asarray(audios[i], dtype=np.float32) for i in idx]))
+            if self.do_normalize:
+                x = (x - x.mean(1, keepdim=True)) / torch.sqrt(x.var(1, keepdim=True) + 1e-7)
+            x = x.to(self.device, non_blocking=True)
+            with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=x.is_cuda):
+                hidden = self.model(x, output_hidden_states=True).hidden_states[self.layer]
+            feats = hidden.float().transpose(1, 2).cpu().numpy()
+            times = (np.arange(feats.shape[2]) * self.stride + self.receptive_field / 2) / self.sfreq
+            for k, i in enumerate(idx):
+                results[i] = (feats[k], times)
+        return results
 
     def config(self) -> dict:
         """JSON-able description for the manifest."""

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -17,6 +18,7 @@ from ieegfm.errors import InputError
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder
 from ieegfm.pretrain.module import ContrastivePretraining
+from ieegfm.pretrain.throughput import ThroughputMonitor
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,12 @@ def pretrain(cfg) -> Path:
         resampled=d.resampled,
         samples_per_epoch=d.samples_per_epoch,
         seed=cfg.seed,
+        pin_memory=d.pin_memory if d.pin_memory is not None else torch.cuda.is_available(),
     )
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    if torch.cuda.is_available():
+        torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 parts, as open_clip does
+        torch.backends.cudnn.allow_tf32 = True
     enc_cfg = encoder_config(cfg, dm)
     encoder = build_encoder(**enc_cfg)
     loss = build_loss(
@@ -131,6 +137,8 @@ def pretrain(cfg) -> Path:
         max_logit_scale=cfg.loss.max_logit_scale,
         learnable=cfg.loss.learnable_scale,
     )
+    if cfg.trainer.compile:
+        encoder.compile()  # in place: state_dict keys (and checkpoints) stay those of the plain encoder
     module = ContrastivePretraining(
         encoder,
         loss,
@@ -152,7 +160,11 @@ def pretrain(cfg) -> Path:
         save_top_k=1,
         save_last=t.checkpoint_every_steps <= 0,
     )
-    callbacks: list[Callback] = [best, CheckpointOnSigterm(ckpt_dir / "last.ckpt")]
+    callbacks: list[Callback] = [
+        best,
+        CheckpointOnSigterm(ckpt_dir / "last.ckpt"),
+        ThroughputMonitor(t.log_every_n_steps),
+    ]
     if t.checkpoint_every_steps > 0:
         callbacks.append(
             ModelCheckpoint(

@@ -204,7 +204,18 @@ def pack(cfg) -> Path:
                 work_done.add(bid)
                 continue
             try:
-                _process_block(b, h, picks[b.subject], pcfg, extractor, work / bid, offset, (t0 + head, t1 - tail), bar)
+                _process_block(
+                    b,
+                    h,
+                    picks[b.subject],
+                    pcfg,
+                    extractor,
+                    work / bid,
+                    offset,
+                    (t0 + head, t1 - tail),
+                    bar,
+                    cfg.audio.batch_chunks,
+                )
             except InputError as err:
                 _skip_or_raise(err, b, cfg.strict, skipped)
                 continue
@@ -365,6 +376,7 @@ def _process_block(
     offset: float,
     keep: tuple[float, float],
     bar,
+    batch_chunks: int = 1,
 ) -> None:
     """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``."""
     raw = open_raw(b.ieeg)
@@ -410,7 +422,7 @@ def _process_block(
         f"{stem}.audio.npy", mode="w+", dtype=np.float32, shape=(extractor.n_features, n_out)
     )
     audio[:] = 0.0
-    targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor.chunk_s)
+    targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor.chunk_s, batch_chunks)
     brain.flush()
     audio.flush()
     np.save(f"{stem}.valid.npy", valid)
