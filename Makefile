@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo
 
-.PHONY: help install demo test test-fast lint format clean
+.PHONY: help install demo test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,6 +25,11 @@ test: install  ## run the test suite (what CI runs)
 
 test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
 	$(BIN)/python -m pytest -q -m "not slow"
+
+bench: install  ## benchmarks (print figures against named baselines; GPU ones only where CUDA is present)
+	$(BIN)/python tools/bench_preprocess.py
+	@if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		$(BIN)/python tools/bench_gpu.py; else echo "bench_gpu: skipped (no CUDA device)"; fi
 
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check src tests tools

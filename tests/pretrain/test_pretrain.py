@@ -30,6 +30,12 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
     )
     assert (run / "config.yaml").is_file() and (run / "summary.json").is_file()
     assert list((run / "tb").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run / "tb"))
+    acc.Reload()
+    assert all(e.value > 0 for e in acc.Scalars("perf/windows_per_s"))
+    assert all(0 <= e.value < 1 for e in acc.Scalars("perf/data_wait_fraction"))
     summary = json.loads((run / "summary.json").read_text())
     ckpt = summary["best_checkpoint"]
     assert summary["global_step"] == 120

@@ -172,7 +172,10 @@ class BrainEncoder(nn.Module):
             raise ValueError(f"subject must have shape (batch={x.shape[0]},), got {got}")
         if subject.is_floating_point() or subject.is_complex() or subject.dtype == torch.bool:
             raise ValueError(f"subject must be an integer (long) tensor, got dtype {subject.dtype}")
-        if subject.numel() and bool(((subject < 0) | (subject >= self.n_subjects)).any()):
+        # the range check reads the values: done on CPU tensors only, so a GPU step never waits on a host sync
+        # and torch.compile sees no graph break (on GPU an out-of-range index fails in the gather instead)
+        on_cpu = subject.device.type == "cpu" and not torch.compiler.is_compiling()
+        if on_cpu and subject.numel() and bool(((subject < 0) | (subject >= self.n_subjects)).any()):
             raise ValueError(
                 f"subject indices must lie in [0, n_subjects={self.n_subjects}), "
                 f"got min {int(subject.min())}, max {int(subject.max())}"
