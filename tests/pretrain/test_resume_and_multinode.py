@@ -49,6 +49,7 @@ def test_sigterm_then_resume_matches_uninterrupted_run(shards, tmp_path, tiny):
     _, err = proc.communicate(timeout=120)
     step, _ = _weights(run / "checkpoints" / "last.ckpt")
     assert 20 <= step < 300, (step, err[-2000:])  # stopped mid-run, state saved on SIGTERM
+    assert proc.returncode == 0 and json.loads((run / "summary.json").read_text())["interrupted"] is True
 
     resumed = subprocess.run(
         _cli("pretrain", f"out={run}", "resume=last", *common), env=ENV, capture_output=True, text=True, timeout=300

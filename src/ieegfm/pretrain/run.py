@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
+import threading
 from pathlib import Path
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
-from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import OmegaConf
 
 from ieegfm.data import ShardDataModule
@@ -24,34 +25,53 @@ logger = logging.getLogger(__name__)
 
 
 class CheckpointOnSigterm(Callback):
-    """Save ``last.ckpt`` when the job receives SIGTERM (SLURM preemption, ``scancel``, ``kill``).
+    """On SIGTERM (SLURM preemption, ``scancel``, ``kill``): save ``last.ckpt`` after the current batch and stop.
 
-    Lightning records SIGTERM (rank 0's is broadcast) and stops after the current training batch; this callback
-    saves the full training state at the end of that batch, where the periodic checkpoints are taken, so the
-    resumed run continues exactly where the uninterrupted one would have (see
-    :meth:`~ieegfm.pretrain.module.ContrastivePretraining.on_save_checkpoint`). A SIGTERM during validation is
-    saved when Lightning raises its ``SIGTERMException``.
+    The handler only sets a flag; at the end of the next training batch the ranks agree (any rank signalled:
+    all stop), save the full training state where the periodic checkpoints are taken and stop training
+    gracefully, so the resumed run continues exactly where the uninterrupted one would have (see
+    :meth:`~ieegfm.pretrain.module.ContrastivePretraining.on_save_checkpoint`). It replaces Lightning's own
+    SIGTERM handling for the duration of ``fit``, then restores the previous handler.
+
+    Attributes
+    ----------
+    interrupted : bool
+        True once a SIGTERM stopped training.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._saved_step = -1
+        self.interrupted = False
+        self._flag = False
+        self._previous = None
+
+    def _handler(self, signum, frame) -> None:
+        self._flag = True
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handler)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args) -> None:
-        stop = bool(getattr(trainer, "received_sigterm", False))
+        stop = self._flag
         if trainer.world_size > 1:  # every rank must take part in the (collective) save
             stop = trainer.strategy.reduce_boolean_decision(stop, all=False)
-        if stop:
-            self._save(trainer)
+        if stop and not self.interrupted:
+            trainer.save_checkpoint(self.path)
+            self.interrupted = True
+            trainer.should_stop = True
+            logger.warning("SIGTERM: saved %s at step %d; rerun with resume=last", self.path, trainer.global_step)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore()
 
     def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        if isinstance(exception, SIGTERMException) and self._saved_step != trainer.global_step:
-            self._save(trainer)
+        self._restore()
 
-    def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
-        self._saved_step = trainer.global_step
-        logger.warning("SIGTERM: saved %s at step %d; rerun with resume=last", self.path, trainer.global_step)
+    def _restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
 
 
 def resume_path(resume: str | None, out: Path) -> Path | None:
@@ -160,11 +180,8 @@ def pretrain(cfg) -> Path:
         save_top_k=1,
         save_last=t.checkpoint_every_steps <= 0,
     )
-    callbacks: list[Callback] = [
-        best,
-        CheckpointOnSigterm(ckpt_dir / "last.ckpt"),
-        ThroughputMonitor(t.log_every_n_steps),
-    ]
+    on_sigterm = CheckpointOnSigterm(ckpt_dir / "last.ckpt")
+    callbacks: list[Callback] = [best, on_sigterm, ThroughputMonitor(t.log_every_n_steps)]
     if t.checkpoint_every_steps > 0:
         callbacks.append(
             ModelCheckpoint(
@@ -199,13 +216,15 @@ def pretrain(cfg) -> Path:
     )
     trainer.fit(module, datamodule=dm, ckpt_path=ckpt_path)
     last = ckpt_dir / "last.ckpt"
-    trainer.save_checkpoint(last)  # the final state, whatever the periodic schedule
+    if not on_sigterm.interrupted:  # (an interrupted run already saved where it can resume exactly)
+        trainer.save_checkpoint(last)  # the final state, whatever the periodic schedule
     chosen = Path(best.best_model_path) if best.best_model_path else last
     if trainer.is_global_zero:
         summary = {
             "best_checkpoint": str(chosen),
             "last_checkpoint": str(last),
             "resumed_from": str(ckpt_path) if ckpt_path else None,
+            "interrupted": on_sigterm.interrupted,
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
             "global_step": trainer.global_step,
             "encoder": enc_cfg,
