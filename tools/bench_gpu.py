@@ -18,8 +18,18 @@ import torch
 from ieegfm.losses import ClipLoss
 from ieegfm.models import build_encoder
 
-REFERENCE = {"n_chans": 128, "n_subjects": 4, "n_times": 120, "sfreq": 40.0, "n_features": 1024,
-             "projected_chans": 270, "hidden": 320, "depth": 10, "kernel_size": 3, "dropout": 0.0}
+REFERENCE = {
+    "n_chans": 128,
+    "n_subjects": 4,
+    "n_times": 120,
+    "sfreq": 40.0,
+    "n_features": 1024,
+    "projected_chans": 270,
+    "hidden": 320,
+    "depth": 10,
+    "kernel_size": 3,
+    "dropout": 0.0,
+}
 
 
 def bench_training(batch: int, steps: int, bf16: bool, compile_: bool, pooling: str) -> float:
@@ -85,8 +95,10 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = True
     name = torch.cuda.get_device_name()
     n_params = sum(p.numel() for p in build_encoder("conv_attention", **REFERENCE).parameters())
-    print(f"device: {name}; torch {torch.__version__}; encoder {n_params / 1e6:.2f} M parameters "
-          f"({REFERENCE}); batch {args.batch}")
+    print(
+        f"device: {name}; torch {torch.__version__}; encoder {n_params / 1e6:.2f} M parameters "
+        f"({REFERENCE}); batch {args.batch}"
+    )
     print("| pooling | precision | compile | windows/s per GPU |\n|---|---|---|---|")
     base = None
     for pooling in ("mean", "none"):
@@ -102,8 +114,15 @@ def main() -> None:
 
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    cfg = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
-                         feat_extract_norm="layer", do_stable_layer_norm=True, conv_bias=True)
+    cfg = Wav2Vec2Config(
+        hidden_size=1024,
+        num_hidden_layers=24,
+        num_attention_heads=16,
+        intermediate_size=4096,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+        conv_bias=True,
+    )
     with tempfile.TemporaryDirectory() as folder:
         Wav2Vec2Model(cfg).save_pretrained(folder)
         print("\n| wav2vec2-large (xlsr-53 size), layer 19, bf16 | hours of audio per minute |\n|---|---|")

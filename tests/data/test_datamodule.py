@@ -43,7 +43,7 @@ def test_eval_windows_fixed_nonoverlapping_and_counted(shards):
     dm = ShardDataModule(shards, batch_size=7)
     batches = list(dm.val_dataloader())
     assert batches[0]["brain"].shape == (7, 6, 120) and batches[0]["audio"].shape == (7, 40, 120)
-    assert batches[0]["brain"].dtype == torch.float32 and batches[0]["subject"].tolist() == [0] * 7
+    assert batches[0]["brain"].dtype == torch.float16 and batches[0]["subject"].tolist() == [0] * 7
     keys = _keys(dm.val_dataloader())
     assert len(keys) == len(set(keys)) == dm.n_windows("val")
     assert keys == _keys(dm.val_dataloader())  # same windows every time

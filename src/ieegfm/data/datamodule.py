@@ -71,7 +71,7 @@ class ShardDataModule(L.LightningDataModule):
 
     Notes
     -----
-    Batches are dicts: ``brain`` (batch, n_chans, n_times) float32, ``audio`` (batch, n_features, n_times),
+    Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16,
     ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` list of str.
     """
 

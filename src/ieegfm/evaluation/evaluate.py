@@ -52,7 +52,7 @@ def embed_split(encoder, dm: ShardDataModule, split: str) -> tuple[torch.Tensor,
     """Brain embeddings, audio targets and window keys of every fixed window of a split."""
     brains, audios, keys = [], [], []
     for batch in dm.eval_dataloader(split):
-        brains.append(encoder(batch["brain"], batch["subject"]).float())
+        brains.append(encoder(batch["brain"].float(), batch["subject"]).float())
         audios.append(target_of(batch["audio"], encoder.pooling).float())
         keys += batch["key"]
     if not brains:

@@ -24,6 +24,7 @@ def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:
     -------
     target : Tensor, shape (batch, n_features) or (batch, n_features, n_times)
     """
+    audio = audio.float()
     return audio.mean(dim=-1) if pooling == "mean" else audio
 
 
@@ -73,7 +74,7 @@ class ContrastivePretraining(L.LightningModule):
         return self.encoder(brain, subject)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
-        out = self.encoder(batch["brain"], batch["subject"])
+        out = self.encoder(batch["brain"].float(), batch["subject"])
         loss = self.loss(out, target_of(batch["audio"], self.pooling))
         bs = len(batch["brain"])
         world = self.trainer.world_size if self._trainer is not None else 1
@@ -117,7 +118,7 @@ class ContrastivePretraining(L.LightningModule):
             dm.set_epoch(self.current_epoch)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        out = self.encoder(batch["brain"], batch["subject"])
+        out = self.encoder(batch["brain"].float(), batch["subject"])
         self._val.append((out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu()))
 
     def on_validation_epoch_end(self) -> None:

@@ -1,0 +1,83 @@
+"""Loader throughput: training windows/s from shards in one process vs reading the same tar bytes raw.
+
+Usage: ``python tools/bench_loader.py SHARDS [--batch 64]`` (e.g. the demo's ``demo/shards``). Baseline: the
+same tar files read with :mod:`tarfile` member by member (bytes only, no decoding), expressed in the windows
+those bytes hold. Also prints what the training step of the default CPU model consumes, for comparison.
+Never gates CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tarfile
+import time
+
+import torch
+
+from ieegfm.data import ShardDataModule
+from ieegfm.losses import ClipLoss
+from ieegfm.models import build_encoder
+
+
+def raw_read(urls: list[str]) -> float:
+    """Seconds to read every member of the tars."""
+    t = time.perf_counter()
+    for url in urls:
+        with tarfile.open(url) as tar:
+            for member in tar:
+                f = tar.extractfile(member)
+                if f is not None:
+                    f.read()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("shards")
+    p.add_argument("--batch", type=int, default=64)
+    args = p.parse_args()
+    dm = ShardDataModule(args.shards, batch_size=args.batch, shuffle_buffer=1000)
+    urls = dm.urls("train")
+    n_windows = dm.n_windows("train")
+    raw_read(urls)  # warm the page cache for both
+    t_raw = raw_read(urls)
+    t = time.perf_counter()
+    n = sum(len(b["brain"]) for b in dm.train_dataloader())
+    t_ours = time.perf_counter() - t
+    enc = build_encoder(
+        "conv_attention",
+        n_chans=dm.n_chans,
+        n_subjects=len(dm.subjects),
+        n_times=dm.window_n,
+        sfreq=dm.sfreq,
+        n_features=dm.n_features,
+        projected_chans=64,
+        hidden=128,
+        depth=6,
+    )
+    loss = ClipLoss()
+    opt = torch.optim.AdamW(list(enc.parameters()) + list(loss.parameters()))
+    batch = next(iter(dm.train_dataloader()))
+    t = time.perf_counter()
+    for _ in range(10):
+        out = loss(enc(batch["brain"].float(), batch["subject"]), batch["audio"].float().mean(-1))
+        opt.zero_grad()
+        out.backward()
+        opt.step()
+    step_wps = 10 * args.batch / (time.perf_counter() - t)
+    print(
+        f"shards: {args.shards} ({len(urls)} train shards, {n_windows} windows, {dm.n_chans} channels, "
+        f"{dm.n_features} features)"
+    )
+    print(f"raw tar read (baseline):       {n_windows / t_raw:12,.0f} windows/s")
+    print(
+        f"ieegfm loader, 1 process:      {n / t_ours:12,.0f} windows/s  ({n / t_ours / (n_windows / t_raw):.2f}x raw)"
+    )
+    print(
+        f"training step (default CPU model, batch {args.batch}): {step_wps:8,.0f} windows/s "
+        f"(loader / step = {n / t_ours / step_wps:.1f}x)"
+    )
+
+
+if __name__ == "__main__":
+    main()
