@@ -28,6 +28,10 @@ test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
 
 bench: install  ## benchmarks (print figures against named baselines; GPU ones only where CUDA is present)
 	$(BIN)/python tools/bench_preprocess.py
+	$(BIN)/python tools/bench_preprocess_rss.py 128 2048 900
+	$(BIN)/python tools/bench_pack_memory.py
+	@if [ -f $(OUT)/shards/manifest.json ]; then $(BIN)/python tools/bench_loader.py $(OUT)/shards; \
+		else echo "bench_loader: skipped (run make demo first for $(OUT)/shards)"; fi
 	@if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
 		$(BIN)/python tools/bench_gpu.py; else echo "bench_gpu: skipped (no CUDA device)"; fi
 

@@ -1,0 +1,79 @@
+"""Peak memory and time of preprocessing an EDF file: ieegfm streaming vs MNE (preload + notch + filter + resample).
+
+Usage: ``python tools/bench_preprocess_rss.py [n_chans] [sfreq] [duration_s]`` (defaults 128 2048 3600: the
+issue's 1 h, 128-channel, 2048 Hz recording). Writes a synthetic EDF, then runs each pipeline in a fresh process
+and prints its peak RSS (``ru_maxrss``) and wall time, and the ratios (goals: peak RSS <= 0.2x, throughput >= 3x).
+Never gates CI.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import mne
+import numpy as np
+
+IEEGFM = """
+import sys
+import numpy as np
+from ieegfm.io.ieeg import iter_chunks, open_raw
+from ieegfm.preprocess import StreamingPreprocessor
+raw = open_raw(sys.argv[1])
+pp = StreamingPreprocessor(raw.info["sfreq"], len(raw.ch_names))
+n = 0
+for chunk in iter_chunks(raw, raw.ch_names, 60.0):
+    n += pp.process(chunk)[0].shape[1]
+n += pp.flush()[0].shape[1]
+print(n)
+"""
+
+MNE = """
+import sys
+import numpy as np
+import mne
+raw = mne.io.read_raw_edf(sys.argv[1], preload=True, verbose="error")
+raw.notch_filter(np.arange(60.0, raw.info["sfreq"] / 2, 60.0), verbose="error")
+raw.filter(0.05, 50.0, verbose="error")
+raw.resample(40.0, verbose="error")
+print(raw.n_times)
+"""
+
+
+def main(n_chans: int = 128, sfreq: float = 2048.0, duration_s: float = 3600.0) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench_ieeg.edf"
+        rng = np.random.default_rng(0)
+        n = int(duration_s * sfreq)
+        data = np.empty((n_chans, n), dtype=np.float64)
+        step = int(600 * sfreq)
+        for i in range(0, n, step):  # random walk + white noise + line noise, ~50 uV
+            m = min(step, n - i)
+            t = (i + np.arange(m)) / sfreq
+            data[:, i : i + m] = 20e-6 * rng.standard_normal((n_chans, m)) + 10e-6 * np.sin(2 * np.pi * 60 * t)
+        info = mne.create_info([f"LA{i + 1}" for i in range(n_chans)], sfreq, "seeg")
+        mne.export.export_raw(path, mne.io.RawArray(data, info, verbose="error"), fmt="edf", verbose="error")
+        del data
+        print(f"{n_chans} ch x {sfreq:g} Hz x {duration_s:g} s EDF ({path.stat().st_size / 1e9:.2f} GB)", flush=True)
+        # each measurement in its own grandchild so ru_maxrss of one does not mask the other
+        results = {}
+        for name, code in (("ieegfm", IEEGFM), ("mne", MNE)):
+            wrapper = (
+                f"import resource, sys, time, subprocess; t = time.perf_counter(); "
+                f"subprocess.run([sys.executable, '-c', {code!r}, {str(path)!r}], check=True, capture_output=True); "
+                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024, time.perf_counter() - t)"
+            )
+            out = subprocess.run([sys.executable, "-c", wrapper], check=True, capture_output=True, text=True)
+            rss, wall = map(float, out.stdout.split())
+            results[name] = (rss, wall)
+            print(f"{name:7s} peak RSS {rss:8.0f} MB   wall {wall:7.1f} s", flush=True)
+        print(
+            f"peak RSS ratio ieegfm / MNE: {results['ieegfm'][0] / results['mne'][0]:.3f} (goal <= 0.2); "
+            f"throughput ratio: {results['mne'][1] / results['ieegfm'][1]:.1f}x (goal >= 3)"
+        )
+
+
+if __name__ == "__main__":
+    main(*(float(a) if i else int(a) for i, a in enumerate(sys.argv[1:])))
