@@ -72,3 +72,33 @@ def test_resampled_mode_gives_requested_epoch_length(shards):
 def test_missing_manifest(tmp_path):
     with pytest.raises(InputError, match="no manifest.json"):
         ShardDataModule(tmp_path)
+
+
+def test_corrupt_shard_is_skipped_and_counted(shards, tmp_path):
+    import shutil
+
+    copy = tmp_path / "s"
+    shutil.copytree(shards, copy)
+    victim = sorted(copy.glob("train-*.tar"))[0]
+    victim.write_bytes(victim.read_bytes()[:700] + b"\0garbage" * 50)  # truncated mid-member
+    dm = ShardDataModule(copy, batch_size=4)
+    keys = _keys(dm.train_dataloader())
+    assert len(keys) == 4 * (dm.n_windows("train") // 4)  # the epoch still has its length
+    assert dm.corrupt.count >= 1
+
+
+def test_npy_decoder_matches_numpy():
+    import io
+
+    import numpy as np
+
+    from ieegfm.data.pipeline import npy_from_bytes
+    from ieegfm.shards.writer import npy_bytes
+
+    for arr in (np.arange(24, dtype=np.float16).reshape(2, 3, 4), np.ones((5,), np.float32), np.zeros((0, 3))):
+        out = npy_from_bytes(npy_bytes(arr))
+        assert out.dtype == arr.dtype and out.shape == arr.shape and np.array_equal(out, arr)
+    fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
+    buf = io.BytesIO()
+    np.save(buf, fortran)
+    assert np.array_equal(npy_from_bytes(buf.getvalue()), fortran)  # falls back to numpy.load

@@ -17,10 +17,12 @@ from ieegfm.data.pipeline import (
     ResumePosition,
     ShardList,
     SharedEpoch,
-    ShuffleWindows,
+    ShuffledWindowBatches,
     SliceWindows,
     collate,
     decode_sample,
+    identity,
+    tar_samples,
 )
 from ieegfm.errors import InputError
 
@@ -151,13 +153,11 @@ class ShardDataModule(L.LightningDataModule):
                 wds.split_by_worker,
             ]
         stages += [
-            wds.tarfile_to_samples(handler=self.corrupt),
+            wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
-            SliceWindows(
-                self.window_n, self.n_chans, self.subjects, random_offset=True, seed=self.seed, epoch=self.epoch
+            ShuffledWindowBatches(
+                self.window_n, self.n_chans, self.subjects, self.batch_size, self.shuffle_buffer, self.seed, self.epoch
             ),
-            ShuffleWindows(self.shuffle_buffer, self.seed, self.epoch),
-            wds.batched(self.batch_size, collation_fn=collate, partial=False),
             EpochBatches(worker_batches, self.epoch, self.resume),
         ]
         dataset = wds.DataPipeline(*stages)
@@ -165,6 +165,7 @@ class ShardDataModule(L.LightningDataModule):
             dataset,
             batch_size=None,
             shuffle=False,
+            collate_fn=identity,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
@@ -184,12 +185,14 @@ class ShardDataModule(L.LightningDataModule):
             raise InputError(f"shards={self.root}: no {split!r} shards (see manifest.json 'splits')")
         stages = [
             wds.SimpleShardList(urls),
-            wds.tarfile_to_samples(handler=self.corrupt),
+            wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
             SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
             wds.batched(self.batch_size, collation_fn=collate, partial=True),
         ]
-        return wds.WebLoader(wds.DataPipeline(*stages), batch_size=None, shuffle=False, num_workers=0)
+        return wds.WebLoader(
+            wds.DataPipeline(*stages), batch_size=None, shuffle=False, collate_fn=identity, num_workers=0
+        )
 
     def val_dataloader(self) -> wds.WebLoader:
         return self.eval_dataloader("val")

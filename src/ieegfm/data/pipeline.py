@@ -12,6 +12,8 @@ import json
 import logging
 import multiprocessing as mp
 import random
+import re
+import tarfile
 from collections.abc import Iterator
 
 import numpy as np
@@ -136,12 +138,59 @@ class EpochBatches(wds.PipelineStage):
                 yield batch
 
 
+_NPY_HEADER = re.compile(rb"'descr': '([^']+)', 'fortran_order': False, 'shape': \(([0-9, ]*)\)")
+
+
+def npy_from_bytes(data: bytes) -> np.ndarray:
+    """Decode ``.npy`` bytes; C-order arrays as ieegfm writes them are read without a copy (read-only view).
+
+    Falls back to :func:`numpy.load` for anything else (Fortran order, other header layouts).
+    """
+    if data[:6] == b"\x93NUMPY" and data[6] == 1:
+        header_len = int.from_bytes(data[8:10], "little")
+        m = _NPY_HEADER.search(data[10 : 10 + header_len])
+        if m is not None:
+            shape = tuple(int(v) for v in m.group(2).split(b",") if v.strip())
+            return np.frombuffer(data, dtype=np.dtype(m.group(1).decode()), offset=10 + header_len).reshape(shape)
+    return np.load(io.BytesIO(data), allow_pickle=False)
+
+
+def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
+    """Samples of the shards named by ``{"url": path}`` items, read with :mod:`tarfile` in streaming mode.
+
+    Members are grouped by key (``<key>.<ext>``), as WebDataset does; the reader is ieegfm's own because
+    webdataset's generic tar iterator costs about ten times the raw read of the same bytes. A shard that
+    cannot be read is passed to ``handler`` (log, count, continue) instead of stopping the epoch.
+    """
+    for item in src:
+        url = item["url"]
+        try:
+            with open(url, "rb", buffering=1 << 22) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+                sample: dict = {}
+                for member in tar:
+                    if not member.isfile():
+                        continue
+                    key, _, ext = member.name.partition(".")
+                    if sample and key != sample["__key__"]:
+                        yield sample
+                        sample = {}
+                    sample["__key__"] = key
+                    sample["__url__"] = url
+                    f = tar.extractfile(member)
+                    sample[ext] = f.read() if f is not None else b""
+                if sample:
+                    yield sample
+        except Exception as exn:  # corrupt or truncated shard
+            if handler is None or not handler(exn):
+                raise
+
+
 def decode_sample(sample: dict) -> dict:
     """Decode ``brain.npy``, ``audio.npy`` and ``json`` members (bytes) of one shard sample."""
     return {
         "__key__": sample["__key__"],
-        "brain": np.load(io.BytesIO(sample["brain.npy"]), allow_pickle=False),
-        "audio": np.load(io.BytesIO(sample["audio.npy"]), allow_pickle=False),
+        "brain": npy_from_bytes(sample["brain.npy"]),
+        "audio": npy_from_bytes(sample["audio.npy"]),
         "meta": json.loads(sample["json"]),
     }
 
@@ -223,6 +272,130 @@ class ShuffleWindows:
             yield item
         rng.shuffle(buf)
         yield from buf
+
+
+class ShuffledWindowBatches:
+    """Training windows, shuffled through a buffer and batched, with array operations only.
+
+    Each chunk is cut into non-overlapping ``window_n`` windows from a random offset in ``[0, window_n)`` (one
+    reshape, no per-window objects). Windows enter a buffer of ``bufsize``; once it is full every incoming window
+    replaces a uniformly drawn buffered one, which is emitted (a buffer shuffle, as ``webdataset.shuffle``, done
+    for a whole chunk at a time). Emitted windows are cut into batches of ``batch_size``; at the end of the
+    stream the buffer is emptied in random order and a last incomplete batch is dropped. All draws come from
+    ``numpy.random.default_rng([seed, epoch, rank, worker])``, so a stream is reproducible (exact resume).
+
+    Parameters
+    ----------
+    window_n : int
+        Window length (samples).
+    n_chans : int
+        Channels of the output (zero-padded: subjects differ in channel count).
+    subjects : dict
+        Subject label -> integer index.
+    batch_size : int
+        Windows per batch.
+    bufsize : int
+        Shuffle buffer (windows).
+    seed : int
+    epoch : SharedEpoch
+
+    Notes
+    -----
+    Yields the batches of :func:`collate` (float16 ``brain`` and ``audio``), with ``key`` naming each window.
+    """
+
+    def __init__(
+        self,
+        window_n: int,
+        n_chans: int,
+        subjects: dict[str, int],
+        batch_size: int,
+        bufsize: int,
+        seed: int,
+        epoch: SharedEpoch,
+    ) -> None:
+        self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
+        self.batch_size, self.bufsize, self.seed, self.epoch = batch_size, max(bufsize, 1), seed, epoch
+
+    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
+        rank, _, worker, _ = rank_and_worker()
+        rng = np.random.default_rng([self.seed, self.epoch.get_value(), rank, worker])
+        w, cap = self.window_n, self.bufsize
+        buf: dict | None = None
+        fill = 0
+        pending: list[dict] = []
+        n_pending = 0
+        for sample in src:
+            brain, audio, meta = sample["brain"], sample["audio"], sample["meta"]
+            n = brain.shape[1]
+            if n < w:
+                continue
+            off = int(rng.integers(0, min(w, n - w + 1)))
+            k = (n - off) // w
+            new = {
+                "brain": brain[:, off : off + k * w].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
+                "audio": audio[:, off : off + k * w].reshape(audio.shape[0], k, w).transpose(1, 0, 2),
+                "subject": np.full(k, self.subjects[meta["subject"]], dtype=np.int64),
+                "day": np.full(k, meta["day"], dtype=np.int64),
+                "key": np.array([f"{sample['__key__']}/{i}" for i in range(k)], dtype=object),
+            }
+            if buf is None:
+                buf = {
+                    "brain": np.zeros((cap, self.n_chans, w), brain.dtype),
+                    "audio": np.zeros((cap, audio.shape[0], w), audio.dtype),
+                    "subject": np.zeros(cap, np.int64),
+                    "day": np.zeros(cap, np.int64),
+                    "key": np.empty(cap, dtype=object),
+                }
+            start = 0
+            while start < k:
+                if fill < cap:  # filling: append
+                    m = min(k - start, cap - fill)
+                    slots = np.arange(fill, fill + m)
+                    fill += m
+                else:  # full: each new window replaces (and emits) a random buffered one
+                    m = min(k - start, cap)
+                    slots = rng.choice(cap, size=m, replace=False)
+                    pending.append({name: arr[slots].copy() for name, arr in buf.items()})
+                    n_pending += m
+                for name, arr in buf.items():
+                    part = new[name][start : start + m]
+                    if name == "brain" and part.shape[1] < self.n_chans:
+                        arr[slots] = 0
+                        arr[slots, : part.shape[1]] = part
+                    else:
+                        arr[slots] = part
+                start += m
+            while n_pending >= self.batch_size:
+                batch, pending, n_pending = _take(pending, self.batch_size)
+                yield batch
+        if buf is not None and fill:
+            order = rng.permutation(fill)
+            pending.append({name: arr[order] for name, arr in buf.items()})
+            n_pending += fill
+            while n_pending >= self.batch_size:
+                batch, pending, n_pending = _take(pending, self.batch_size)
+                yield batch
+
+
+def _take(pending: list[dict], size: int) -> tuple[dict, list[dict], int]:
+    """First ``size`` windows of the pending arrays as a batch; the rest stays pending."""
+    cat = {name: np.concatenate([p[name] for p in pending]) for name in pending[0]}
+    rest = {name: arr[size:] for name, arr in cat.items()}
+    batch = {
+        "brain": torch.from_numpy(np.ascontiguousarray(cat["brain"][:size])),
+        "audio": torch.from_numpy(np.ascontiguousarray(cat["audio"][:size])),
+        "subject": torch.from_numpy(cat["subject"][:size].copy()),
+        "day": torch.from_numpy(cat["day"][:size].copy()),
+        "key": list(cat["key"][:size]),
+    }
+    n_rest = len(rest["subject"])
+    return batch, ([rest] if n_rest else []), n_rest
+
+
+def identity(batch):
+    """DataLoader ``collate_fn`` for already-collated batches (skips torch's recursive ``default_convert``)."""
+    return batch
 
 
 def collate(windows: list[dict]) -> dict:
