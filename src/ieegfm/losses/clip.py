@@ -53,7 +53,29 @@ def check_pair(brain: torch.Tensor, audio: torch.Tensor) -> None:
         raise ValueError("brain and audio must hold at least one pair, got batch size 0")
 
 
-class ClipLoss(nn.Module):
+class LogitScaleMixin:
+    """Learnable logit scale clamped to ``[0, max_logit_scale]`` (open_clip), shared by the contrastive losses.
+
+    Expects ``logit_scale`` (parameter), ``max_logit_scale`` and ``gather_distributed`` attributes.
+    """
+
+    @property
+    def scale(self) -> float:
+        """Multiplier applied to cosine similarities: ``exp(clamp(logit_scale, 0, max))``."""
+        return float(self.logit_scale.detach().clamp(0.0, self.max_logit_scale).exp())
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks gathered by :meth:`forward` (1 without ``torch.distributed``)."""
+        return gather_world_size() if self.gather_distributed else 1
+
+    def _clamped_scale(self) -> torch.Tensor:
+        with torch.no_grad():
+            self.logit_scale.clamp_(0.0, self.max_logit_scale)
+        return self.logit_scale.exp()
+
+
+class ClipLoss(LogitScaleMixin, nn.Module):
     """Symmetric CLIP loss with a learnable, clamped logit scale and global negatives across ranks.
 
     Both sides are flattened to ``(batch, -1)`` (a time-resolved embedding is scored as a whole
@@ -128,21 +150,6 @@ class ClipLoss(nn.Module):
         self.gather_distributed = bool(gather_distributed)
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)), requires_grad=self.learnable)
         self.n_candidates = 0
-
-    @property
-    def scale(self) -> float:
-        """Multiplier applied to cosine similarities: ``exp(clamp(logit_scale, 0, max))``."""
-        return float(self.logit_scale.detach().clamp(0.0, self.max_logit_scale).exp())
-
-    @property
-    def world_size(self) -> int:
-        """Number of ranks gathered by :meth:`forward` (1 without ``torch.distributed``)."""
-        return gather_world_size() if self.gather_distributed else 1
-
-    def _clamped_scale(self) -> torch.Tensor:
-        with torch.no_grad():
-            self.logit_scale.clamp_(0.0, self.max_logit_scale)
-        return self.logit_scale.exp()
 
     def logits(self, brain: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Local brain→audio logits, without gathering (for evaluation).

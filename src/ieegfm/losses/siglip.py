@@ -10,14 +10,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ieegfm.losses.clip import (
+    LogitScaleMixin,
     _check_equal_batches,
     _flatten_normalize,
     check_pair,
-    gather_world_size,
 )
 
 
-class SigLipLoss(nn.Module):
+class SigLipLoss(LogitScaleMixin, nn.Module):
     """Pairwise sigmoid loss with a learnable logit scale and bias.
 
     ``loss = -(1 / batch) * sum_ij log sigmoid(z_ij * (exp(logit_scale) * cos(brain_i, audio_j) +
@@ -79,21 +79,6 @@ class SigLipLoss(nn.Module):
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)), requires_grad=learnable)
         self.logit_bias = nn.Parameter(torch.tensor(float(init_logit_bias)), requires_grad=learnable)
         self.n_candidates = 0
-
-    @property
-    def scale(self) -> float:
-        """Multiplier applied to cosine similarities: ``exp(clamp(logit_scale, 0, max))``."""
-        return float(self.logit_scale.detach().clamp(0.0, self.max_logit_scale).exp())
-
-    @property
-    def world_size(self) -> int:
-        """Number of ranks gathered by :meth:`forward` (1 without ``torch.distributed``)."""
-        return gather_world_size() if self.gather_distributed else 1
-
-    def _clamped_scale(self) -> torch.Tensor:
-        with torch.no_grad():
-            self.logit_scale.clamp_(0.0, self.max_logit_scale)
-        return self.logit_scale.exp()
 
     def logits(self, brain: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
         """Local logits ``scale * cos(brain_i, audio_j) + bias``, shape ``(batch, batch)``.
