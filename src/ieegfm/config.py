@@ -127,6 +127,7 @@ class PackConfig:
     chunk_s: float = field(default=60.0, metadata={"help": "length of one shard sample (s): a contiguous chunk"})
     samples_per_shard: int = field(default=64, metadata={"help": "chunks per tar file"})
     strict: bool = field(default=False, metadata={"help": "raise on a bad block instead of logging and skipping it"})
+    n_jobs: int = field(default=1, metadata={"help": "blocks processed in parallel (worker processes)"})
     seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
 
 

@@ -44,6 +44,10 @@ def test_pack_writes_documented_shards(recordings, tmp_path):
     assert meta["sfreq"] == 40.0 and meta["daytime"] is True and meta["day"] == 0
     assert manifest["subjects"]["01"]["dropped"]["EKG1"].startswith("non-neural")
     assert set(manifest["splits"]) == {"train", "val", "test"}
+    assert all(
+        set(b["work_sha256"]) == {"brain.npy", "audio.npy", "valid.npy", "channels.json"}
+        for b in manifest["blocks"].values()
+    )
     assert manifest["splits"]["train"]["hours"] == pytest.approx(2 * 60 / 3600, rel=0.01)
     assert (out / "sizes.json").is_file() and not (out / ".work").exists()
     sizes = json.loads((out / "sizes.json").read_text())
@@ -208,3 +212,40 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["pack", f"recordings={table}", f"out={tmp_path / 's'}"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "nope.edf not found" in err
+
+
+def test_parallel_blocks_give_the_same_shards(recordings, tmp_path):
+    one = json.loads(pack(_cfg(recordings, tmp_path / "one")).read_text())
+    two = json.loads(pack(_cfg(recordings, tmp_path / "two", "n_jobs=2")).read_text())
+    digests = [[s["sha256"] for sp in ("train", "val", "test") for s in m["shards"][sp]] for m in (one, two)]
+    assert digests[0] == digests[1]
+
+
+def test_rerun_after_a_crash_skips_finished_blocks(recordings, tmp_path, monkeypatch):
+    ref = json.loads(pack(_cfg(recordings, tmp_path / "ref")).read_text())
+    real = pack_mod._process_block
+    calls = []
+
+    def crashing(b, *args, **kwargs):
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed while packing the third block
+        calls.append(b.ieeg.name)
+        return real(b, *args, **kwargs)
+
+    monkeypatch.setattr(pack_mod, "_process_block", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        pack(_cfg(recordings, tmp_path / "run"))
+    assert len(calls) == 2 and not (tmp_path / "run" / "manifest.json").exists()
+    done = list(calls)
+
+    def counting(b, *args, **kwargs):
+        calls.append(b.ieeg.name)
+        return real(b, *args, **kwargs)
+
+    monkeypatch.setattr(pack_mod, "_process_block", counting)
+    run = json.loads(pack(_cfg(recordings, tmp_path / "run")).read_text())
+    assert sorted(calls[2:]) == sorted(
+        {"sub-01_run-0_ieeg.edf", "sub-01_run-1_ieeg.edf", "sub-01_run-2_ieeg.edf", "sub-01_run-3_ieeg.edf"} - set(done)
+    )  # finished blocks not redone
+    digests = [[s["sha256"] for sp in ("train", "val", "test") for s in m["shards"][sp]] for m in (ref, run)]
+    assert digests[0] == digests[1]

@@ -18,8 +18,10 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import multiprocessing
 import os
 import shutil
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +36,7 @@ from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, probe_std, read_he
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
 from ieegfm.shards.split import SPLITS, BlockSpan, assign_splits, guard_trims
-from ieegfm.shards.writer import ShardWriter
+from ieegfm.shards.writer import ShardWriter, sha256
 
 logger = logging.getLogger(__name__)
 
@@ -184,43 +186,27 @@ def pack(cfg) -> Path:
     config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()}, sort_keys=True)
     work_done = set()
     total_s = sum(headers[_block_id(b)].duration for b in blocks)
+    jobs = []
     with tqdm(total=round(total_s), desc="pack (recorded s)", unit="s", unit_scale=True) as bar:
         for b in blocks:
             bid = _block_id(b)
             h = headers[bid]
             offset, t0, t1 = align[bid]
             head, tail = trims[bid]
-            key = hashlib.sha256(
-                (
-                    config_key
-                    + json.dumps(
-                        [picks[b.subject], pcfg.montage, t0 + head, t1 - tail, offset, str(b.ieeg), str(b.audio)]
-                    )
-                ).encode()
-            )
-            marker = work / f"{bid}.done.json"
-            if marker.is_file() and json.loads(marker.read_text()).get("key") == key.hexdigest():
+            params = [picks[b.subject], pcfg.montage, t0 + head, t1 - tail, offset, str(b.ieeg), str(b.audio)]
+            key = hashlib.sha256((config_key + json.dumps(params)).encode()).hexdigest()
+            if _block_is_done(work / bid, key):  # finished by an earlier (interrupted) run: checked by checksum
                 bar.update(h.duration)
                 work_done.add(bid)
                 continue
-            try:
-                _process_block(
-                    b,
-                    h,
-                    picks[b.subject],
-                    pcfg,
-                    extractor,
-                    work / bid,
-                    offset,
-                    (t0 + head, t1 - tail),
-                    bar,
-                    cfg.audio.batch_chunks,
-                )
-            except InputError as err:
-                _skip_or_raise(err, b, cfg.strict, skipped)
+            args = (b, h, picks[b.subject], pcfg, work / bid, offset, (t0 + head, t1 - tail), cfg.audio.batch_chunks)
+            jobs.append((b, key, args))
+        for b, key, outcome in _run_blocks(jobs, extractor, cfg, bar):
+            if isinstance(outcome, InputError):
+                _skip_or_raise(outcome, b, cfg.strict, skipped)
                 continue
-            _json_dump({"key": key.hexdigest()}, marker)
-            work_done.add(bid)
+            _json_dump({"key": key, "sha256": outcome}, work / f"{_block_id(b)}.done.json")
+            work_done.add(_block_id(b))
     blocks = [b for b in blocks if _block_id(b) in work_done]
     if not any(split[_block_id(b)] == "train" for b in blocks):
         raise InputError(f"{cfg.recordings}: no training block left to fit the scaling on")
@@ -343,6 +329,7 @@ def pack(cfg) -> Path:
                 "duration_s": headers[_block_id(b)].duration,
                 "audio_offset_s": align[_block_id(b)][0],
                 "guard_trim_s": trims[_block_id(b)],
+                "work_sha256": json.loads((work / f"{_block_id(b)}.done.json").read_text())["sha256"],
             }
             for b in blocks
         },
@@ -366,6 +353,68 @@ def _chunks(valid: np.ndarray, chunk_n: int, min_n: int):
                 yield int(lo), int(hi)
 
 
+WORK_FILES = ("brain.npy", "audio.npy", "valid.npy", "channels.json")
+
+
+def _block_is_done(stem: Path, key: str) -> bool:
+    """Whether ``<stem>.*`` work files were finished for this config (marker key and file checksums match)."""
+    marker = Path(f"{stem}.done.json")
+    if not marker.is_file():
+        return False
+    done = json.loads(marker.read_text())
+    if done.get("key") != key:
+        return False
+    for ext, digest in done.get("sha256", {}).items():
+        path = Path(f"{stem}.{ext}")
+        if not path.is_file() or sha256(path) != digest:
+            logger.warning("%s: work file changed since it was written; recomputing the block", path)
+            return False
+    return bool(done.get("sha256"))
+
+
+_WORKER_EXTRACTOR = None
+
+
+def _init_worker(audio_cfg: dict) -> None:
+    """Process-pool initializer: one audio extractor (e.g. a wav2vec2 model) per worker process."""
+    global _WORKER_EXTRACTOR
+    logging.basicConfig(level=logging.WARNING)
+    _WORKER_EXTRACTOR = build_extractor(OmegaConf.create(audio_cfg))
+
+
+def _work_block(args: tuple, extractor=None) -> dict | InputError:
+    """Process one block (in a worker process when ``extractor`` is None); return the work files' checksums."""
+    stem = args[4]
+    try:
+        _process_block(*args[:4], extractor if extractor is not None else _WORKER_EXTRACTOR, *args[4:])
+    except InputError as err:
+        return err
+    return {ext: sha256(f"{stem}.{ext}") for ext in WORK_FILES}
+
+
+def _run_blocks(jobs: list, extractor, cfg, bar):
+    """Yield ``(block, key, checksums | InputError)`` for each job, with ``cfg.n_jobs`` worker processes.
+
+    Blocks are independent (streaming state never crosses a block), so the work files, and therefore the
+    shards, are the same whatever ``n_jobs`` is.
+    """
+    n_jobs = min(int(cfg.n_jobs), len(jobs))
+    if n_jobs <= 1:
+        for b, key, args in jobs:
+            yield b, key, _work_block(args, extractor)
+            bar.update(args[1].duration)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch/BLAS threads
+    with ProcessPoolExecutor(
+        n_jobs, mp_context=ctx, initializer=_init_worker, initargs=(OmegaConf.to_container(cfg.audio),)
+    ) as pool:
+        futures = {pool.submit(_work_block, args): (b, key, args) for b, key, args in jobs}
+        for fut in as_completed(futures):
+            b, key, args = futures[fut]
+            bar.update(args[1].duration)
+            yield b, key, fut.result()
+
+
 def _process_block(
     b: Block,
     h: IEEGHeader,
@@ -375,7 +424,6 @@ def _process_block(
     stem: Path,
     offset: float,
     keep: tuple[float, float],
-    bar,
     batch_chunks: int = 1,
 ) -> None:
     """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``."""
@@ -407,7 +455,6 @@ def _process_block(
     for chunk in iter_chunks(raw, picks, pcfg.chunk_s):
         n_nan += int(np.isnan(chunk).sum())
         put(*pp.process(chunk))
-        bar.update(chunk.shape[1] / h.sfreq)
     put(*pp.flush())
     if pos != n_out:
         raise RuntimeError(f"{b.ieeg}: preprocessing produced {pos} samples, expected {n_out}")
