@@ -13,9 +13,10 @@ import webdataset as wds
 from ieegfm.data.pipeline import (
     CorruptCounter,
     EpochBatches,
+    EpochPlanner,
+    PlannedShardList,
     ResampledShardList,
     ResumePosition,
-    ShardList,
     SharedEpoch,
     ShuffledWindowBatches,
     SliceWindows,
@@ -131,34 +132,40 @@ class ShardDataModule(L.LightningDataModule):
         if not urls:
             raise InputError(f"shards={self.root}: no training shards")
         world, workers = self._world(), max(self.num_workers, 1)
-        resampled = self.resampled
-        if not resampled and len(urls) < world * workers:
-            logger.warning(
-                "%d training shards < %d ranks x %d workers: sampling shards with replacement "
-                "(data.resampled=true) so that no rank or worker is left without data",
-                len(urls),
-                world,
-                workers,
-            )
-            resampled = True
-        windows = self.samples_per_epoch or self.n_windows("train")
-        batches = max(windows // (self.batch_size * world), 1)
-        worker_batches = math.ceil(batches / workers)
-        if resampled:
+        entries = self.manifest["shards"]["train"]
+        planner = None
+        if not self.resampled and all("chunk_lengths" in e for e in entries):
+            planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed)
+            quota = planner.plan(0, world, workers)["quota"]
+            batches = sum(quota[(0, k)] for k in range(workers))
+            if batches == 0:
+                logger.warning(
+                    "%d training shards cannot give each of %d ranks x %d workers a full batch of %d windows: "
+                    "sampling shards with replacement (data.resampled=true) instead of epoch passes",
+                    len(urls),
+                    world,
+                    workers,
+                    self.batch_size,
+                )
+                planner = None
+        if planner is not None:  # epoch mode: every window at most once per epoch, same batches on every rank
+            stages = [PlannedShardList(planner, self.epoch)]
+            worker_batches = 0  # per-worker quotas come from the plan
+        else:  # resampled mode (or a manifest without chunk lengths): shards drawn with replacement
+            if not self.resampled and planner is None and not all("chunk_lengths" in e for e in entries):
+                logger.warning("manifest without chunk lengths (packed by an older ieegfm): resampled mode")
+            windows = self.samples_per_epoch or self.n_windows("train")
+            batches = max(windows // (self.batch_size * world), 1)
+            worker_batches = math.ceil(batches / workers)
+            batches = worker_batches * workers
             stages = [ResampledShardList(urls, self.seed, self.epoch)]
-        else:
-            stages = [
-                ShardList(urls, self.seed, self.epoch, shuffle=True, repeat=True),
-                wds.split_by_node,
-                wds.split_by_worker,
-            ]
         stages += [
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
             ShuffledWindowBatches(
                 self.window_n, self.n_chans, self.subjects, self.batch_size, self.shuffle_buffer, self.seed, self.epoch
             ),
-            EpochBatches(worker_batches, self.epoch, self.resume),
+            EpochBatches(worker_batches, self.epoch, self.resume, planner),
         ]
         dataset = wds.DataPipeline(*stages)
         loader = wds.WebLoader(
@@ -170,7 +177,7 @@ class ShardDataModule(L.LightningDataModule):
             persistent_workers=self.num_workers > 0,
             pin_memory=self.pin_memory,
         )
-        loader.num_batches = worker_batches * workers
+        loader.num_batches = batches
         return loader
 
     def eval_dataloader(self, split: str) -> wds.WebLoader:

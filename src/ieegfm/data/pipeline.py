@@ -75,30 +75,96 @@ class CorruptCounter:
         return True
 
 
-class ShardList(wds.PipelineStage):
-    """Shard URLs, reshuffled every epoch with ``random.Random((seed, epoch))`` (the same on every rank).
+class EpochPlanner:
+    """Which shards, window offsets and how many batches each (rank, worker) stream gets in an epoch.
 
-    With ``repeat=True`` the list is repeated (reshuffled each time) forever; :class:`EpochBatches` downstream
-    ends the epoch, so every rank yields the same number of batches.
+    Computed identically, without reading any data, in every process from the manifest's per-chunk lengths,
+    ``seed`` and the epoch: each chunk gets a random window offset in ``[0, window_n)`` (its window count follows);
+    shards, in an order shuffled per epoch, go to the ``world_size * num_workers`` streams, largest first to the
+    least loaded stream (balanced window totals); each stream's batch quota is ``floor(windows / batch_size)``,
+    lowered on the richer ranks until every rank has the same number of batches (uneven ranks hang DDP). So in
+    one epoch every training window is used at most once, by exactly one rank and worker, and the windows left
+    out (the streams' incomplete last batches and the rank balancing) are fewer than about
+    ``world_size * num_workers * batch_size`` plus one shard's windows: the exactly-once guarantee of
+    ``DistributedSampler(drop_last=True)``, at window level, without any rank reading another's shards.
+
+    Parameters
+    ----------
+    shards : list of dict
+        Manifest shard entries with ``name`` and ``chunk_lengths``; ``urls`` gives their paths.
+    urls : list of str
+    window_n, batch_size, seed : int
     """
 
-    def __init__(
-        self, urls: list[str], seed: int, epoch: SharedEpoch, shuffle: bool = True, repeat: bool = False
-    ) -> None:
-        self.urls, self.seed, self.epoch, self.shuffle, self.repeat = list(urls), seed, epoch, shuffle, repeat
+    def __init__(self, shards: list[dict], urls: list[str], window_n: int, batch_size: int, seed: int) -> None:
+        self.lengths = [list(s["chunk_lengths"]) for s in shards]
+        self.urls, self.window_n, self.batch_size, self.seed = list(urls), window_n, batch_size, seed
+        self._cache: dict = {}
+
+    def plan(self, epoch: int, world: int, workers: int) -> dict:
+        """``{"offsets": per-shard offset lists, "streams": {(rank, worker): shard indices}, "quota": {...}}``."""
+        key = (epoch, world, workers)
+        if key in self._cache:
+            return self._cache[key]
+        rng = np.random.default_rng([self.seed, epoch, 7919])
+        w = self.window_n
+        offsets, counts = [], []
+        for lengths in self.lengths:
+            n = np.asarray(lengths, dtype=np.int64)
+            o = np.minimum(rng.integers(0, w, size=len(n)), np.maximum(n - w, 0))
+            offsets.append(o.tolist())
+            counts.append(int(np.where(n >= w, (n - o) // w, 0).sum()))
+        order = rng.permutation(len(self.lengths))
+        order = sorted(order, key=lambda i: -counts[i])  # stable: ties keep the shuffled order
+        streams = [(r, k) for r in range(world) for k in range(workers)]
+        load = {s: 0 for s in streams}
+        assign: dict = {s: [] for s in streams}
+        for i in order:
+            s = min(streams, key=lambda t: (load[t], t))
+            assign[s].append(int(i))
+            load[s] += counts[i]
+        quota = {s: load[s] // self.batch_size for s in streams}
+        target = min(sum(quota[(r, k)] for k in range(workers)) for r in range(world))
+        for r in range(world):
+            excess = sum(quota[(r, k)] for k in range(workers)) - target
+            while excess > 0:
+                s = max(((r, k) for k in range(workers)), key=lambda t: (quota[t], -t[1]))
+                quota[s] -= 1
+                excess -= 1
+        self._cache = {key: {"offsets": offsets, "streams": assign, "quota": quota}}
+        return self._cache[key]
+
+
+def taken_per_worker(quotas: list[int], done: int) -> list[int]:
+    """Batches each worker had delivered after ``done`` batches of a DataLoader that takes from its workers in
+    turn, skipping the exhausted ones (PyTorch's in-order iterable-dataset behaviour)."""
+    taken = [0] * len(quotas)
+    active = [i for i, q in enumerate(quotas) if q > 0]
+    j = 0
+    while done > 0 and active:
+        i = active[j % len(active)]
+        taken[i] += 1
+        done -= 1
+        if taken[i] >= quotas[i]:
+            active.remove(i)
+        else:
+            j += 1
+        if active:
+            j %= len(active)
+    return taken
+
+
+class PlannedShardList(wds.PipelineStage):
+    """This (rank, worker)'s shards of the epoch's :class:`EpochPlanner` plan, with their chunks' offsets."""
+
+    def __init__(self, planner: EpochPlanner, epoch: SharedEpoch) -> None:
+        self.planner, self.epoch = planner, epoch
 
     def run(self) -> Iterator[dict]:
-        epoch = self.epoch.get_value()
-        lap = 0
-        while True:
-            urls = list(self.urls)
-            if self.shuffle:
-                random.Random(f"{self.seed}-{epoch}-{lap}").shuffle(urls)
-            for url in urls:
-                yield {"url": url}
-            lap += 1
-            if not self.repeat:
-                return
+        rank, world, worker, workers = rank_and_worker()
+        plan = self.planner.plan(self.epoch.get_value(), world, workers)
+        for i in plan["streams"][(rank, worker)]:
+            yield {"url": self.planner.urls[i], "offsets": plan["offsets"][i]}
 
 
 class ResampledShardList(wds.PipelineStage):
@@ -115,27 +181,50 @@ class ResampledShardList(wds.PipelineStage):
 
 
 class EpochBatches(wds.PipelineStage):
-    """End a worker's epoch after ``n_batches`` and, after a resume, skip the batches already trained on.
+    """End a worker's epoch after its batch quota and, after a resume, skip the batches already trained on.
 
-    The DataLoader takes batches from its workers in turn, so global batch ``j`` is batch ``j // num_workers`` of
-    worker ``j % num_workers``; a resume at ``k`` done batches skips ``len(range(worker, k, num_workers))`` of
-    this worker's batches. The stream is deterministic given (seed, epoch, rank, worker), so the resumed run sees
+    The quota is ``n_batches``, or the worker's share of an :class:`EpochPlanner` plan. The DataLoader takes
+    batches from its workers in turn, skipping exhausted ones, so after a resume at ``k`` done batches each worker
+    skips the batches it had delivered (:func:`taken_per_worker`). The stream is deterministic given (seed, epoch, rank, worker), so the resumed run sees
     exactly the batches the uninterrupted run would have seen.
     """
 
-    def __init__(self, n_batches: int, epoch: SharedEpoch, resume: ResumePosition) -> None:
-        self.n_batches, self.epoch, self.resume = n_batches, epoch, resume
+    def __init__(
+        self, n_batches: int, epoch: SharedEpoch, resume: ResumePosition, planner: EpochPlanner | None = None
+    ) -> None:
+        self.n_batches, self.epoch, self.resume, self.planner = n_batches, epoch, resume, planner
 
     def run(self, src: Iterator[dict]) -> Iterator[dict]:
-        _, _, worker, workers = rank_and_worker()
+        rank, world, worker, workers = rank_and_worker()
+        n_batches = self.n_batches
+        quotas = [n_batches] * workers
+        if self.planner is not None:
+            quota = self.planner.plan(self.epoch.get_value(), world, workers)["quota"]
+            quotas = [quota[(rank, k)] for k in range(workers)]
+            n_batches = quotas[worker]
         skip = 0
         if self.resume.epoch.value == self.epoch.get_value():
-            skip = len(range(worker, self.resume.batches.value, workers))
-        for i, batch in enumerate(src):
-            if i >= self.n_batches:
+            skip = taken_per_worker(quotas, self.resume.batches.value)[worker]
+        produced, last = 0, None
+        for batch in src:
+            if produced >= n_batches:
                 return
-            if i >= skip:
+            if produced >= skip:
                 yield batch
+            produced, last = produced + 1, batch
+        if produced < n_batches:  # a corrupt shard left the stream short: keep every rank in step
+            if last is None:
+                raise RuntimeError(f"rank {rank}, worker {worker}: no training batch could be read this epoch")
+            logger.warning(
+                "rank %d worker %d: stream ran %d batch(es) short (corrupt shards?); repeating its "
+                "last batch so that all ranks run the same number of steps",
+                rank,
+                worker,
+                n_batches - produced,
+            )
+            for i in range(produced, n_batches):
+                if i >= skip:
+                    yield last
 
 
 _NPY_HEADER = re.compile(rb"'descr': '([^']+)', 'fortran_order': False, 'shape': \(([0-9, ]*)\)")
@@ -164,6 +253,8 @@ def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
     """
     for item in src:
         url = item["url"]
+        offsets = item.get("offsets")
+        index = 0
         try:
             with open(url, "rb", buffering=1 << 22) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
                 sample: dict = {}
@@ -174,8 +265,11 @@ def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
                     if sample and key != sample["__key__"]:
                         yield sample
                         sample = {}
+                        index += 1
                     sample["__key__"] = key
                     sample["__url__"] = url
+                    if offsets is not None:
+                        sample["__offset__"] = offsets[index]
                     f = tar.extractfile(member)
                     sample[ext] = f.read() if f is not None else b""
                 if sample:
@@ -192,6 +286,7 @@ def decode_sample(sample: dict) -> dict:
         "brain": npy_from_bytes(sample["brain.npy"]),
         "audio": npy_from_bytes(sample["audio.npy"]),
         "meta": json.loads(sample["json"]),
+        "offset": sample.get("__offset__"),
     }
 
 
@@ -330,7 +425,8 @@ class ShuffledWindowBatches:
             n = brain.shape[1]
             if n < w:
                 continue
-            off = int(rng.integers(0, min(w, n - w + 1)))
+            drawn = int(rng.integers(0, min(w, n - w + 1)))  # drawn anyway: the stream does not depend on plans
+            off = drawn if sample.get("offset") is None else int(sample["offset"])
             k = (n - off) // w
             new = {
                 "brain": brain[:, off : off + k * w].reshape(brain.shape[0], k, w).transpose(1, 0, 2),

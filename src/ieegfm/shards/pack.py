@@ -281,6 +281,7 @@ def pack(cfg) -> Path:
                     f"{bid}_{lo:09d}".replace(".", "_"),
                     {"brain.npy": x.astype(np.float16), "audio.npy": y.astype(np.float16), "json": meta},
                     n_windows=n_win,
+                    n_times=hi - lo,
                 )
                 dur_h = (hi - lo) / sfreq_out / 3600
                 stats["hours"] += dur_h

@@ -78,9 +78,15 @@ class ShardWriter:
         self._tar = tarfile.open(self._tmp, "w", format=tarfile.USTAR_FORMAT)
         self._n = 0
         self._windows = 0
+        self._lengths: list[int] = []
 
-    def write(self, key: str, members: dict[str, bytes | np.ndarray | dict], n_windows: int = 0) -> None:
-        """Add one sample; ``members`` maps extension (``brain.npy``, ``json``) to bytes, arrays or dicts."""
+    def write(
+        self, key: str, members: dict[str, bytes | np.ndarray | dict], n_windows: int = 0, n_times: int | None = None
+    ) -> None:
+        """Add one sample; ``members`` maps extension (``brain.npy``, ``json``) to bytes, arrays or dicts.
+
+        ``n_windows`` and ``n_times`` (the chunk's length in samples) are recorded per shard for the manifest.
+        """
         if self._tar is None:
             self._open()
         assert self._tar is not None
@@ -99,6 +105,8 @@ class ShardWriter:
             self._tar.addfile(info, io.BytesIO(data))
         self._n += 1
         self._windows += n_windows
+        if n_times is not None:
+            self._lengths.append(int(n_times))
         if self._n >= self.samples_per_shard:
             self._close()
 
@@ -114,6 +122,7 @@ class ShardWriter:
                 "name": final.name,
                 "n_samples": self._n,
                 "n_windows": self._windows,
+                "chunk_lengths": self._lengths,
                 "sha256": sha256(final),
                 "bytes": final.stat().st_size,
             }
