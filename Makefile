@@ -31,6 +31,7 @@ bench: install  ## benchmarks (print figures against named baselines; GPU ones o
 	$(BIN)/python tools/bench_preprocess_rss.py 128 2048 900
 	$(BIN)/python tools/bench_pack_memory.py
 	@if [ -f $(OUT)/shards/manifest.json ]; then $(BIN)/python tools/bench_loader.py $(OUT)/shards; \
+		$(BIN)/python tools/bench_training.py $(OUT)/shards; \
 		else echo "bench_loader: skipped (run make demo first for $(OUT)/shards)"; fi
 	@if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
 		$(BIN)/python tools/bench_gpu.py; else echo "bench_gpu: skipped (no CUDA device)"; fi
