@@ -47,10 +47,12 @@ def read_manifest(shards: str | Path) -> dict:
 class ShardDataModule(L.LightningDataModule):
     """Windows from ieegfm shards.
 
-    Training streams shards split by node and by worker, shuffles shards and windows with seeds derived from
-    ``(seed, epoch)``, slices each chunk into ``window_s`` windows at a random offset, and ends every epoch after
-    the same number of batches on every rank (:class:`~ieegfm.data.pipeline.EpochBatches`; uneven ranks would hang DDP). Validation and test
-    use fixed, non-overlapping windows in shard order.
+    Training, epoch mode (default): an :class:`~ieegfm.data.pipeline.EpochPlanner` plan deals the shards to the
+    ranks x workers streams so that every window is used at most once per epoch and every rank runs the same
+    number of batches (uneven ranks would hang DDP). Resampled mode (``resampled=True``, or too few shards) draws
+    shards with replacement. Either way chunks are cut into ``window_s`` windows at a random offset and shuffled
+    with seeds derived from ``(seed, epoch, rank, worker)``. Validation and test use fixed, non-overlapping
+    windows in shard order.
 
     Parameters
     ----------

@@ -347,28 +347,6 @@ class SliceWindows:
                 }
 
 
-class ShuffleWindows:
-    """Buffer shuffle of windows seeded by ``(seed, epoch, rank, worker)``."""
-
-    def __init__(self, bufsize: int, seed: int, epoch: SharedEpoch) -> None:
-        self.bufsize, self.seed, self.epoch = bufsize, seed, epoch
-
-    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
-        rank, _, worker, _ = rank_and_worker()
-        rng = random.Random(f"{self.seed}-{self.epoch.get_value()}-{rank}-{worker}")
-        buf: list[dict] = []
-        for item in src:
-            if len(buf) < self.bufsize:
-                buf.append(item)
-                if len(buf) < self.bufsize:
-                    continue
-            j = rng.randrange(len(buf))
-            buf[j], item = item, buf[j]
-            yield item
-        rng.shuffle(buf)
-        yield from buf
-
-
 class ShuffledWindowBatches:
     """Training windows, shuffled through a buffer and batched, with array operations only.
 
