@@ -73,3 +73,18 @@ def write_table(folder: Path, rows: list[tuple[str, str, Path, Path, dt.datetime
     path = folder / "recordings.tsv"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def pack_consecutive_blocks(tmp: Path, n_blocks: int, duration: float, *overrides: str) -> Path:
+    """Write ``n_blocks`` consecutive blocks of one subject and pack them into ``tmp/s`` (returned)."""
+    from ieegfm.config import load_config
+    from ieegfm.shards.pack import pack
+
+    rows = []
+    for i in range(n_blocks):
+        start = T0 + dt.timedelta(seconds=duration * i)
+        ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=duration, seed=i)
+        rows.append(("01", "day1", ieeg, wav, start))
+    table = write_table(tmp / "d", rows)
+    pack(load_config("pack", overrides=[f"recordings={table}", f"out={tmp / 's'}", *overrides]))
+    return tmp / "s"

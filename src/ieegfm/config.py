@@ -142,9 +142,13 @@ class DataConfig:
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process (persistent)"})
     pin_memory: bool | None = field(default=None, metadata={"help": "pin host memory; default: when on GPU"})
     shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
-    resampled: bool = field(default=False, metadata={"help": "sample shards with replacement (infinite stream)"})
+    resampled: bool = field(
+        default=False,
+        metadata={"help": "draw shards with replacement (else epoch passes: each window at most once per epoch)"},
+    )
     samples_per_epoch: int | None = field(
-        default=None, metadata={"help": "windows per epoch (all ranks); default from sizes.json"}
+        default=None,
+        metadata={"help": "windows per epoch over all ranks, resampled mode only; default: all training windows"},
     )
 
 

@@ -1,38 +1,16 @@
-import datetime as dt
-
 import pytest
 import torch
-from recording_fixtures import T0, write_block, write_table
+from recording_fixtures import pack_consecutive_blocks
 
-from ieegfm.config import load_config
 from ieegfm.data import ShardDataModule
 from ieegfm.errors import InputError
-from ieegfm.shards.pack import pack
 
 
 @pytest.fixture(scope="module")
 def shards(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("dm")
-    rows = []
-    for i in range(5):
-        start = T0 + dt.timedelta(seconds=90 * i)
-        ieeg, wav = write_block(tmp / "d", f"r{i}", start, duration=90, seed=i)
-        rows.append(("01", "day1", ieeg, wav, start))
-    table = write_table(tmp / "d", rows)
-    pack(
-        load_config(
-            "pack",
-            overrides=[
-                f"recordings={table}",
-                f"out={tmp / 's'}",
-                "split.val=0.2",
-                "split.test=0.2",
-                "chunk_s=15",
-                "samples_per_shard=3",
-            ],
-        )
+    return pack_consecutive_blocks(
+        tmp_path_factory.mktemp("dm"), 5, 90.0, "split.val=0.2", "split.test=0.2", "chunk_s=15", "samples_per_shard=3"
     )
-    return tmp / "s"
 
 
 def _keys(loader):

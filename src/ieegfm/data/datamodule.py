@@ -196,7 +196,7 @@ class ShardDataModule(L.LightningDataModule):
             wds.SimpleShardList(urls),
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
-            SliceWindows(self.window_n, self.n_chans, self.subjects, random_offset=False),
+            SliceWindows(self.window_n, self.n_chans, self.subjects),
             wds.batched(self.batch_size, collation_fn=collate, partial=True),
         ]
         return wds.WebLoader(

@@ -291,7 +291,9 @@ def decode_sample(sample: dict) -> dict:
 
 
 class SliceWindows:
-    """Cut a chunk into non-overlapping windows of ``window_n`` samples.
+    """Cut a chunk into fixed, non-overlapping windows of ``window_n`` samples from its start (evaluation).
+
+    Training slices and shuffles windows with :class:`ShuffledWindowBatches` instead.
 
     Parameters
     ----------
@@ -301,41 +303,24 @@ class SliceWindows:
         Channels of the output (zero-padded: subjects differ in channel count).
     subjects : dict
         Subject label -> integer index (for the per-subject projection).
-    random_offset : bool
-        Start at a random offset in ``[0, window_n)`` (training), else at 0 (evaluation: fixed windows).
-    seed : int
-    epoch : SharedEpoch | None
     """
 
-    def __init__(
-        self,
-        window_n: int,
-        n_chans: int,
-        subjects: dict[str, int],
-        random_offset: bool,
-        seed: int = 0,
-        epoch: SharedEpoch | None = None,
-    ) -> None:
+    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int]) -> None:
         self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
-        self.random_offset, self.seed, self.epoch = random_offset, seed, epoch
 
     def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
-        rank, _, worker, _ = rank_and_worker()
-        epoch = self.epoch.get_value() if self.epoch is not None else 0
-        rng = np.random.default_rng([self.seed, epoch, rank, worker])
         for sample in src:
             brain, audio, meta = sample["brain"], sample["audio"], sample["meta"]
             n = brain.shape[1]
             if n < self.window_n:
                 continue
-            offset = int(rng.integers(0, min(self.window_n, n - self.window_n + 1))) if self.random_offset else 0
             if brain.shape[0] < self.n_chans:  # windows stay float16 (as stored) until the model's device
                 padded = np.zeros((self.n_chans, n), dtype=brain.dtype)
                 padded[: brain.shape[0]] = brain
             else:
                 padded = brain
             subject = self.subjects[meta["subject"]]
-            for i, lo in enumerate(range(offset, n - self.window_n + 1, self.window_n)):
+            for i, lo in enumerate(range(0, n - self.window_n + 1, self.window_n)):
                 yield {
                     "brain": padded[:, lo : lo + self.window_n],
                     "audio": audio[:, lo : lo + self.window_n],

@@ -79,7 +79,8 @@ class ContrastivePretraining(L.LightningModule):
         bs = len(batch["brain"])
         world = self.trainer.world_size if self._trainer is not None else 1
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
-        self.log("train/logit_scale", float(self.loss.scale) if hasattr(self.loss, "scale") else 0.0, batch_size=bs)
+        if hasattr(self.loss, "logit_scale"):  # a tensor: no host sync per step (Lightning reduces it when logging)
+            self.log("train/logit_scale", self.loss.logit_scale.detach().exp(), batch_size=bs)
         self.log("train/contrastive_batch", float(bs * world), batch_size=bs)
         return loss
 
