@@ -28,7 +28,7 @@ test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
 
 bench: install  ## benchmarks (print figures against named baselines; GPU ones only where CUDA is present)
 	$(BIN)/python tools/bench_preprocess.py
-	$(BIN)/python tools/bench_preprocess_rss.py 128 2048 900
+	$(BIN)/python tools/bench_preprocess_rss.py 128 2048 3600
 	$(BIN)/python tools/bench_pack_memory.py
 	@if [ -f $(OUT)/shards/manifest.json ]; then $(BIN)/python tools/bench_loader.py $(OUT)/shards; \
 		$(BIN)/python tools/bench_training.py $(OUT)/shards; \

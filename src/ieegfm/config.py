@@ -144,7 +144,7 @@ class DataConfig:
     shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
     resampled: bool = field(
         default=False,
-        metadata={"help": "draw shards with replacement (else epoch passes: each window at most once per epoch)"},
+        metadata={"help": "draw shards with replacement (else epoch passes: each window exactly once per epoch)"},
     )
     samples_per_epoch: int | None = field(
         default=None,

@@ -32,8 +32,9 @@ def test_train_epochs_have_equal_length_and_seeded_shuffles(shards):
     loader = dm.train_dataloader()
     n_chunks = sum(len(s["chunk_lengths"]) for s in dm.manifest["shards"]["train"])
     first = _keys(loader)
-    assert len(first) == 4 * loader.num_batches
-    assert loader.num_batches >= (dm.n_windows("train") - n_chunks) // 4 - 1  # random offsets cost <= 1 per chunk
+    n_planned = len(first)
+    assert loader.num_batches == len(list(dm.train_dataloader())) == -(-n_planned // 4)
+    assert n_planned >= dm.n_windows("train") - n_chunks  # random offsets cost <= 1 window per chunk
     again = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=3)
     assert _keys(again.train_dataloader()) == first  # same seed, same epoch -> same order
     dm.set_epoch(1)
@@ -62,8 +63,7 @@ def test_corrupt_shard_is_skipped_and_counted(shards, tmp_path):
     victim.write_bytes(victim.read_bytes()[:700] + b"\0garbage" * 50)  # truncated mid-member
     dm = ShardDataModule(copy, batch_size=4)
     loader = dm.train_dataloader()
-    keys = _keys(loader)
-    assert len(keys) == 4 * loader.num_batches  # the epoch keeps its planned length (ranks stay in step)
+    assert len(list(loader)) == loader.num_batches  # the epoch keeps its planned length (ranks stay in step)
     assert dm.corrupt.count >= 1
 
 
@@ -84,29 +84,83 @@ def test_npy_decoder_matches_numpy():
     assert np.array_equal(npy_from_bytes(buf.getvalue()), fortran)  # falls back to numpy.load
 
 
-def test_epoch_mode_uses_every_window_at_most_once_across_ranks(shards, monkeypatch):
-    """Two ranks (simulated) x two DataLoader workers: disjoint windows, equal batch counts, almost all used."""
+def _planned_windows(dm, plan):
+    """Every window of an epoch plan, named as the loader names them (``<chunk key>/<index>``)."""
+    import tarfile
+
+    names = set()
+    for url, counts in zip(dm.urls("train"), plan["counts"]):
+        with tarfile.open(url) as tar:
+            keys = list(dict.fromkeys(m.name.partition(".")[0] for m in tar if m.isfile()))
+        assert len(keys) == len(counts)
+        names |= {f"{key}/{i}" for key, c in zip(keys, counts) for i in range(c)}
+    return names
+
+
+@pytest.mark.parametrize("world, workers", [(2, 2), (4, 2)])
+def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypatch, world, workers):
+    """Simulated ranks x real DataLoader workers: every window of the epoch once, equal batch counts per rank.
+
+    (4, 2) gives 8 streams for 6 training shards (fewer shards than ranks x workers).
+    """
     import ieegfm.data.pipeline as pipeline
 
-    seen = {}
-    for rank in (0, 1):
+    seen, batches = {}, {}
+    for epoch in (0, 1):
+        for rank in range(world):
 
-        def fake_rank(rank=rank):
-            info = torch.utils.data.get_worker_info()
-            return (rank, 2, info.id, info.num_workers) if info is not None else (rank, 2, 0, 1)
+            def fake_rank(rank=rank):
+                info = torch.utils.data.get_worker_info()
+                return (rank, world, info.id, info.num_workers) if info is not None else (rank, world, 0, 1)
 
-        monkeypatch.setattr(pipeline, "rank_and_worker", fake_rank)
-        dm = ShardDataModule(shards, batch_size=4, num_workers=2, seed=5)
-        dm._world = lambda: 2
-        seen[rank] = _keys(dm.train_dataloader())
-    planner = pipeline.EpochPlanner(dm.manifest["shards"]["train"], dm.urls("train"), dm.window_n, 4, 5)
-    plan = planner.plan(0, 2, 2)
-    total = sum(
-        sum((n - o) // dm.window_n for n, o in zip(s["chunk_lengths"], offs) if n >= dm.window_n)
-        for s, offs in zip(dm.manifest["shards"]["train"], plan["offsets"])
-    )
-    keys = seen[0] + seen[1]
-    assert len(keys) == len(set(keys))  # no window twice in the epoch, across ranks and workers
-    assert len(seen[0]) == len(seen[1]) > 0  # the same number of batches on each rank
-    biggest_shard = max(sum(n // dm.window_n for n in s["chunk_lengths"]) for s in dm.manifest["shards"]["train"])
-    assert total - len(keys) <= 2 * 2 * 4 + biggest_shard  # left out: incomplete batches + rank balancing
+            monkeypatch.setattr(pipeline, "rank_and_worker", fake_rank)
+            dm = ShardDataModule(shards, batch_size=4, num_workers=workers, shuffle_buffer=20, seed=5)
+            dm._world = lambda: world
+            dm.set_epoch(epoch)
+            loader = dm.train_dataloader()
+            got = list(loader)
+            assert len(got) == loader.num_batches  # the length Lightning is told
+            batches[rank] = len(got)
+            seen[epoch, rank] = [k for b in got for k in b["key"]]
+            assert all(len(b["key"]) == len(b["brain"]) == len(b["audio"]) > 0 for b in got)
+        assert len(set(batches.values())) == 1  # the same number of batches on every rank
+        planner = pipeline.EpochPlanner(dm.manifest["shards"]["train"], dm.urls("train"), dm.window_n, 4, 5)
+        planned = _planned_windows(dm, planner.plan(epoch, world, workers))
+        keys = [k for rank in range(world) for k in seen[epoch, rank]]
+        assert len(keys) == len(set(keys)) == len(planned)  # counted: none twice, none left out
+        assert set(keys) == planned
+    assert seen[0, 0] != seen[1, 0]  # reshuffled every epoch
+
+
+def test_epoch_plan_invariants():
+    """Plans without data: windows split exactly, equal batches per rank, full batches first."""
+    import numpy as np
+
+    from ieegfm.data.pipeline import EpochPlanner, batch_sizes
+
+    assert batch_sizes(10, 3, 4) == [4, 4, 2] and batch_sizes(12, 3, 4) == [4] * 3 and batch_sizes(6, 3, 4) == [4, 1, 1]
+    with pytest.raises(ValueError):
+        batch_sizes(13, 3, 4)
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        shards = [{"chunk_lengths": rng.integers(0, 1300, size=rng.integers(1, 6)).tolist()} for _ in range(7)]
+        world, workers, size = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(1, 9))
+        plan = EpochPlanner(shards, [f"s{i}" for i in range(7)], 120, size, 1).plan(3, world, workers)
+        if plan["batches"] == 0:
+            assert plan["n_windows"] < world or (size == 1 and plan["n_windows"] % world)
+            continue
+        per_rank = [sum(plan["quota"][(r, k)] for k in range(workers)) for r in range(world)]
+        assert per_rank == [plan["batches"]] * world
+        taken = {}
+        for stream, items in plan["streams"].items():
+            assert sum(b - a for it in items for a, b in it["takes"]) == sum(plan["sizes"][stream])
+            assert all(0 < s <= size for s in plan["sizes"][stream])
+            for it in items:
+                for c, (a, b) in enumerate(it["takes"]):
+                    for j in range(a, b):
+                        assert (it["shard"], c, j) not in taken
+                        taken[it["shard"], c, j] = stream
+        expected = {
+            (i, c, j) for i, counts in enumerate(plan["counts"]) for c, n in enumerate(counts) for j in range(n)
+        }
+        assert set(taken) == expected and len(taken) == plan["n_windows"]

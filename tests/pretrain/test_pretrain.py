@@ -95,6 +95,6 @@ def test_ddp_two_processes_on_cpu(shards, tmp_path, tiny):
 
     acc = EventAccumulator(str(run / "tb"))
     acc.Reload()
-    sizes = {e.value for e in acc.Scalars("train/contrastive_batch")}
-    assert sizes == {32.0}  # 2 ranks x 16: negatives gathered across ranks
+    sizes = [e.value for e in acc.Scalars("train/contrastive_batch")]
+    assert sizes[0] == max(sizes) == 32.0  # 2 ranks x 16: negatives gathered (an epoch's last batches are smaller)
     assert acc.Scalars("val/n_candidates")[-1].value == ShardDataModule(shards).n_windows("val")

@@ -122,7 +122,8 @@ def test_two_nodes_over_loopback_with_torchrun(shards, tmp_path, tiny):
 
     acc = EventAccumulator(str(out / "tb"))
     acc.Reload()
-    assert {e.value for e in acc.Scalars("train/contrastive_batch")} == {32.0}  # 2 nodes x 16: global negatives
+    sizes = [e.value for e in acc.Scalars("train/contrastive_batch")]
+    assert sizes[0] == max(sizes) == 32.0  # 2 nodes x 16: global negatives (an epoch's last batches are smaller)
     ev = subprocess.run(
         _cli(
             "evaluate",

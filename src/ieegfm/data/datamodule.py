@@ -47,9 +47,10 @@ def read_manifest(shards: str | Path) -> dict:
 class ShardDataModule(L.LightningDataModule):
     """Windows from ieegfm shards.
 
-    Training, epoch mode (default): an :class:`~ieegfm.data.pipeline.EpochPlanner` plan deals the shards to the
-    ranks x workers streams so that every window is used at most once per epoch and every rank runs the same
-    number of batches (uneven ranks would hang DDP). Resampled mode (``resampled=True``, or too few shards) draws
+    Training, epoch mode (default): an :class:`~ieegfm.data.pipeline.EpochPlanner` plan splits the epoch's
+    windows between the ranks x workers streams so that every window is used exactly once per epoch and every
+    rank runs the same number of batches (uneven ranks would hang DDP; the last batches of an epoch may be
+    smaller, and differ between ranks). Resampled mode (``resampled=True``, or fewer windows than ranks) draws
     shards with replacement. Either way chunks are cut into ``window_s`` windows at a random offset and shuffled
     with seeds derived from ``(seed, epoch, rank, worker)``. Validation and test use fixed, non-overlapping
     windows in shard order.
@@ -138,19 +139,19 @@ class ShardDataModule(L.LightningDataModule):
         planner = None
         if not self.resampled and all("chunk_lengths" in e for e in entries):
             planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed)
-            quota = planner.plan(0, world, workers)["quota"]
-            batches = sum(quota[(0, k)] for k in range(workers))
+            plan = planner.plan(0, world, workers)
+            batches = plan["batches"]
             if batches == 0:
                 logger.warning(
-                    "%d training shards cannot give each of %d ranks x %d workers a full batch of %d windows: "
-                    "sampling shards with replacement (data.resampled=true) instead of epoch passes",
-                    len(urls),
-                    world,
-                    workers,
+                    "%d training windows cannot be split into the same number of batches (of at most %d) on "
+                    "each of %d ranks: sampling shards with replacement (data.resampled=true) instead of epoch "
+                    "passes",
+                    plan["n_windows"],
                     self.batch_size,
+                    world,
                 )
                 planner = None
-        if planner is not None:  # epoch mode: every window at most once per epoch, same batches on every rank
+        if planner is not None:  # epoch mode: every window exactly once per epoch, same batches on every rank
             stages = [PlannedShardList(planner, self.epoch)]
             worker_batches = 0  # per-worker quotas come from the plan
         else:  # resampled mode (or a manifest without chunk lengths): shards drawn with replacement
@@ -165,7 +166,14 @@ class ShardDataModule(L.LightningDataModule):
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
             ShuffledWindowBatches(
-                self.window_n, self.n_chans, self.subjects, self.batch_size, self.shuffle_buffer, self.seed, self.epoch
+                self.window_n,
+                self.n_chans,
+                self.subjects,
+                self.batch_size,
+                self.shuffle_buffer,
+                self.seed,
+                self.epoch,
+                planner,
             ),
             EpochBatches(worker_batches, self.epoch, self.resume, planner),
         ]

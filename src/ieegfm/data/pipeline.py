@@ -75,64 +75,135 @@ class CorruptCounter:
         return True
 
 
+def batch_sizes(n_windows: int, n_batches: int, batch_size: int) -> list[int]:
+    """Split ``n_windows`` into exactly ``n_batches`` non-empty batches, full ones (``batch_size``) first.
+
+    As many batches as possible are full; the windows left over are spread evenly over the last batches.
+
+    Raises
+    ------
+    ValueError
+        If ``n_windows`` is not in ``[n_batches, n_batches * batch_size]``.
+    """
+    if not n_batches <= n_windows <= n_batches * batch_size:
+        raise ValueError(f"cannot split {n_windows} windows into {n_batches} batches of 1..{batch_size}")
+    full = n_batches if batch_size == 1 else min(n_batches, (n_windows - n_batches) // (batch_size - 1))
+    rest = n_batches - full
+    if rest == 0:
+        return [batch_size] * full
+    q, extra = divmod(n_windows - full * batch_size, rest)
+    return [batch_size] * full + [q + 1] * extra + [q] * (rest - extra)
+
+
 class EpochPlanner:
-    """Which shards, window offsets and how many batches each (rank, worker) stream gets in an epoch.
+    """Which windows each (rank, worker) stream reads in an epoch, and in batches of which sizes.
 
     Computed identically, without reading any data, in every process from the manifest's per-chunk lengths,
-    ``seed`` and the epoch: each chunk gets a random window offset in ``[0, window_n)`` (its window count follows);
-    shards, in an order shuffled per epoch, go to the ``world_size * num_workers`` streams, largest first to the
-    least loaded stream (balanced window totals); each stream's batch quota is ``floor(windows / batch_size)``,
-    lowered on the richer ranks until every rank has the same number of batches (uneven ranks hang DDP). So in
-    one epoch every training window is used at most once, by exactly one rank and worker, and the windows left
-    out (the streams' incomplete last batches and the rank balancing) are fewer than about
-    ``world_size * num_workers * batch_size`` plus one shard's windows: the exactly-once guarantee of
-    ``DistributedSampler(drop_last=True)``, at window level, without any rank reading another's shards.
+    ``seed`` and the epoch. Each chunk gets a random window offset in ``[0, window_n)``, which fixes its
+    non-overlapping windows (the epoch's samples, ``N`` in all). The shards are shuffled, their windows laid
+    end to end, and the sequence is cut into contiguous ranges: one per rank (sizes differing by at most one),
+    split again between the rank's DataLoader workers. Every rank runs the same number of batches,
+    ``ceil(N / (world_size * batch_size))``: full batches first, the few windows left over spread over the
+    last batches (ranks whose batches differ in size are fine for the losses, see
+    :func:`~ieegfm.losses.clip.gather_batches`). So every window is used exactly once per epoch, by exactly one
+    rank and worker, no rank waits for another (equal step counts), and no window is dropped or repeated; the
+    price is that a shard straddling two streams' ranges is opened by both, each reading only its own chunks
+    (at most ``world_size * num_workers - 1`` extra shard openings per epoch).
 
     Parameters
     ----------
     shards : list of dict
-        Manifest shard entries with ``name`` and ``chunk_lengths``; ``urls`` gives their paths.
+        Manifest shard entries with ``name`` and ``chunk_lengths`` (samples per chunk, in tar order).
     urls : list of str
-    window_n, batch_size, seed : int
+        Their paths.
+    window_n : int
+        Window length (samples).
+    batch_size : int
+        Windows per full batch (per rank).
+    seed : int
+
+    Notes
+    -----
+    This is the exactly-once contract of ``DistributedSampler(drop_last=False)`` without its padding by
+    repeated samples: uneven final batches replace both dropping and repeating.
     """
 
     def __init__(self, shards: list[dict], urls: list[str], window_n: int, batch_size: int, seed: int) -> None:
-        self.lengths = [list(s["chunk_lengths"]) for s in shards]
+        self.lengths = [np.asarray(s["chunk_lengths"], dtype=np.int64) for s in shards]
         self.urls, self.window_n, self.batch_size, self.seed = list(urls), window_n, batch_size, seed
         self._cache: dict = {}
 
     def plan(self, epoch: int, world: int, workers: int) -> dict:
-        """``{"offsets": per-shard offset lists, "streams": {(rank, worker): shard indices}, "quota": {...}}``."""
+        """The epoch's plan.
+
+        Returns
+        -------
+        dict
+            ``offsets``: per shard, the window offset of each chunk; ``counts``: per shard, windows per chunk;
+            ``n_windows``: ``N``; ``batches``: batches per rank (0 when the plan is infeasible: fewer
+            windows than ranks, or ``batch_size`` 1 and ``N`` not a multiple of ``world_size``); ``streams``: ``{(rank, worker): [{"shard": i, "takes": [(start, stop) per chunk]}]}``,
+            the window index ranges (within each chunk) the stream reads, shards in reading order;
+            ``sizes``: ``{(rank, worker): [batch sizes]}``; ``quota``: ``{(rank, worker): number of batches}``.
+        """
         key = (epoch, world, workers)
         if key in self._cache:
             return self._cache[key]
         rng = np.random.default_rng([self.seed, epoch, 7919])
-        w = self.window_n
+        w, size = self.window_n, self.batch_size
         offsets, counts = [], []
-        for lengths in self.lengths:
-            n = np.asarray(lengths, dtype=np.int64)
+        for n in self.lengths:
             o = np.minimum(rng.integers(0, w, size=len(n)), np.maximum(n - w, 0))
-            offsets.append(o.tolist())
-            counts.append(int(np.where(n >= w, (n - o) // w, 0).sum()))
+            offsets.append(o)
+            counts.append(np.where(n >= w, (n - o) // w, 0))
         order = rng.permutation(len(self.lengths))
-        order = sorted(order, key=lambda i: -counts[i])  # stable: ties keep the shuffled order
-        streams = [(r, k) for r in range(world) for k in range(workers)]
-        load = {s: 0 for s in streams}
-        assign: dict = {s: [] for s in streams}
-        for i in order:
-            s = min(streams, key=lambda t: (load[t], t))
-            assign[s].append(int(i))
-            load[s] += counts[i]
-        quota = {s: load[s] // self.batch_size for s in streams}
-        target = min(sum(quota[(r, k)] for k in range(workers)) for r in range(world))
+        totals = np.array([int(counts[i].sum()) for i in order], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(totals)])  # first global window of each shard, in reading order
+        n_windows = int(starts[-1])
+        batches = -(-n_windows // (world * size))
+        if n_windows // world < batches:  # fewer windows than ranks (or batch_size 1 and world does not divide N)
+            batches = 0
+        streams: dict = {}
+        sizes: dict = {}
         for r in range(world):
-            excess = sum(quota[(r, k)] for k in range(workers)) - target
-            while excess > 0:
-                s = max(((r, k) for k in range(workers)), key=lambda t: (quota[t], -t[1]))
-                quota[s] -= 1
-                excess -= 1
-        self._cache = {key: {"offsets": offsets, "streams": assign, "quota": quota}}
-        return self._cache[key]
+            lo, hi = n_windows * r // world, n_windows * (r + 1) // world
+            rank_sizes = batch_sizes(hi - lo, batches, size) if batches else []
+            for k in range(workers):
+                sizes[(r, k)] = rank_sizes[k::workers]
+                n = sum(sizes[(r, k)])
+                streams[(r, k)] = self._ranges(order, starts, counts, lo, lo + n)
+                lo += n
+        plan = {
+            "offsets": [o.tolist() for o in offsets],
+            "counts": [c.tolist() for c in counts],
+            "n_windows": n_windows,
+            "batches": batches,
+            "streams": streams,
+            "sizes": sizes,
+            "quota": {s: len(v) for s, v in sizes.items()},
+        }
+        self._cache = {key: plan}
+        return plan
+
+    @staticmethod
+    def _ranges(order, starts, counts, lo: int, hi: int) -> list[dict]:
+        """Shards and per-chunk window ranges covering global windows ``[lo, hi)``."""
+        items = []
+        if hi <= lo:
+            return items
+        first = int(np.searchsorted(starts, lo, side="right")) - 1
+        for j in range(first, len(order)):
+            if starts[j] >= hi:
+                break
+            i = int(order[j])
+            a, b = max(lo - starts[j], 0), min(hi - starts[j], starts[j + 1] - starts[j])
+            if b <= a:
+                continue
+            c = counts[i]
+            before = np.concatenate([[0], np.cumsum(c)[:-1]])
+            take_lo = np.clip(a - before, 0, c)
+            take_hi = np.clip(b - before, 0, c)
+            items.append({"shard": i, "takes": list(zip(take_lo.tolist(), take_hi.tolist()))})
+        return items
 
 
 def taken_per_worker(quotas: list[int], done: int) -> list[int]:
@@ -155,7 +226,8 @@ def taken_per_worker(quotas: list[int], done: int) -> list[int]:
 
 
 class PlannedShardList(wds.PipelineStage):
-    """This (rank, worker)'s shards of the epoch's :class:`EpochPlanner` plan, with their chunks' offsets."""
+    """This (rank, worker)'s shards of the epoch's :class:`EpochPlanner` plan, with each chunk's window offset
+    and the range of its windows to take."""
 
     def __init__(self, planner: EpochPlanner, epoch: SharedEpoch) -> None:
         self.planner, self.epoch = planner, epoch
@@ -163,8 +235,9 @@ class PlannedShardList(wds.PipelineStage):
     def run(self) -> Iterator[dict]:
         rank, world, worker, workers = rank_and_worker()
         plan = self.planner.plan(self.epoch.get_value(), world, workers)
-        for i in plan["streams"][(rank, worker)]:
-            yield {"url": self.planner.urls[i], "offsets": plan["offsets"][i]}
+        for item in plan["streams"][(rank, worker)]:
+            i = item["shard"]
+            yield {"url": self.planner.urls[i], "offsets": plan["offsets"][i], "takes": item["takes"]}
 
 
 class ResampledShardList(wds.PipelineStage):
@@ -245,31 +318,45 @@ def npy_from_bytes(data: bytes) -> np.ndarray:
 
 
 def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
-    """Samples of the shards named by ``{"url": path}`` items, read with :mod:`tarfile` in streaming mode.
+    """Samples of the shards named by ``{"url": path}`` items, read with :mod:`tarfile`.
 
     Members are grouped by key (``<key>.<ext>``), as WebDataset does; the reader is ieegfm's own because
-    webdataset's generic tar iterator costs about ten times the raw read of the same bytes. A shard that
-    cannot be read is passed to ``handler`` (log, count, continue) instead of stopping the epoch.
+    webdataset's generic tar iterator costs about ten times the raw read of the same bytes. Items of an
+    :class:`EpochPlanner` plan also carry per-chunk ``offsets`` and ``takes`` (window index ranges, attached to
+    the samples as ``__offset__`` and ``__take__``); chunks with nothing to take are skipped without reading
+    their data (seeks), and reading stops after the last chunk needed. A shard that cannot be read, or holds
+    more chunks than its manifest entry, is passed to ``handler`` (log, count, continue) instead of stopping
+    the epoch.
     """
     for item in src:
         url = item["url"]
-        offsets = item.get("offsets")
-        index = 0
+        offsets, takes = item.get("offsets"), item.get("takes")
+        last = None if takes is None else max((i for i, (a, b) in enumerate(takes) if b > a), default=-1)
         try:
-            with open(url, "rb", buffering=1 << 22) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
+            with open(url, "rb", buffering=1 << 22) as raw, tarfile.open(fileobj=raw, mode="r:") as tar:
                 sample: dict = {}
+                index, key_now = -1, None
                 for member in tar:
                     if not member.isfile():
                         continue
                     key, _, ext = member.name.partition(".")
-                    if sample and key != sample["__key__"]:
-                        yield sample
-                        sample = {}
-                        index += 1
-                    sample["__key__"] = key
-                    sample["__url__"] = url
-                    if offsets is not None:
-                        sample["__offset__"] = offsets[index]
+                    if key != key_now:
+                        if sample:
+                            yield sample
+                            sample = {}
+                        index, key_now = index + 1, key
+                        if last is not None and index > last:
+                            break
+                        if offsets is not None and index >= len(offsets):
+                            raise ValueError(f"{url}: more chunks than its manifest entry lists ({len(offsets)})")
+                    if takes is not None and takes[index][1] <= takes[index][0]:
+                        continue  # nothing to take from this chunk: skip its data
+                    if not sample:
+                        sample = {"__key__": key, "__url__": url}
+                        if offsets is not None:
+                            sample["__offset__"] = offsets[index]
+                        if takes is not None:
+                            sample["__take__"] = tuple(takes[index])
                     f = tar.extractfile(member)
                     sample[ext] = f.read() if f is not None else b""
                 if sample:
@@ -287,6 +374,7 @@ def decode_sample(sample: dict) -> dict:
         "audio": npy_from_bytes(sample["audio.npy"]),
         "meta": json.loads(sample["json"]),
         "offset": sample.get("__offset__"),
+        "take": sample.get("__take__"),
     }
 
 
@@ -336,10 +424,12 @@ class ShuffledWindowBatches:
     """Training windows, shuffled through a buffer and batched, with array operations only.
 
     Each chunk is cut into non-overlapping ``window_n`` windows from a random offset in ``[0, window_n)`` (one
-    reshape, no per-window objects). Windows enter a buffer of ``bufsize``; once it is full every incoming window
-    replaces a uniformly drawn buffered one, which is emitted (a buffer shuffle, as ``webdataset.shuffle``, done
-    for a whole chunk at a time). Emitted windows are cut into batches of ``batch_size``; at the end of the
-    stream the buffer is emptied in random order and a last incomplete batch is dropped. All draws come from
+    reshape, no per-window objects), or from the offset and window range an :class:`EpochPlanner` plan gives
+    it. Windows enter a buffer of ``bufsize``; once it is full every incoming window replaces a uniformly drawn
+    buffered one, which is emitted (a buffer shuffle, as ``webdataset.shuffle``, done for a whole chunk at a
+    time). At the end of the stream the buffer is emptied in random order. Emitted windows are cut into
+    batches: of the sizes the plan gives this stream (every window emitted, see :class:`EpochPlanner`), or,
+    without a plan, of ``batch_size`` with a last incomplete batch dropped. All draws come from
     ``numpy.random.default_rng([seed, epoch, rank, worker])``, so a stream is reproducible (exact resume).
 
     Parameters
@@ -351,15 +441,18 @@ class ShuffledWindowBatches:
     subjects : dict
         Subject label -> integer index.
     batch_size : int
-        Windows per batch.
+        Windows per batch (without a plan).
     bufsize : int
         Shuffle buffer (windows).
     seed : int
     epoch : SharedEpoch
+    planner : EpochPlanner, optional
+        The epoch plan giving this stream's batch sizes.
 
     Notes
     -----
-    Yields the batches of :func:`collate` (float16 ``brain`` and ``audio``), with ``key`` naming each window.
+    Yields the batches of :func:`collate` (float16 ``brain`` and ``audio``), with ``key`` naming each window
+    (``<chunk key>/<window index in the chunk>``).
     """
 
     def __init__(
@@ -371,13 +464,20 @@ class ShuffledWindowBatches:
         bufsize: int,
         seed: int,
         epoch: SharedEpoch,
+        planner: EpochPlanner | None = None,
     ) -> None:
         self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
         self.batch_size, self.bufsize, self.seed, self.epoch = batch_size, max(bufsize, 1), seed, epoch
+        self.planner = planner
 
     def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
-        rank, _, worker, _ = rank_and_worker()
-        rng = np.random.default_rng([self.seed, self.epoch.get_value(), rank, worker])
+        rank, world, worker, workers = rank_and_worker()
+        epoch = self.epoch.get_value()
+        rng = np.random.default_rng([self.seed, epoch, rank, worker])
+        sizes = None
+        if self.planner is not None:
+            sizes = iter(self.planner.plan(epoch, world, workers)["sizes"][(rank, worker)])
+        target = next(sizes, 0) if sizes is not None else self.batch_size
         w, cap = self.window_n, self.bufsize
         buf: dict | None = None
         fill = 0
@@ -390,13 +490,18 @@ class ShuffledWindowBatches:
                 continue
             drawn = int(rng.integers(0, min(w, n - w + 1)))  # drawn anyway: the stream does not depend on plans
             off = drawn if sample.get("offset") is None else int(sample["offset"])
-            k = (n - off) // w
+            lo, hi = sample.get("take") or (0, (n - off) // w)
+            hi = min(hi, (n - off) // w)
+            k = hi - lo
+            if k <= 0:
+                continue
+            a, b = off + lo * w, off + hi * w
             new = {
-                "brain": brain[:, off : off + k * w].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
-                "audio": audio[:, off : off + k * w].reshape(audio.shape[0], k, w).transpose(1, 0, 2),
+                "brain": brain[:, a:b].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
+                "audio": audio[:, a:b].reshape(audio.shape[0], k, w).transpose(1, 0, 2),
                 "subject": np.full(k, self.subjects[meta["subject"]], dtype=np.int64),
                 "day": np.full(k, meta["day"], dtype=np.int64),
-                "key": np.array([f"{sample['__key__']}/{i}" for i in range(k)], dtype=object),
+                "key": np.array([f"{sample['__key__']}/{i}" for i in range(lo, hi)], dtype=object),
             }
             if buf is None:
                 buf = {
@@ -425,16 +530,19 @@ class ShuffledWindowBatches:
                     else:
                         arr[slots] = part
                 start += m
-            while n_pending >= self.batch_size:
-                batch, pending, n_pending = _take(pending, self.batch_size)
+            while target and n_pending >= target:
+                batch, pending, n_pending = _take(pending, target)
                 yield batch
+                target = next(sizes, 0) if sizes is not None else target
         if buf is not None and fill:
             order = rng.permutation(fill)
             pending.append({name: arr[order] for name, arr in buf.items()})
             n_pending += fill
-            while n_pending >= self.batch_size:
-                batch, pending, n_pending = _take(pending, self.batch_size)
-                yield batch
+        while target and (n_pending >= target or (sizes is not None and n_pending > 0)):
+            # with a plan the stream's windows are exactly its batches; fewer only if a shard was corrupt
+            batch, pending, n_pending = _take(pending, min(target, n_pending))
+            yield batch
+            target = next(sizes, 0) if sizes is not None else target
 
 
 def _take(pending: list[dict], size: int) -> tuple[dict, list[dict], int]:

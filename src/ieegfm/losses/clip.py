@@ -87,10 +87,10 @@ class ClipLoss(LogitScaleMixin, nn.Module):
     ``gather_distributed=True``) every rank scores its local rows against the whole global batch:
     audio is gathered without gradient (``dist.all_gather``; it is a frozen target), brain with
     gradient (an all-gather autograd function whose backward all-reduces the gradient, as
-    ``torch.distributed.nn.functional.all_gather`` does), and the labels are offset by
-    ``rank * batch``. The local loss then averages over the local rows only, so the mean of the
-    per-rank losses equals the single-process loss over the global batch, and averaging gradients
-    over ranks (as DistributedDataParallel does) gives the single-process gradient.
+    ``torch.distributed.nn.functional.all_gather`` does), and the labels are offset by the rows of
+    the lower ranks. The local loss sums over the local rows only, so the mean of the per-rank
+    losses equals the single-process loss over the global batch, and averaging gradients over
+    ranks (as DistributedDataParallel does) gives the single-process gradient.
 
     Parameters
     ----------
@@ -118,9 +118,11 @@ class ClipLoss(LogitScaleMixin, nn.Module):
 
     Notes
     -----
-    Every rank must hold the same local batch size (as with ``with_epoch`` / equal shards); a
-    mismatch is detected with an ``all_gather`` of the sizes and raises ``ValueError`` on every
-    rank, rather than silently mislabelling the positives.
+    Local batch sizes may differ between ranks (the last batches of an epoch in which every window is used
+    exactly once): the sizes are all-gathered, batches are padded to the largest for the gather and the padding
+    is dropped. The local loss is the sum over local rows times ``world / global_batch``, so the mean over ranks
+    (what DistributedDataParallel's gradient averaging computes) is the single-process mean over the global batch
+    whatever the split.
 
     References
     ----------
@@ -189,34 +191,33 @@ class ClipLoss(LogitScaleMixin, nn.Module):
         Returns
         -------
         torch.Tensor, shape ()
-            ``(CE(brain→audio) + CE(audio→brain)) / 2``, averaged over the local rows.
+            ``(CE(brain→audio) + CE(audio→brain)) / 2``, summed over the local rows and divided by
+            ``global_batch / world`` (the local mean when every rank holds the same batch size).
 
         Raises
         ------
         ValueError
-            If the shapes do not match, or ranks hold different local batch sizes.
+            If the shapes do not match (see :func:`check_pair`).
         """
         check_pair(brain, audio)
         scale = self._clamped_scale()
         b = _flatten_normalize(brain)
         a = _flatten_normalize(audio.detach())
-        batch = b.shape[0]
         world = self.world_size
         if world > 1:
-            rank = dist.get_rank()
-            _check_equal_batches(batch, b.device, world)
-            a_gathered = [torch.empty_like(a) for _ in range(world)]
-            dist.all_gather(a_gathered, a.contiguous())
-            a_all = torch.cat(a_gathered, dim=0)
-            b_all = _all_gather_with_grad(b.contiguous())
-            labels = torch.arange(batch, device=b.device) + rank * batch
+            a_all, sizes, offset = gather_batches(a, with_grad=False)
+            b_all, _, _ = gather_batches(b, with_grad=True)
         else:
-            a_all, b_all = a, b
-            labels = torch.arange(batch, device=b.device)
-        self.n_candidates = batch * world
-        logits_brain = scale * b @ a_all.T  # (batch, batch * world)
+            a_all, b_all, sizes, offset = a, b, [b.shape[0]], 0
+        total = sum(sizes)
+        self.n_candidates = total
+        labels = torch.arange(b.shape[0], device=b.device) + offset
+        logits_brain = scale * b @ a_all.T  # (batch, global_batch)
         logits_audio = scale * a @ b_all.T
-        return (F.cross_entropy(logits_brain, labels) + F.cross_entropy(logits_audio, labels)) / 2
+        ce = F.cross_entropy(logits_brain, labels, reduction="sum") + F.cross_entropy(
+            logits_audio, labels, reduction="sum"
+        )
+        return ce / 2 * (world / total)
 
     def extra_repr(self) -> str:
         return (
@@ -248,18 +249,38 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return grad[ctx.rank]
 
 
-def _all_gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every rank along dim 0, keeping the autograd graph across ranks."""
-    return _AllGatherWithGrad.apply(x).flatten(0, 1)
+def gather_batches(x: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, list[int], int]:
+    """Concatenate every rank's ``x`` along dim 0; local batch sizes may differ between ranks.
 
+    Parameters
+    ----------
+    x : torch.Tensor, shape (batch, ...)
+        This rank's rows (``batch`` may differ per rank; trailing shapes must match).
+    with_grad : bool
+        Keep the autograd graph across ranks (the gradient of this rank's rows sums over every rank's use).
 
-def _check_equal_batches(batch: int, device: torch.device, world: int) -> None:
-    size = torch.tensor([batch], device=device, dtype=torch.long)
-    sizes = [torch.empty_like(size) for _ in range(world)]
-    dist.all_gather(sizes, size)
-    sizes = [int(s) for s in sizes]
-    if len(set(sizes)) > 1:
-        raise ValueError(
-            f"ClipLoss with global negatives needs the same local batch size on every rank, got "
-            f"{sizes} (rank order); drop the last incomplete batch or equalise batches per rank"
-        )
+    Returns
+    -------
+    gathered : torch.Tensor, shape (global_batch, ...)
+        Rows of rank 0, then rank 1, ...
+    sizes : list of int
+        Local batch size of each rank.
+    offset : int
+        Row of ``gathered`` where this rank's rows start.
+    """
+    world, rank = dist.get_world_size(), dist.get_rank()
+    size = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+    gathered_sizes = [torch.empty_like(size) for _ in range(world)]
+    dist.all_gather(gathered_sizes, size)
+    sizes = [int(s) for s in gathered_sizes]
+    n_max = max(sizes)
+    x = x.contiguous()
+    if x.shape[0] < n_max:  # pad to the largest batch (all_gather needs equal shapes); dropped below
+        x = torch.cat([x, x.new_zeros((n_max - x.shape[0], *x.shape[1:]))])
+    if with_grad:
+        parts = list(_AllGatherWithGrad.apply(x).unbind(0))
+    else:
+        parts = [torch.empty_like(x) for _ in range(world)]
+        dist.all_gather(parts, x)
+    gathered = torch.cat([p[:n] for p, n in zip(parts, sizes)])
+    return gathered, sizes, sum(sizes[:rank])

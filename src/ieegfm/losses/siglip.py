@@ -5,15 +5,14 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
 from ieegfm.losses.clip import (
     LogitScaleMixin,
-    _check_equal_batches,
     _flatten_normalize,
     check_pair,
+    gather_batches,
 )
 
 
@@ -29,7 +28,8 @@ class SigLipLoss(LogitScaleMixin, nn.Module):
     against all audio columns. Every (brain, audio) pair is then scored exactly once over the
     ranks and, the audio being frozen, no brain gradient needs to cross ranks: the mean of the
     per-rank losses is the single-process loss over the global batch, and averaged gradients are
-    the single-process gradients. Local batch sizes must be equal on every rank.
+    the single-process gradients. Local batch sizes may differ between ranks: the local loss is
+    divided by ``global_batch / world`` instead of ``batch``, which keeps that equality.
 
     Parameters
     ----------
@@ -111,29 +111,27 @@ class SigLipLoss(LogitScaleMixin, nn.Module):
         Returns
         -------
         torch.Tensor, shape ()
-            Loss summed over candidates, averaged over local rows.
+            Loss summed over candidates and local rows, divided by ``global_batch / world`` (the local
+            mean over rows when every rank holds the same batch size).
 
         Raises
         ------
         ValueError
-            If the shapes do not match, or ranks hold different local batch sizes.
+            If the shapes do not match (see :func:`~ieegfm.losses.clip.check_pair`).
         """
         check_pair(brain, audio)
         scale = self._clamped_scale()
         b = _flatten_normalize(brain)
         a = _flatten_normalize(audio.detach())
-        batch = b.shape[0]
         world = self.world_size
-        offset = 0
         if world > 1:
-            _check_equal_batches(batch, b.device, world)
-            gathered = [torch.empty_like(a) for _ in range(world)]
-            dist.all_gather(gathered, a.contiguous())
-            a = torch.cat(gathered, dim=0)
-            offset = dist.get_rank() * batch
-        self.n_candidates = a.shape[0]
-        logits = scale * b @ a.T + self.logit_bias  # (batch, batch * world)
+            a, sizes, offset = gather_batches(a, with_grad=False)
+        else:
+            sizes, offset = [b.shape[0]], 0
+        total = sum(sizes)
+        self.n_candidates = total
+        logits = scale * b @ a.T + self.logit_bias  # (batch, global_batch)
         signs = -torch.ones_like(logits)
-        rows = torch.arange(batch, device=b.device)
+        rows = torch.arange(b.shape[0], device=b.device)
         signs[rows, rows + offset] = 1.0
-        return -F.logsigmoid(signs * logits).sum() / batch
+        return -F.logsigmoid(signs * logits).sum() * (world / total)

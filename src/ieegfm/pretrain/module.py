@@ -77,11 +77,11 @@ class ContrastivePretraining(L.LightningModule):
         out = self.encoder(batch["brain"].float(), batch["subject"])
         loss = self.loss(out, target_of(batch["audio"], self.pooling))
         bs = len(batch["brain"])
-        world = self.trainer.world_size if self._trainer is not None else 1
         self.log("train/loss", loss, prog_bar=True, batch_size=bs)
         if hasattr(self.loss, "logit_scale"):  # a tensor: no host sync per step (Lightning reduces it when logging)
             self.log("train/logit_scale", self.loss.logit_scale.detach().exp(), batch_size=bs)
-        self.log("train/contrastive_batch", float(bs * world), batch_size=bs)
+        # candidates per row over all ranks (global batch; smaller in an epoch's last batches)
+        self.log("train/contrastive_batch", float(getattr(self.loss, "n_candidates", bs)), batch_size=bs)
         return loss
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
