@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
+import statistics
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import lightning as L
+import numpy as np
 import torch
 
 from ieegfm.data import ShardDataModule
-from ieegfm.data.pipeline import identity
+from ieegfm.data.pipeline import FetchTiming, identity
 from ieegfm.losses import ClipLoss
 from ieegfm.models import build_encoder
 from ieegfm.pretrain.module import ContrastivePretraining
@@ -28,17 +33,52 @@ from ieegfm.pretrain.throughput import ThroughputMonitor
 class _Recorder(ThroughputMonitor):
     def __init__(self) -> None:
         super().__init__(log_every_n_steps=10)
-        self.values: list[tuple[float, float]] = []
+        self.values: list[tuple[float, float, float]] = []
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        total, wait, windows = self._total, self._wait, self._windows
+        total, wait, gap, windows = self._total, self._wait, self._gap, self._windows
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
         if self._total == 0 and total > 0:  # a window was just logged
-            self.values.append((windows / total, wait / total))
+            self.values.append((windows / total, wait / total, gap / total))
 
 
-def fit(dm: ShardDataModule, loader, steps: int) -> tuple[float, float]:
+class TimedDataLoader(FetchTiming, torch.utils.data.DataLoader):
+    """In-memory baseline loader, timed like the shard loader."""
+
+
+def write_synthetic(folder: Path, hours: float, n_chans: int = 128, n_features: int = 1024) -> Path:
+    """Random shards of ``hours`` of 30-s chunks at 40 Hz (float16, as ``ieegfm pack`` writes them)."""
+    from ieegfm.shards.writer import ShardWriter
+
+    rng = np.random.default_rng(0)
+    n_chunks, n = int(hours * 120), 1200
+    writer = ShardWriter(folder, "train", samples_per_shard=max(n_chunks // 8, 1))
+    brain = rng.standard_normal((n_chans, n)).astype(np.float16)
+    audio = rng.standard_normal((n_features, n)).astype(np.float16)
+    for i in range(n_chunks):
+        meta = {"subject": "01", "day": 0, "tmin": 30.0 * i, "sfreq": 40.0, "block": "b"}
+        members = {"brain.npy": np.roll(brain, i, axis=1), "audio.npy": np.roll(audio, i, axis=1), "json": meta}
+        writer.write(f"c{i:06d}", members, n_windows=10, n_times=n)
+    manifest = {
+        "sfreq": 40.0,
+        "window_s": 3.0,
+        "n_chans_max": n_chans,
+        "n_features": n_features,
+        "subjects": {"01": {"index": 0, "n_chans": n_chans}},
+        "shards": {"train": writer.close()},
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder
+
+
+def fit(dm: ShardDataModule, loader, steps: int, reference: bool) -> tuple[float, float, float]:
     torch.manual_seed(0)
+    size = dict(projected_chans=64, hidden=128, depth=6)
+    if reference:
+        from bench_gpu import REFERENCE
+
+        size = {k: v for k, v in REFERENCE.items() if k not in ("n_chans", "n_subjects", "n_times", "sfreq")}
+        size.pop("n_features")
     encoder = build_encoder(
         "conv_attention",
         n_chans=dm.n_chans,
@@ -46,13 +86,15 @@ def fit(dm: ShardDataModule, loader, steps: int) -> tuple[float, float]:
         n_times=dm.window_n,
         sfreq=dm.sfreq,
         n_features=dm.n_features,
-        projected_chans=64,
-        hidden=128,
-        depth=6,
+        **size,
     )
     module = ContrastivePretraining(encoder, ClipLoss(), max_steps=steps)
     rec = _Recorder()
+    cuda = torch.cuda.is_available()
     trainer = L.Trainer(
+        accelerator="gpu" if cuda else "cpu",
+        devices=1,
+        precision="bf16-mixed" if (cuda and reference) else "32-true",
         max_steps=steps,
         logger=False,
         enable_checkpointing=False,
@@ -64,40 +106,63 @@ def fit(dm: ShardDataModule, loader, steps: int) -> tuple[float, float]:
     )
     trainer.fit(module, train_dataloaders=loader)
     vals = rec.values[1:] or rec.values  # skip the warm-up window
-    return sum(v[0] for v in vals) / len(vals), sum(v[1] for v in vals) / len(vals)
+    return tuple(sum(v[i] for v in vals) / len(vals) for i in range(3))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("shards")
+    p.add_argument("shards", nargs="?")
+    p.add_argument("--synthetic-hours", type=float, default=None, help="write random reference-size shards")
+    p.add_argument("--reference", action="store_true", help="reference-size encoder (bf16 on a GPU)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--repeats", type=int, default=3, help="fits of each kind, alternated; medians are printed")
     args = p.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore")
-    dm = ShardDataModule(
-        args.shards,
-        batch_size=args.batch,
-        num_workers=args.workers,
-        resampled=True,
-        samples_per_epoch=args.batch * (args.steps + 10),
-    )
-    t = time.perf_counter()
-    wps_shards, wait_shards = fit(dm, dm.train_dataloader(), args.steps)
-    t_shards = time.perf_counter() - t
-    batches = list(itertools.islice(iter(dm.train_dataloader()), args.steps + 10))
-    t = time.perf_counter()
-    memory = torch.utils.data.DataLoader(batches, batch_size=None, shuffle=False, collate_fn=identity)
-    wps_mem, wait_mem = fit(dm, memory, args.steps)
-    t_mem = time.perf_counter() - t
+    cuda = torch.cuda.is_available()
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    with tempfile.TemporaryDirectory() as tmp:
+        shards = args.shards
+        if args.synthetic_hours:
+            t = time.perf_counter()
+            shards = write_synthetic(Path(tmp), args.synthetic_hours)
+            print(
+                f"wrote {args.synthetic_hours:g} h of random reference-size shards in {time.perf_counter() - t:.0f} s"
+            )
+        elif shards is None:
+            p.error("give SHARDS or --synthetic-hours")
+        dm = ShardDataModule(
+            shards,
+            batch_size=args.batch,
+            num_workers=args.workers,
+            resampled=True,
+            samples_per_epoch=args.batch * (args.steps + 10),
+            pin_memory=cuda,
+            audio_pooling="mean",  # the module's default pooling
+        )
+        batches = list(itertools.islice(iter(dm.train_dataloader()), args.steps + 10))
+        memory = TimedDataLoader(batches, batch_size=None, shuffle=False, collate_fn=identity, pin_memory=cuda)
+        runs: dict = {"from shards": [], "in memory": []}
+        for _ in range(args.repeats):  # alternated, so that drifts (clocks, caches) hit both alike
+            for name in runs:
+                t = time.perf_counter()
+                loader = dm.train_dataloader() if name == "from shards" else memory
+                runs[name].append((*fit(dm, loader, args.steps, args.reference), time.perf_counter() - t))
+    device = torch.cuda.get_device_name() if cuda else "cpu"
     print(
-        f"device: {'cuda' if torch.cuda.is_available() else 'cpu'}; {args.steps} steps, batch {args.batch}, "
-        f"{args.workers} loader worker(s)"
+        f"device: {device}; {'reference' if args.reference else 'default CPU'} encoder; {args.steps} steps, "
+        f"batch {args.batch}, {args.workers} loader worker(s)"
     )
-    print(f"from shards:  {wps_shards:8.0f} windows/s, data wait {wait_shards:.3f} of step time, fit {t_shards:.0f} s")
-    print(f"in memory:    {wps_mem:8.0f} windows/s, data wait {wait_mem:.3f} of step time, fit {t_mem:.0f} s")
-    print(f"ratio shards / in-memory: {wps_shards / wps_mem:.2f}; data stall {wait_shards:.3f} (goal <= 0.05)")
+    print("fractions of step time: data wait (blocked in next() + copy to device); gap (+ Lightning's bookkeeping)")
+    med = {name: [statistics.median(v[i] for v in r) for i in range(4)] for name, r in runs.items()}
+    for name, (wps, wait, gap, t) in med.items():
+        each = ", ".join(f"{v[0]:,.0f}" for v in runs[name])
+        print(f"{name:12s} {wps:8,.0f} windows/s (runs: {each}), data wait {wait:.3f}, gap {gap:.3f}, fit {t:.0f} s")
+    ratio = med["from shards"][0] / med["in memory"][0]
+    print(f"ratio shards / in-memory (medians): {ratio:.2f}; data stall {med['from shards'][1]:.3f} (goal <= 0.05)")
 
 
 if __name__ == "__main__":

@@ -164,3 +164,35 @@ def test_epoch_plan_invariants():
             (i, c, j) for i, counts in enumerate(plan["counts"]) for c, n in enumerate(counts) for j in range(n)
         }
         assert set(taken) == expected and len(taken) == plan["n_windows"]
+
+
+def test_audio_pooling_mean_gives_the_frames_time_average(shards):
+    """Pre-pooled training audio: the same windows, in the same order, with audio = mean of the frames."""
+    import numpy as np
+
+    frames = list(ShardDataModule(shards, batch_size=4, seed=2).train_dataloader())
+    pooled = list(ShardDataModule(shards, batch_size=4, seed=2, audio_pooling="mean").train_dataloader())
+    assert len(frames) == len(pooled) > 0
+    for f, p in zip(frames, pooled):
+        assert list(f["key"]) == list(p["key"]) and torch.equal(f["brain"], p["brain"])
+        assert p["audio"].dtype == torch.float32 and p["audio"].shape == f["audio"].shape[:2]
+        np.testing.assert_allclose(p["audio"].numpy(), f["audio"].float().mean(-1).numpy(), atol=1e-4)
+    from ieegfm.pretrain import target_of
+
+    assert torch.equal(target_of(pooled[0]["audio"], "mean"), pooled[0]["audio"])
+    with pytest.raises(ValueError, match="needs audio frames"):
+        target_of(pooled[0]["audio"], "none")
+    with pytest.raises(ValueError, match="audio_pooling"):
+        ShardDataModule(shards, audio_pooling="max")
+
+
+def test_resampled_stream_with_all_shards_gone_fails_instead_of_spinning(shards, tmp_path):
+    import shutil
+
+    copy = tmp_path / "s"
+    shutil.copytree(shards, copy)
+    dm = ShardDataModule(copy, batch_size=4, resampled=True, samples_per_epoch=40)
+    for tar in copy.glob("train-*.tar"):
+        tar.unlink()
+    with pytest.raises(RuntimeError, match="50 shards in a row could not be read"):
+        list(dm.train_dataloader())

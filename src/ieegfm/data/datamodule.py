@@ -20,6 +20,7 @@ from ieegfm.data.pipeline import (
     SharedEpoch,
     ShuffledWindowBatches,
     SliceWindows,
+    TimedWebLoader,
     collate,
     decode_sample,
     identity,
@@ -74,11 +75,17 @@ class ShardDataModule(L.LightningDataModule):
     seed : int
     pin_memory : bool
         Pin host memory of training batches (faster host-to-GPU copies).
+    audio_pooling : {None, 'mean'}
+        ``'mean'`` (for ``model.pooling=mean``): training batches carry each window's time-averaged audio,
+        (batch, n_features) float32, computed in the DataLoader workers instead of on the GPU: 1/``n_times`` of
+        the audio bytes to shuffle, pass between processes, pin and copy (wav2vec2 targets are 1024-d, so audio
+        is ~90 % of a window's bytes).
 
     Notes
     -----
-    Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16,
-    ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` list of str.
+    Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16
+    (training with ``audio_pooling='mean'``: (batch, n_features) float32), ``subject`` (batch,) long, ``day``
+    (batch,) long, ``key`` window names (a numpy str array in training batches, a list in evaluation ones).
     """
 
     def __init__(
@@ -92,6 +99,7 @@ class ShardDataModule(L.LightningDataModule):
         samples_per_epoch: int | None = None,
         seed: int = 0,
         pin_memory: bool = False,
+        audio_pooling: str | None = None,
     ) -> None:
         super().__init__()
         self.root = Path(shards)
@@ -100,6 +108,9 @@ class ShardDataModule(L.LightningDataModule):
         self.shuffle_buffer, self.resampled, self.samples_per_epoch = shuffle_buffer, resampled, samples_per_epoch
         self.seed = seed
         self.pin_memory = pin_memory
+        if audio_pooling not in (None, "mean"):
+            raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
+        self.audio_pooling = audio_pooling
         self.epoch = SharedEpoch(0)
         self.resume = ResumePosition()
         self.sfreq = float(self.manifest["sfreq"])
@@ -130,7 +141,7 @@ class ShardDataModule(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return int(trainer.world_size) if trainer is not None else 1
 
-    def train_dataloader(self) -> wds.WebLoader:
+    def train_dataloader(self) -> TimedWebLoader:
         urls = self.urls("train")
         if not urls:
             raise InputError(f"shards={self.root}: no training shards")
@@ -174,11 +185,12 @@ class ShardDataModule(L.LightningDataModule):
                 self.seed,
                 self.epoch,
                 planner,
+                self.audio_pooling,
             ),
             EpochBatches(worker_batches, self.epoch, self.resume, planner),
         ]
         dataset = wds.DataPipeline(*stages)
-        loader = wds.WebLoader(
+        loader = TimedWebLoader(  # fetch_s: time blocked waiting for batches (perf/data_wait_fraction)
             dataset,
             batch_size=None,
             shuffle=False,

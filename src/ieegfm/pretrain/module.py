@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import lightning as L
 import torch
@@ -17,13 +18,26 @@ def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:
 
     Parameters
     ----------
-    audio : Tensor, shape (batch, n_features, n_times)
+    audio : Tensor, shape (batch, n_features, n_times), or (batch, n_features) already time-averaged
+        (training batches of a ``ShardDataModule(audio_pooling='mean')``).
     pooling : {'mean', 'none'}
 
     Returns
     -------
-    target : Tensor, shape (batch, n_features) or (batch, n_features, n_times)
+    target : Tensor, shape (batch, n_features) or (batch, n_features, n_times), float32
+
+    Raises
+    ------
+    ValueError
+        Time-averaged audio with ``pooling='none'`` (the frames are needed).
     """
+    if audio.ndim == 2:
+        if pooling != "mean":
+            raise ValueError(
+                f"pooling={pooling!r} needs audio frames (batch, n_features, n_times), got time-averaged audio "
+                f"{tuple(audio.shape)}; use data audio_pooling=None"
+            )
+        return audio.float()
     audio = audio.float()
     return audio.mean(dim=-1) if pooling == "mean" else audio
 
@@ -69,9 +83,19 @@ class ContrastivePretraining(L.LightningModule):
         self.pooling = encoder.pooling
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._pending_rng: dict | None = None
+        self.transfer_s, self._transfer_t0 = 0.0, 0.0
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         return self.encoder(brain, subject)
+
+    def on_before_batch_transfer(self, batch, dataloader_idx: int):
+        self._transfer_t0 = time.perf_counter()
+        return batch
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
+        """Add up the host time of the host-to-device copies (``transfer_s``, read by the throughput monitor)."""
+        self.transfer_s += time.perf_counter() - self._transfer_t0
+        return batch
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         out = self.encoder(batch["brain"].float(), batch["subject"])

@@ -144,6 +144,7 @@ def pretrain(cfg) -> Path:
         samples_per_epoch=d.samples_per_epoch,
         seed=cfg.seed,
         pin_memory=d.pin_memory if d.pin_memory is not None else torch.cuda.is_available(),
+        audio_pooling="mean" if cfg.model.pooling == "mean" else None,  # time-average targets in the workers
     )
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     if torch.cuda.is_available():
