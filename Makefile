@@ -34,7 +34,9 @@ bench: install  ## benchmarks (print figures against named baselines; GPU ones o
 		$(BIN)/python tools/bench_training.py $(OUT)/shards; \
 		else echo "bench_loader: skipped (run make demo first for $(OUT)/shards)"; fi
 	@if $(BIN)/python -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
-		$(BIN)/python tools/bench_gpu.py; else echo "bench_gpu: skipped (no CUDA device)"; fi
+		$(BIN)/python tools/bench_gpu.py; \
+		$(BIN)/python tools/bench_training.py --synthetic-hours 2 --reference --batch 256 --workers 6 --steps 300; \
+		else echo "bench_gpu: skipped (no CUDA device)"; fi
 
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check src tests tools
