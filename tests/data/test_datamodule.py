@@ -152,7 +152,8 @@ def test_epoch_plan_invariants():
         per_rank = [sum(plan["quota"][(r, k)] for k in range(workers)) for r in range(world)]
         assert per_rank == [plan["batches"]] * world
         taken = {}
-        for stream, items in plan["streams"].items():
+        for stream in plan["bounds"]:
+            items = EpochPlanner.stream(plan, *stream)
             assert sum(b - a for it in items for a, b in it["takes"]) == sum(plan["sizes"][stream])
             assert all(0 < s <= size for s in plan["sizes"][stream])
             for it in items:

@@ -141,11 +141,14 @@ class EpochPlanner:
         Returns
         -------
         dict
-            ``offsets``: per shard, the window offset of each chunk; ``counts``: per shard, windows per chunk;
-            ``n_windows``: ``N``; ``batches``: batches per rank (0 when the plan is infeasible: fewer
-            windows than ranks, or ``batch_size`` 1 and ``N`` not a multiple of ``world_size``); ``streams``: ``{(rank, worker): [{"shard": i, "takes": [(start, stop) per chunk]}]}``,
-            the window index ranges (within each chunk) the stream reads, shards in reading order;
-            ``sizes``: ``{(rank, worker): [batch sizes]}``; ``quota``: ``{(rank, worker): number of batches}``.
+            ``offsets``: per shard, the window offset of each chunk (int arrays); ``counts``: per shard,
+            windows per chunk; ``n_windows``: ``N``; ``batches``: batches per rank (0 when the plan is
+            infeasible: fewer windows than ranks, or ``batch_size`` 1 and ``N`` not a multiple of
+            ``world_size``); ``bounds``: ``{(rank, worker): (first, stop)}``, the stream's range of the
+            epoch's window sequence (its shards and chunk windows: :meth:`stream`); ``sizes``:
+            ``{(rank, worker): [batch sizes]}``; ``quota``: ``{(rank, worker): number of batches}``. Arrays,
+            not per-chunk Python objects: every DataLoader worker holds the plan (a million chunks, about
+            8,000 hours of 30-s chunks, take ~16 MB).
         """
         key = (epoch, world, workers)
         if key in self._cache:
@@ -164,7 +167,7 @@ class EpochPlanner:
         batches = -(-n_windows // (world * size))
         if n_windows // world < batches:  # fewer windows than ranks (or batch_size 1 and world does not divide N)
             batches = 0
-        streams: dict = {}
+        bounds: dict = {}
         sizes: dict = {}
         for r in range(world):
             lo, hi = n_windows * r // world, n_windows * (r + 1) // world
@@ -172,14 +175,16 @@ class EpochPlanner:
             for k in range(workers):
                 sizes[(r, k)] = rank_sizes[k::workers]
                 n = sum(sizes[(r, k)])
-                streams[(r, k)] = self._ranges(order, starts, counts, lo, lo + n)
+                bounds[(r, k)] = (lo, lo + n)
                 lo += n
         plan = {
-            "offsets": [o.tolist() for o in offsets],
-            "counts": [c.tolist() for c in counts],
+            "offsets": offsets,
+            "counts": counts,
+            "order": order,
+            "starts": starts,
             "n_windows": n_windows,
             "batches": batches,
-            "streams": streams,
+            "bounds": bounds,
             "sizes": sizes,
             "quota": {s: len(v) for s, v in sizes.items()},
         }
@@ -187,8 +192,16 @@ class EpochPlanner:
         return plan
 
     @staticmethod
-    def _ranges(order, starts, counts, lo: int, hi: int) -> list[dict]:
-        """Shards and per-chunk window ranges covering global windows ``[lo, hi)``."""
+    def stream(plan: dict, rank: int, worker: int) -> list[dict]:
+        """The shards a stream reads, in order, each with the (start, stop) window range of every chunk.
+
+        Returns
+        -------
+        list of dict
+            ``{"shard": index into the manifest's shard list, "takes": [(start, stop) per chunk]}``.
+        """
+        lo, hi = plan["bounds"][(rank, worker)]
+        order, starts, counts = plan["order"], plan["starts"], plan["counts"]
         items = []
         if hi <= lo:
             return items
@@ -237,9 +250,9 @@ class PlannedShardList(wds.PipelineStage):
     def run(self) -> Iterator[dict]:
         rank, world, worker, workers = rank_and_worker()
         plan = self.planner.plan(self.epoch.get_value(), world, workers)
-        for item in plan["streams"][(rank, worker)]:
+        for item in self.planner.stream(plan, rank, worker):
             i = item["shard"]
-            yield {"url": self.planner.urls[i], "offsets": plan["offsets"][i], "takes": item["takes"]}
+            yield {"url": self.planner.urls[i], "offsets": plan["offsets"][i].tolist(), "takes": item["takes"]}
 
 
 class ResampledShardList(wds.PipelineStage):
