@@ -273,8 +273,9 @@ class EpochBatches(wds.PipelineStage):
 
     The quota is ``n_batches``, or the worker's share of an :class:`EpochPlanner` plan. The DataLoader takes
     batches from its workers in turn, skipping exhausted ones, so after a resume at ``k`` done batches each worker
-    skips the batches it had delivered (:func:`taken_per_worker`). The stream is deterministic given (seed, epoch, rank, worker), so the resumed run sees
-    exactly the batches the uninterrupted run would have seen.
+    skips the batches it had delivered (:func:`taken_per_worker`). The stream is deterministic given
+    ``(seed, epoch, rank, worker)``, so the resumed run sees exactly the batches the uninterrupted run would have
+    seen.
     """
 
     def __init__(
