@@ -128,6 +128,10 @@ class PackConfig:
     samples_per_shard: int = field(default=64, metadata={"help": "chunks per tar file"})
     strict: bool = field(default=False, metadata={"help": "raise on a bad block instead of logging and skipping it"})
     n_jobs: int = field(default=1, metadata={"help": "blocks processed in parallel (worker processes)"})
+    timezone: str = field(
+        default="UTC",
+        metadata={"help": "IANA time zone of the recording site: day index and daytime (08-22 h) use its clock"},
+    )
     seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
 
 

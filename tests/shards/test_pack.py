@@ -249,3 +249,17 @@ def test_rerun_after_a_crash_skips_finished_blocks(recordings, tmp_path, monkeyp
     )  # finished blocks not redone
     digests = [[s["sha256"] for sp in ("train", "val", "test") for s in m["shards"][sp]] for m in (ref, run)]
     assert digests[0] == digests[1]
+
+
+def test_day_and_daytime_follow_the_site_timezone(recordings, tmp_path):
+    """The fixture starts at 10:00 UTC: daytime in UTC, 02:00 (night) in Los Angeles; bad names fail early."""
+    manifest = json.loads(pack(_cfg(recordings, tmp_path / "la", "timezone=America/Los_Angeles")).read_text())
+    meta = _samples(tmp_path / "la")[0]["json"]
+    assert meta["daytime"] is False and meta["day"] == 0 and manifest["timezone"] == "America/Los_Angeles"
+    assert meta["local_time"].endswith("-08:00") and meta["start_time"].endswith("+00:00")
+    assert manifest["splits"]["train"]["daytime_hours"] == 0.0 < manifest["splits"]["train"]["hours"]
+    from ieegfm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="timezone='Mars/Olympus': not an IANA time zone"):
+        pack(_cfg(recordings, tmp_path / "bad", "timezone=Mars/Olympus"))
+    assert not (tmp_path / "bad").exists()  # nothing written

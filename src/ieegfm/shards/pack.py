@@ -23,13 +23,14 @@ import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
 import ieegfm
-from ieegfm.errors import InputError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.features import build_extractor, targets_at
 from ieegfm.io.audio import audio_info
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, probe_std, read_header
@@ -42,8 +43,24 @@ logger = logging.getLogger(__name__)
 
 #: Audio may start or end this much (s) inside its iEEG block before the block counts as mismatched.
 ALIGN_TOLERANCE_S = 1.0
-#: Hours of the day (UTC) counted as daytime: [DAY_START, DAY_END).
+#: Hours of the local clock (``timezone``) counted as daytime: [DAY_START, DAY_END).
 DAY_START, DAY_END = 8, 22
+
+
+def local_timezone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` of the recording site.
+
+    Raises
+    ------
+    ConfigError
+        Not a time zone name.
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise ConfigError(
+            f"timezone={name!r}: not an IANA time zone name (e.g. UTC, Europe/Paris, America/New_York)"
+        ) from None
 
 
 def _json_dump(obj, path: Path) -> None:
@@ -96,9 +113,10 @@ def pack(cfg) -> Path:
         Empty or malformed table, missing files, sampling rate differing between blocks of a session, no usable
         block or channel; with ``strict=true`` also any bad block (corrupt file, audio shorter than its block).
     ConfigError
-        Bad split fractions, wav2vec2 model folder or layer.
+        Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``.
     """
     pcfg = cfg.preprocess
+    tz = local_timezone(cfg.timezone)
     blocks = read_recordings(cfg.recordings)
     out = Path(cfg.out)
     work = out / ".work"
@@ -235,8 +253,12 @@ def pack(cfg) -> Path:
         stale.unlink()
     chunk_n = int(round(cfg.chunk_s * sfreq_out))
     window_n = int(round(cfg.split.window_s * sfreq_out))
-    first_day = {
-        s: min((headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
+
+    def local(t: dt.datetime) -> dt.datetime:  # naive times are UTC (recordings table convention)
+        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(tz)
+
+    first_day = {  # day indices count local calendar days
+        s: min(local(headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
         for s in subjects
     }
     shards: dict[str, list[dict]] = {}
@@ -260,8 +282,9 @@ def pack(cfg) -> Path:
                 x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
                 y = audio_scaler.transform(np.asarray(audio[:, lo:hi]))
                 t = start + dt.timedelta(seconds=lo / sfreq_out)
-                day = (t.date() - first_day[b.subject]).days
-                daytime = DAY_START <= t.hour < DAY_END
+                t_local = local(t)
+                day = (t_local.date() - first_day[b.subject]).days
+                daytime = DAY_START <= t_local.hour < DAY_END
                 meta = {
                     "subject": b.subject,
                     "session": b.session,
@@ -269,6 +292,7 @@ def pack(cfg) -> Path:
                     "audio": b.audio.name,
                     "block": bid,
                     "start_time": t.isoformat(),
+                    "local_time": t_local.isoformat(),
                     "tmin": lo / sfreq_out,
                     "day": day,
                     "daytime": daytime,
@@ -302,6 +326,7 @@ def pack(cfg) -> Path:
             "keys": ["brain.npy", "audio.npy", "json"],
         },
         "sfreq": sfreq_out,
+        "timezone": cfg.timezone,
         "window_s": cfg.split.window_s,
         "chunk_s": cfg.chunk_s,
         "guard_s": guard_s,
