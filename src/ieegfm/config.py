@@ -101,6 +101,14 @@ class AudioConfig:
     n_mels: int = field(default=40, metadata={"help": "mel bands (logmel only)"})
     device: str = field(default="cpu", metadata={"help": "torch device for feature extraction (cuda: bf16)"})
     batch_chunks: int = field(default=4, metadata={"help": "chunks per extractor forward pass"})
+    pool_s: float = field(
+        default=0.0,
+        metadata={
+            "help": "store targets averaged over bins of this many seconds (0: every frame at the brain rate); "
+            "1.0 stores 1/40 of the audio bytes, window means stay exact (windows start on the bin grid), "
+            "model.pooling=none then needs frames (0)"
+        },
+    )
 
 
 @dataclass

@@ -263,3 +263,47 @@ def test_day_and_daytime_follow_the_site_timezone(recordings, tmp_path):
     with pytest.raises(ConfigError, match="timezone='Mars/Olympus': not an IANA time zone"):
         pack(_cfg(recordings, tmp_path / "bad", "timezone=Mars/Olympus"))
     assert not (tmp_path / "bad").exists()  # nothing written
+
+
+def test_audio_pool_s_stores_bin_means_that_give_exact_window_means(recordings, tmp_path):
+    """audio.pool_s=1: 1/40 of the audio bytes; window targets equal those computed from the frames."""
+    import torch
+
+    from ieegfm.data import ShardDataModule
+    from ieegfm.data.pipeline import EpochPlanner
+    from ieegfm.errors import ConfigError
+    from ieegfm.pretrain import target_of
+
+    frames_out, pooled_out = tmp_path / "frames", tmp_path / "pooled"
+    pack(_cfg(recordings, frames_out))
+    manifest = json.loads(pack(_cfg(recordings, pooled_out, "audio.pool_s=1.0")).read_text())
+    assert manifest["audio_sfreq"] == 1.0 and manifest["sfreq"] == 40.0
+    frames = {s["__key__"]: s for s in _samples(frames_out)}
+    pooled = {s["__key__"]: s for s in _samples(pooled_out)}
+    assert frames.keys() == pooled.keys()
+    for key, p in pooled.items():
+        fa, pa, pb = frames[key]["audio.npy"].astype(float), p["audio.npy"].astype(float), p["brain.npy"]
+        n = pb.shape[1]  # chunks are cut to whole 1-s bins
+        assert n % 40 == 0 and pa.shape == (fa.shape[0], n // 40)
+        np.testing.assert_allclose(pa, fa[:, :n].reshape(fa.shape[0], -1, 40).mean(-1), atol=2e-2)
+        assert np.array_equal(frames[key]["brain.npy"][:, :n], pb)
+    # evaluation windows: the same windows and (up to float16 rounding) the same mean targets from both stores
+    f_val, p_val = (list(ShardDataModule(o, batch_size=64).val_dataloader()) for o in (frames_out, pooled_out))
+    assert [k for b in f_val for k in b["key"]] == [k for b in p_val for k in b["key"]]
+    for fb, pbatch in zip(f_val, p_val):
+        assert pbatch["audio"].shape[-1] == 3  # three 1-s bins per 3-s window
+        torch.testing.assert_close(
+            target_of(pbatch["audio"], "mean"), target_of(fb["audio"], "mean"), atol=2e-2, rtol=0
+        )
+    # training: window offsets on the bin grid, pre-pooled targets
+    dm = ShardDataModule(pooled_out, batch_size=4, audio_pooling="mean")
+    assert dm.audio_step == 40
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["audio"].shape == (4, 40) and batch["brain"].shape[-1] == 120
+    plan = EpochPlanner(manifest["shards"]["train"], dm.urls("train"), 120, 4, 0, dm.audio_step).plan(0, 1, 1)
+    assert all(o % 40 == 0 for offsets in plan["offsets"] for o in offsets)
+    with pytest.raises(InputError, match="model.pooling=none needs every frame"):
+        dm.check_pooling("none")
+    with pytest.raises(ConfigError, match=r"audio.pool_s=0.33: expected 0 or a bin"):
+        pack(_cfg(recordings, tmp_path / "bad", "audio.pool_s=0.33"))
+    assert not (tmp_path / "bad").exists()

@@ -115,10 +115,31 @@ class ShardDataModule(L.LightningDataModule):
         self.resume = ResumePosition()
         self.sfreq = float(self.manifest["sfreq"])
         self.window_n = int(round(window_s * self.sfreq))
+        #: brain samples per stored audio bin (``ieegfm pack audio.pool_s``; 1 = audio frames at the brain rate)
+        self.audio_step = int(round(self.sfreq / float(self.manifest.get("audio_sfreq", self.sfreq))))
+        if self.window_n % self.audio_step:
+            raise InputError(
+                f"shards={shards}: window_s={window_s} is not a whole number of the shards' audio bins "
+                f"({self.audio_step / self.sfreq:g} s, packed with audio.pool_s)"
+            )
         self.n_chans = int(self.manifest["n_chans_max"])
         self.n_features = int(self.manifest["n_features"])
         self.subjects = {s: v["index"] for s, v in self.manifest["subjects"].items()}
         self.corrupt = CorruptCounter()
+
+    def check_pooling(self, pooling: str) -> None:
+        """Check the stored audio serves the encoder's ``pooling``.
+
+        Raises
+        ------
+        InputError
+            ``pooling='none'`` (time-resolved targets) on shards that store audio bin means (``audio.pool_s``).
+        """
+        if pooling == "none" and self.audio_step > 1:
+            raise InputError(
+                f"shards={self.root}: audio is stored as {self.audio_step / self.sfreq:g}-s bin means "
+                f"(packed with audio.pool_s); model.pooling=none needs every frame: repack with audio.pool_s=0"
+            )
 
     def urls(self, split: str) -> list[str]:
         """Shard paths of a split."""
@@ -149,7 +170,7 @@ class ShardDataModule(L.LightningDataModule):
         entries = self.manifest["shards"]["train"]
         planner = None
         if not self.resampled and all("chunk_lengths" in e for e in entries):
-            planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed)
+            planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed, self.audio_step)
             plan = planner.plan(0, world, workers)
             batches = plan["batches"]
             if batches == 0:
@@ -186,6 +207,7 @@ class ShardDataModule(L.LightningDataModule):
                 self.epoch,
                 planner,
                 self.audio_pooling,
+                self.audio_step,
             ),
             EpochBatches(worker_batches, self.epoch, self.resume, planner),
         ]
@@ -216,7 +238,7 @@ class ShardDataModule(L.LightningDataModule):
             wds.SimpleShardList(urls),
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
-            SliceWindows(self.window_n, self.n_chans, self.subjects),
+            SliceWindows(self.window_n, self.n_chans, self.subjects, self.audio_step),
             wds.batched(self.batch_size, collation_fn=collate, partial=True),
         ]
         return wds.WebLoader(

@@ -123,6 +123,8 @@ class EpochPlanner:
     batch_size : int
         Windows per full batch (per rank).
     seed : int
+    step : int
+        Window offsets are multiples of ``step`` samples (the shards' audio bin, ``ieegfm pack audio.pool_s``).
 
     Notes
     -----
@@ -130,9 +132,12 @@ class EpochPlanner:
     repeated samples: uneven final batches replace both dropping and repeating.
     """
 
-    def __init__(self, shards: list[dict], urls: list[str], window_n: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, shards: list[dict], urls: list[str], window_n: int, batch_size: int, seed: int, step: int = 1
+    ) -> None:
         self.lengths = [np.asarray(s["chunk_lengths"], dtype=np.int64) for s in shards]
         self.urls, self.window_n, self.batch_size, self.seed = list(urls), window_n, batch_size, seed
+        self.step = step
         self._cache: dict = {}
 
     def plan(self, epoch: int, world: int, workers: int) -> dict:
@@ -157,7 +162,8 @@ class EpochPlanner:
         w, size = self.window_n, self.batch_size
         offsets, counts = [], []
         for n in self.lengths:
-            o = np.minimum(rng.integers(0, w, size=len(n)), np.maximum(n - w, 0))
+            o = rng.integers(0, w // self.step, size=len(n)) * self.step
+            o = np.minimum(o, np.maximum(n - w, 0) // self.step * self.step)
             offsets.append(o)
             counts.append(np.where(n >= w, (n - o) // w, 0))
         order = rng.permutation(len(self.lengths))
@@ -506,10 +512,12 @@ class SliceWindows:
         Channels of the output (zero-padded: subjects differ in channel count).
     subjects : dict
         Subject label -> integer index (for the per-subject projection).
+    audio_step : int
+        Brain samples per stored audio bin (``ieegfm pack audio.pool_s``; 1 = frames).
     """
 
-    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int]) -> None:
-        self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
+    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int], audio_step: int = 1) -> None:
+        self.window_n, self.n_chans, self.subjects, self.audio_step = window_n, n_chans, subjects, audio_step
 
     def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
         for sample in src:
@@ -526,7 +534,7 @@ class SliceWindows:
             for i, lo in enumerate(range(0, n - self.window_n + 1, self.window_n)):
                 yield {
                     "brain": padded[:, lo : lo + self.window_n],
-                    "audio": audio[:, lo : lo + self.window_n],
+                    "audio": audio[:, lo // self.audio_step : (lo + self.window_n) // self.audio_step],
                     "subject": subject,
                     "day": meta["day"],
                     "key": f"{sample['__key__']}/{i}",
@@ -568,6 +576,9 @@ class ShuffledWindowBatches:
     audio_pooling : {None, 'mean'}
         ``'mean'``: each window's audio is its time average, computed here in float32 (what the ``mean``-pooled
         contrastive target uses): ``n_times`` times less host memory, inter-process and host-to-device traffic.
+    audio_step : int
+        Brain samples per stored audio bin (shards packed with ``audio.pool_s``); window offsets are then
+        multiples of it, so window means of the bins are exact.
 
     Notes
     -----
@@ -588,12 +599,13 @@ class ShuffledWindowBatches:
         epoch: SharedEpoch,
         planner: EpochPlanner | None = None,
         audio_pooling: str | None = None,
+        audio_step: int = 1,
     ) -> None:
         if audio_pooling not in (None, "mean"):
             raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
         self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
         self.batch_size, self.bufsize, self.seed, self.epoch = batch_size, max(bufsize, 1), seed, epoch
-        self.planner, self.audio_pooling = planner, audio_pooling
+        self.planner, self.audio_pooling, self.audio_step = planner, audio_pooling, audio_step
 
     def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
         rank, world, worker, workers = rank_and_worker()
@@ -631,15 +643,15 @@ class ShuffledWindowBatches:
             n = brain.shape[1]
             if n < w:
                 continue
-            off = sample.get("offset")
-            off = int(rng.integers(0, min(w, n - w + 1))) if off is None else int(off)
+            off, p = sample.get("offset"), self.audio_step
+            off = int(rng.integers(0, (min(w, n - w + 1) - 1) // p + 1)) * p if off is None else int(off)
             lo, hi = sample.get("take") or (0, (n - off) // w)
             hi = min(hi, (n - off) // w)
             k = hi - lo
             if k <= 0:
                 continue
             a, b = off + lo * w, off + hi * w
-            frames = audio[:, a:b].reshape(audio.shape[0], k, w)
+            frames = audio[:, a // p : b // p].reshape(audio.shape[0], k, w // p)
             new = {
                 "brain": brain[:, a:b].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
                 "audio": _time_mean(frames).T if self.audio_pooling else frames.transpose(1, 0, 2),

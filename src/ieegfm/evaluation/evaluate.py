@@ -95,6 +95,7 @@ def evaluate(cfg) -> dict:
     """
     encoder, enc_cfg = load_encoder(cfg.ckpt)
     dm = ShardDataModule(cfg.shards, batch_size=cfg.batch_size, window_s=enc_cfg["n_times"] / enc_cfg["sfreq"])
+    dm.check_pooling(enc_cfg["pooling"])
     if dm.n_chans != enc_cfg["n_chans"] or dm.n_features != enc_cfg["n_features"]:
         raise InputError(
             f"shards={cfg.shards} ({dm.n_chans} channels, {dm.n_features} features) do not match "

@@ -146,6 +146,7 @@ def pretrain(cfg) -> Path:
         pin_memory=d.pin_memory if d.pin_memory is not None else torch.cuda.is_available(),
         audio_pooling="mean" if cfg.model.pooling == "mean" else None,  # time-average targets in the workers
     )
+    dm.check_pooling(cfg.model.pooling)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 parts, as open_clip does

@@ -113,10 +113,11 @@ def pack(cfg) -> Path:
         Empty or malformed table, missing files, sampling rate differing between blocks of a session, no usable
         block or channel; with ``strict=true`` also any bad block (corrupt file, audio shorter than its block).
     ConfigError
-        Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``.
+        Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``, bad ``audio.pool_s``.
     """
     pcfg = cfg.preprocess
     tz = local_timezone(cfg.timezone)
+    audio_pool_n(cfg.audio.pool_s, float(pcfg.sfreq), int(round(cfg.split.window_s * pcfg.sfreq)))  # fail early
     blocks = read_recordings(cfg.recordings)
     out = Path(cfg.out)
     work = out / ".work"
@@ -253,6 +254,7 @@ def pack(cfg) -> Path:
         stale.unlink()
     chunk_n = int(round(cfg.chunk_s * sfreq_out))
     window_n = int(round(cfg.split.window_s * sfreq_out))
+    pool_n = audio_pool_n(cfg.audio.pool_s, sfreq_out, window_n)
 
     def local(t: dt.datetime) -> dt.datetime:  # naive times are UTC (recordings table convention)
         return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(tz)
@@ -279,8 +281,11 @@ def pack(cfg) -> Path:
             valid = np.load(work / f"{bid}.valid.npy")
             names[b.subject] = json.loads((work / f"{bid}.channels.json").read_text())
             for lo, hi in _chunks(valid, chunk_n, window_n):
+                hi = lo + (hi - lo) // pool_n * pool_n  # whole audio bins (window_n is a multiple of pool_n)
                 x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
                 y = audio_scaler.transform(np.asarray(audio[:, lo:hi]))
+                if pool_n > 1:  # bin means: what the window-mean target needs, 1/pool_n of the bytes
+                    y = y.reshape(y.shape[0], -1, pool_n).mean(axis=2)
                 t = start + dt.timedelta(seconds=lo / sfreq_out)
                 t_local = local(t)
                 day = (t_local.date() - first_day[b.subject]).days
@@ -322,10 +327,12 @@ def pack(cfg) -> Path:
         "ieegfm_version": ieegfm.__version__,
         "format": {
             "brain": "float16 (n_chans, n_times), robust-scaled (median/IQR), clamped",
-            "audio": "float16 (n_features, n_times), z-scored with training statistics",
+            "audio": "float16 (n_features, n_times * audio_sfreq / sfreq), z-scored with training statistics "
+            "(frame by frame), then averaged over bins of sfreq / audio_sfreq samples when audio.pool_s > 0",
             "keys": ["brain.npy", "audio.npy", "json"],
         },
         "sfreq": sfreq_out,
+        "audio_sfreq": sfreq_out / pool_n,
         "timezone": cfg.timezone,
         "window_s": cfg.split.window_s,
         "chunk_s": cfg.chunk_s,
@@ -367,6 +374,25 @@ def pack(cfg) -> Path:
     shutil.rmtree(work, ignore_errors=True)
     logger.info("packed %s: %s", out, ", ".join(f"{sp} {hours[sp]['hours']:.2f} h" for sp in SPLITS))
     return out / "manifest.json"
+
+
+def audio_pool_n(pool_s: float, sfreq: float, window_n: int) -> int:
+    """Samples per stored audio bin for ``audio.pool_s`` (1 = every frame).
+
+    Raises
+    ------
+    ConfigError
+        ``pool_s`` negative, not a whole number of samples at ``sfreq``, or not dividing the window.
+    """
+    if pool_s == 0:
+        return 1
+    n = pool_s * sfreq
+    if pool_s < 0 or abs(n - round(n)) > 1e-9 or round(n) < 1 or window_n % round(n):
+        raise ConfigError(
+            f"audio.pool_s={pool_s}: expected 0 or a bin of a whole number of samples at {sfreq:g} Hz that divides "
+            f"the {window_n}-sample window (e.g. 1.0 or 0.5 for 3-s windows at 40 Hz)"
+        )
+    return int(round(n))
 
 
 def _chunks(valid: np.ndarray, chunk_n: int, min_n: int):

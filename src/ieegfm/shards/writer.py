@@ -3,9 +3,11 @@
 Shard schema (one WebDataset sample = one contiguous chunk of a recording block)::
 
     <key>.brain.npy   float16 (n_chans, n_times)     robust-scaled iEEG at ``sfreq`` (dimensionless, clamped)
-    <key>.audio.npy   float16 (n_features, n_times)  z-scored audio targets at the same ``sfreq``
-    <key>.json        metadata: subject, session, source file, audio file, start_time (ISO 8601), tmin (s into
-                      the block), day index, daytime flag, sfreq, ch_names, split
+    <key>.audio.npy   float16 (n_features, n_times)  z-scored audio targets at the same ``sfreq`` (packed with
+                                                     ``audio.pool_s``: bin means at the manifest's ``audio_sfreq``)
+    <key>.json        metadata: subject, session, source file, audio file, start_time (ISO 8601, UTC),
+                      local_time (the site's clock), tmin (s into the block), day index, daytime flag, sfreq,
+                      ch_names, split
 
 Any WebDataset reader decodes it: ``wds.WebDataset(url).decode()`` yields dicts with the keys ``brain.npy``,
 ``audio.npy`` and ``json``. Same input and config give byte-identical files: members are written in a fixed
