@@ -46,21 +46,23 @@ class TimedDataLoader(FetchTiming, torch.utils.data.DataLoader):
     """In-memory baseline loader, timed like the shard loader."""
 
 
-def write_synthetic(folder: Path, hours: float, n_chans: int = 128, n_features: int = 1024) -> Path:
-    """Random shards of ``hours`` of 30-s chunks at 40 Hz (float16, as ``ieegfm pack`` writes them)."""
+def write_synthetic(folder: Path, hours: float, n_chans: int = 128, n_features: int = 1024, pool_n: int = 1) -> Path:
+    """Random shards of ``hours`` of 30-s chunks at 40 Hz (float16, as ``ieegfm pack`` writes them); audio as
+    ``pool_n``-sample bin means when ``pool_n`` > 1 (``ieegfm pack audio.pool_s``)."""
     from ieegfm.shards.writer import ShardWriter
 
     rng = np.random.default_rng(0)
     n_chunks, n = int(hours * 120), 1200
     writer = ShardWriter(folder, "train", samples_per_shard=max(n_chunks // 8, 1))
     brain = rng.standard_normal((n_chans, n)).astype(np.float16)
-    audio = rng.standard_normal((n_features, n)).astype(np.float16)
+    audio = rng.standard_normal((n_features, n // pool_n)).astype(np.float16)
     for i in range(n_chunks):
         meta = {"subject": "01", "day": 0, "tmin": 30.0 * i, "sfreq": 40.0, "block": "b"}
         members = {"brain.npy": np.roll(brain, i, axis=1), "audio.npy": np.roll(audio, i, axis=1), "json": meta}
         writer.write(f"c{i:06d}", members, n_windows=10, n_times=n)
     manifest = {
         "sfreq": 40.0,
+        "audio_sfreq": 40.0 / pool_n,
         "window_s": 3.0,
         "n_chans_max": n_chans,
         "n_features": n_features,
@@ -114,6 +116,7 @@ def main() -> None:
     p.add_argument("shards", nargs="?")
     p.add_argument("--synthetic-hours", type=float, default=None, help="write random reference-size shards")
     p.add_argument("--reference", action="store_true", help="reference-size encoder (bf16 on a GPU)")
+    p.add_argument("--audio-pool-s", type=float, default=0.0, help="synthetic audio stored as bin means (s)")
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--workers", type=int, default=1)
@@ -128,7 +131,7 @@ def main() -> None:
         shards = args.shards
         if args.synthetic_hours:
             t = time.perf_counter()
-            shards = write_synthetic(Path(tmp), args.synthetic_hours)
+            shards = write_synthetic(Path(tmp), args.synthetic_hours, pool_n=max(int(args.audio_pool_s * 40), 1))
             print(
                 f"wrote {args.synthetic_hours:g} h of random reference-size shards in {time.perf_counter() - t:.0f} s"
             )
