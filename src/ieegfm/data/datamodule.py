@@ -81,11 +81,23 @@ class ShardDataModule(L.LightningDataModule):
         the audio bytes to shuffle, pass between processes, pin and copy (wav2vec2 targets are 1024-d, so audio
         is ~90 % of a window's bytes).
 
+    Attributes
+    ----------
+    audio_step : int
+        Brain samples per stored audio value: 1 for frames, the bin length for shards packed with
+        ``audio.pool_s`` (training window offsets are then multiples of it).
+
+    Raises
+    ------
+    InputError
+        No manifest, or ``window_s`` not a whole number of the shards' audio bins.
+
     Notes
     -----
     Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16
-    (training with ``audio_pooling='mean'``: (batch, n_features) float32), ``subject`` (batch,) long, ``day``
-    (batch,) long, ``key`` window names (a numpy str array in training batches, a list in evaluation ones).
+    (``n_times / audio_step`` bin means for pooled shards; training with ``audio_pooling='mean'``: (batch,
+    n_features) float32), ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` window names (a numpy str
+    array in training batches, a list in evaluation ones).
     """
 
     def __init__(
