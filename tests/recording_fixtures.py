@@ -88,3 +88,22 @@ def pack_consecutive_blocks(tmp: Path, n_blocks: int, duration: float, *override
     table = write_table(tmp / "d", rows)
     pack(load_config("pack", overrides=[f"recordings={table}", f"out={tmp / 's'}", *overrides]))
     return tmp / "s"
+
+
+def save_tiny_wav2vec2(folder: Path, num_hidden_layers: int = 2) -> Path:
+    """Save a tiny, randomly initialised (seed 0) HF ``Wav2Vec2Model`` to ``folder`` (no download)."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    cfg = Wav2Vec2Config(
+        hidden_size=16,
+        num_hidden_layers=num_hidden_layers,
+        num_attention_heads=2,
+        intermediate_size=24,
+        conv_dim=(8,) * 7,
+        num_conv_pos_embeddings=8,
+        num_conv_pos_embedding_groups=2,
+    )
+    torch.manual_seed(0)
+    Wav2Vec2Model(cfg).save_pretrained(folder)
+    return folder

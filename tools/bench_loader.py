@@ -16,10 +16,10 @@ import tarfile
 import time
 
 import torch
+from bench_training import bench_encoder
 
 from ieegfm.data import ShardDataModule
 from ieegfm.losses import ClipLoss
-from ieegfm.models import build_encoder
 
 
 def raw_read(urls: list[str]) -> float:
@@ -68,17 +68,7 @@ def main() -> None:
     n = ours.n
     best = {k: min(v) for k, v in times.items()}
     med = {k: statistics.median(v) for k, v in times.items()}
-    enc = build_encoder(
-        "conv_attention",
-        n_chans=dm.n_chans,
-        n_subjects=len(dm.subjects),
-        n_times=dm.window_n,
-        sfreq=dm.sfreq,
-        n_features=dm.n_features,
-        projected_chans=64,
-        hidden=128,
-        depth=6,
-    )
+    enc = bench_encoder(dm)  # the default CPU model of tools/bench_training.py
     loss = ClipLoss()
     opt = torch.optim.AdamW(list(enc.parameters()) + list(loss.parameters()))
     batch = next(iter(dm.train_dataloader()))

@@ -73,15 +73,16 @@ def write_synthetic(folder: Path, hours: float, n_chans: int = 128, n_features: 
     return folder
 
 
-def fit(dm: ShardDataModule, loader, steps: int, reference: bool) -> tuple[float, float, float]:
-    torch.manual_seed(0)
+def bench_encoder(dm: ShardDataModule, reference: bool = False):
+    """The conv-attention encoder the benchmarks train: the default CPU size (64 projected channels, 6 blocks of
+    128) or the reference size of ``tools/bench_gpu.py``, shaped to the shards of ``dm``."""
     size = dict(projected_chans=64, hidden=128, depth=6)
     if reference:
         from bench_gpu import REFERENCE
 
-        size = {k: v for k, v in REFERENCE.items() if k not in ("n_chans", "n_subjects", "n_times", "sfreq")}
-        size.pop("n_features")
-    encoder = build_encoder(
+        shaped = ("n_chans", "n_subjects", "n_times", "sfreq", "n_features")
+        size = {k: v for k, v in REFERENCE.items() if k not in shaped}
+    return build_encoder(
         "conv_attention",
         n_chans=dm.n_chans,
         n_subjects=len(dm.subjects),
@@ -90,7 +91,11 @@ def fit(dm: ShardDataModule, loader, steps: int, reference: bool) -> tuple[float
         n_features=dm.n_features,
         **size,
     )
-    module = ContrastivePretraining(encoder, ClipLoss(), max_steps=steps)
+
+
+def fit(dm: ShardDataModule, loader, steps: int, reference: bool) -> tuple[float, float, float]:
+    torch.manual_seed(0)
+    module = ContrastivePretraining(bench_encoder(dm, reference), ClipLoss(), max_steps=steps)
     rec = _Recorder()
     cuda = torch.cuda.is_available()
     trainer = L.Trainer(

@@ -44,23 +44,11 @@ def run_pretrain(cfg) -> None:
 
 def run_evaluate(cfg) -> None:
     from ieegfm.evaluation.evaluate import evaluate, summary_table
+    from ieegfm.evaluation.retrieval import SUMMARY_KEYS
 
     metrics = evaluate(cfg)
     print(summary_table([metrics]))
-    print(
-        json.dumps(
-            {
-                k: metrics[k]
-                for k in (
-                    "mean_relative_rank",
-                    "top1_accuracy",
-                    "top10_accuracy",
-                    "n_candidates",
-                    "shuffled_mean_relative_rank",
-                )
-            }
-        )
-    )
+    print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
 
 
 RUNNERS = {"simulate": run_simulate, "pack": run_pack, "pretrain": run_pretrain, "evaluate": run_evaluate}

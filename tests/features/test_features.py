@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import soundfile as sf
+from recording_fixtures import save_tiny_wav2vec2
 
 from ieegfm.errors import ConfigError
 from ieegfm.features import LogMel, Wav2Vec2Features, targets_at
@@ -9,23 +10,7 @@ from ieegfm.io.audio import read_segment
 
 @pytest.fixture(scope="module")
 def tiny_wav2vec2(tmp_path_factory):
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    cfg = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=24,
-        conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-    )
-    folder = tmp_path_factory.mktemp("w2v")
-    import torch
-
-    torch.manual_seed(0)
-    Wav2Vec2Model(cfg).save_pretrained(folder)
-    return folder
+    return save_tiny_wav2vec2(tmp_path_factory.mktemp("w2v"))
 
 
 def test_logmel_tone_lands_in_the_right_band():

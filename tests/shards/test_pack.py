@@ -5,7 +5,7 @@ import logging
 import numpy as np
 import pytest
 import webdataset as wds
-from recording_fixtures import T0, write_block, write_table
+from recording_fixtures import T0, save_tiny_wav2vec2, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.config import load_config
@@ -106,20 +106,7 @@ def test_same_input_same_bytes_and_rerun_after_interruption(recordings, tmp_path
 
 
 def test_wav2vec2_targets_from_a_saved_tiny_model(recordings, tmp_path):
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    torch.manual_seed(0)
-    cfg = Wav2Vec2Config(
-        hidden_size=16,
-        num_hidden_layers=3,
-        num_attention_heads=2,
-        intermediate_size=24,
-        conv_dim=(8,) * 7,
-        num_conv_pos_embeddings=8,
-        num_conv_pos_embedding_groups=2,
-    )
-    Wav2Vec2Model(cfg).save_pretrained(tmp_path / "w2v")
+    save_tiny_wav2vec2(tmp_path / "w2v", num_hidden_layers=3)
     out = tmp_path / "shards"
     manifest = json.loads(
         pack(

@@ -82,6 +82,16 @@ def batch_sizes(n_windows: int, n_batches: int, batch_size: int) -> list[int]:
 
     As many batches as possible are full; the windows left over are spread evenly over the last batches.
 
+    Parameters
+    ----------
+    n_windows, n_batches, batch_size : int
+        Windows to split, batches wanted, windows in a full batch.
+
+    Returns
+    -------
+    list of int
+        ``n_batches`` sizes in ``[1, batch_size]`` summing to ``n_windows``, non-increasing.
+
     Raises
     ------
     ValueError
@@ -716,11 +726,10 @@ class FetchTiming:
     """DataLoader mixin that adds up the seconds the main process spends blocked in ``next()`` (``fetch_s``).
 
     That is the data stall seen by the training loop: waiting for workers, inter-process transfer and pinning,
-    and nothing else (not the loop's own bookkeeping). ``fetched`` counts the batches.
+    and nothing else (not the loop's own bookkeeping).
     """
 
     fetch_s = 0.0
-    fetched = 0
 
     def __iter__(self):
         it = super().__iter__()
@@ -732,7 +741,6 @@ class FetchTiming:
                 return
             finally:
                 self.fetch_s += time.perf_counter() - t
-            self.fetched += 1
             yield batch
 
 

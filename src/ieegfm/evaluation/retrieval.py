@@ -5,6 +5,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+#: The headline metrics of :func:`retrieval_metrics`, in the order they are reported (CLI, validation logs).
+SUMMARY_KEYS = (
+    "mean_relative_rank",
+    "top1_accuracy",
+    "top10_accuracy",
+    "n_candidates",
+    "shuffled_mean_relative_rank",
+)
+
 
 def _flat_normalised(x: torch.Tensor) -> torch.Tensor:
     x = x.reshape(len(x), -1).float()

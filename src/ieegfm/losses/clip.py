@@ -206,7 +206,7 @@ class ClipLoss(LogitScaleMixin, nn.Module):
         world = self.world_size
         if world > 1:
             a_all, sizes, offset = gather_batches(a, with_grad=False)
-            b_all, _, _ = gather_batches(b, with_grad=True)
+            b_all, _, _ = gather_batches(b, with_grad=True, sizes=sizes)
         else:
             a_all, b_all, sizes, offset = a, b, [b.shape[0]], 0
         total = sum(sizes)
@@ -249,7 +249,9 @@ class _AllGatherWithGrad(torch.autograd.Function):
         return grad[ctx.rank]
 
 
-def gather_batches(x: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, list[int], int]:
+def gather_batches(
+    x: torch.Tensor, with_grad: bool, sizes: list[int] | None = None
+) -> tuple[torch.Tensor, list[int], int]:
     """Concatenate every rank's ``x`` along dim 0; local batch sizes may differ between ranks.
 
     Parameters
@@ -258,6 +260,9 @@ def gather_batches(x: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, list
         This rank's rows (``batch`` may differ per rank; trailing shapes must match).
     with_grad : bool
         Keep the autograd graph across ranks (the gradient of this rank's rows sums over every rank's use).
+    sizes : list of int, optional
+        Every rank's batch size, when already known (from a previous call in the same step): saves the
+        all-gather of the sizes.
 
     Returns
     -------
@@ -269,10 +274,11 @@ def gather_batches(x: torch.Tensor, with_grad: bool) -> tuple[torch.Tensor, list
         Row of ``gathered`` where this rank's rows start.
     """
     world, rank = dist.get_world_size(), dist.get_rank()
-    size = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
-    gathered_sizes = [torch.empty_like(size) for _ in range(world)]
-    dist.all_gather(gathered_sizes, size)
-    sizes = [int(s) for s in gathered_sizes]
+    if sizes is None:
+        size = torch.tensor([x.shape[0]], device=x.device, dtype=torch.long)
+        gathered_sizes = [torch.empty_like(size) for _ in range(world)]
+        dist.all_gather(gathered_sizes, size)
+        sizes = [int(s) for s in gathered_sizes]
     n_max = max(sizes)
     x = x.contiguous()
     if x.shape[0] < n_max:  # pad to the largest batch (all_gather needs equal shapes); dropped below

@@ -10,7 +10,7 @@ import lightning as L
 import torch
 from torch import nn
 
-from ieegfm.evaluation.retrieval import retrieval_metrics
+from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
 
 
 def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -156,13 +156,7 @@ class ContrastivePretraining(L.LightningModule):
         if len(brain) < 2:
             return
         m = retrieval_metrics(brain, audio)
-        for k in (
-            "mean_relative_rank",
-            "top1_accuracy",
-            "top10_accuracy",
-            "n_candidates",
-            "shuffled_mean_relative_rank",
-        ):
+        for k in SUMMARY_KEYS:
             self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
 
     def configure_optimizers(self):
