@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ieegfm.data import ShardDataModule
-from ieegfm.data.pipeline import FetchTiming, identity
+from ieegfm.data.loader import FetchTiming
+from ieegfm.data.windows import identity
 from ieegfm.losses import ClipLoss
 from ieegfm.models import build_encoder
 from ieegfm.pretrain.module import ContrastivePretraining

@@ -238,6 +238,13 @@ class EvaluateConfig:
     out: str = field(default="metrics.json", metadata={"help": "metrics JSON; a PNG of ranks is written beside it"})
     batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
     seed: int = field(default=0, metadata={"help": "seed of the shuffled-pairs control"})
+    channels: str = field(
+        default="exact",
+        metadata={
+            "help": "exact: the shards must have the checkpoint's channels (any order) | intersect: zero-fill "
+            "the channels the shards lack, ignore the ones the checkpoint never saw"
+        },
+    )
 
 
 SCHEMAS: dict[str, type] = {
@@ -254,7 +261,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "model.pooling": ("mean", "none"),
         "loss.name": ("clip",),
     },
-    "evaluate": {"split": ("train", "val", "test")},
+    "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
 }
 
 

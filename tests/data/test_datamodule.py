@@ -72,7 +72,7 @@ def test_npy_decoder_matches_numpy():
 
     import numpy as np
 
-    from ieegfm.data.pipeline import npy_from_bytes
+    from ieegfm.data.tar import npy_from_bytes
     from ieegfm.shards.writer import npy_bytes
 
     for arr in (np.arange(24, dtype=np.float16).reshape(2, 3, 4), np.ones((5,), np.float32), np.zeros((0, 3))):
@@ -103,7 +103,8 @@ def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypa
 
     (4, 2) gives 8 streams for 6 training shards (fewer shards than ranks x workers).
     """
-    import ieegfm.data.pipeline as pipeline
+    import ieegfm.data.plan as plan
+    import ieegfm.data.windows as windows
 
     seen, batches = {}, {}
     for epoch in (0, 1):
@@ -113,7 +114,8 @@ def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypa
                 info = torch.utils.data.get_worker_info()
                 return (rank, world, info.id, info.num_workers) if info is not None else (rank, world, 0, 1)
 
-            monkeypatch.setattr(pipeline, "rank_and_worker", fake_rank)
+            monkeypatch.setattr(plan, "rank_and_worker", fake_rank)
+            monkeypatch.setattr(windows, "rank_and_worker", fake_rank)
             dm = ShardDataModule(shards, batch_size=4, num_workers=workers, shuffle_buffer=20, seed=5)
             dm._world = lambda: world
             dm.set_epoch(epoch)
@@ -124,7 +126,7 @@ def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypa
             seen[epoch, rank] = [k for b in got for k in b["key"]]
             assert all(len(b["key"]) == len(b["brain"]) == len(b["audio"]) > 0 for b in got)
         assert len(set(batches.values())) == 1  # the same number of batches on every rank
-        planner = pipeline.EpochPlanner(dm.manifest["shards"]["train"], dm.urls("train"), dm.window_n, 4, 5)
+        planner = plan.EpochPlanner(dm.manifest["shards"]["train"], dm.urls("train"), dm.window_n, 4, 5)
         planned = _planned_windows(dm, planner.plan(epoch, world, workers))
         keys = [k for rank in range(world) for k in seen[epoch, rank]]
         assert len(keys) == len(set(keys)) == len(planned)  # counted: none twice, none left out
@@ -136,7 +138,7 @@ def test_epoch_plan_invariants():
     """Plans without data: windows split exactly, equal batches per rank, full batches first."""
     import numpy as np
 
-    from ieegfm.data.pipeline import EpochPlanner, batch_sizes
+    from ieegfm.data.plan import EpochPlanner, batch_sizes
 
     assert batch_sizes(10, 3, 4) == [4, 4, 2] and batch_sizes(12, 3, 4) == [4] * 3 and batch_sizes(6, 3, 4) == [4, 1, 1]
     with pytest.raises(ValueError):
@@ -178,7 +180,7 @@ def test_audio_pooling_mean_gives_the_frames_time_average(shards):
         assert list(f["key"]) == list(p["key"]) and torch.equal(f["brain"], p["brain"])
         assert p["audio"].dtype == torch.float32 and p["audio"].shape == f["audio"].shape[:2]
         np.testing.assert_allclose(p["audio"].numpy(), f["audio"].float().mean(-1).numpy(), atol=1e-4)
-    from ieegfm.pretrain import target_of
+    from ieegfm.data import target_of
 
     assert torch.equal(target_of(pooled[0]["audio"], "mean"), pooled[0]["audio"])
     with pytest.raises(ValueError, match="needs audio frames"):

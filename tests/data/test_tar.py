@@ -3,7 +3,7 @@ import tarfile
 
 import pytest
 
-from ieegfm.data.pipeline import tar_members
+from ieegfm.data.tar import tar_members
 
 
 def _write(path, fmt, members):

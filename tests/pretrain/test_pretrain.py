@@ -8,7 +8,7 @@ import torch
 
 from ieegfm.__main__ import main
 from ieegfm.data import ShardDataModule
-from ieegfm.evaluation.evaluate import embed_split, load_encoder
+from ieegfm.evaluation.evaluate import embed_split, load_model
 from ieegfm.evaluation.retrieval import retrieval_metrics
 
 
@@ -63,10 +63,10 @@ def test_untrained_encoder_is_at_chance(shards, tmp_path, tiny):
         main(["pretrain", f"shards={shards}", f"out={tmp_path / 'r0'}", "trainer.max_steps=1", "optim.lr=1e-12", *tiny])
         == 0
     )
-    encoder, cfg = load_encoder(json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"])
     dm = ShardDataModule(shards, batch_size=64)
-    brain, audio, _ = embed_split(encoder, dm, "test")
-    m = retrieval_metrics(brain, audio)
+    model, _ = load_model(json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"], dm)
+    emb = embed_split(model, dm, "test")
+    m = retrieval_metrics(emb["brain"], emb["audio"])
     assert 0.3 < m["mean_relative_rank"] < 0.7 and m["n_candidates"] == dm.n_windows("test")
 
 

@@ -256,10 +256,9 @@ def test_audio_pool_s_stores_bin_means_that_give_exact_window_means(recordings, 
     """audio.pool_s=1: 1/40 of the audio bytes; window targets equal those computed from the frames."""
     import torch
 
-    from ieegfm.data import ShardDataModule
-    from ieegfm.data.pipeline import EpochPlanner
+    from ieegfm.data import ShardDataModule, target_of
+    from ieegfm.data.plan import EpochPlanner
     from ieegfm.errors import ConfigError
-    from ieegfm.pretrain import target_of
 
     frames_out, pooled_out = tmp_path / "frames", tmp_path / "pooled"
     pack(_cfg(recordings, frames_out))

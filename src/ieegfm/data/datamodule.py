@@ -10,22 +10,17 @@ from pathlib import Path
 import lightning as L
 import webdataset as wds
 
-from ieegfm.data.pipeline import (
-    CorruptCounter,
+from ieegfm.data.loader import TimedWebLoader
+from ieegfm.data.plan import (
     EpochBatches,
     EpochPlanner,
     PlannedShardList,
     ResampledShardList,
     ResumePosition,
     SharedEpoch,
-    ShuffledWindowBatches,
-    SliceWindows,
-    TimedWebLoader,
-    collate,
-    decode_sample,
-    identity,
-    tar_samples,
 )
+from ieegfm.data.tar import CorruptCounter, decode_sample, tar_samples
+from ieegfm.data.windows import ShuffledWindowBatches, SliceWindows, collate, identity
 from ieegfm.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -48,7 +43,7 @@ def read_manifest(shards: str | Path) -> dict:
 class ShardDataModule(L.LightningDataModule):
     """Windows from ieegfm shards.
 
-    Training, epoch mode (default): an :class:`~ieegfm.data.pipeline.EpochPlanner` plan splits the epoch's
+    Training, epoch mode (default): an :class:`~ieegfm.data.plan.EpochPlanner` plan splits the epoch's
     windows between the ranks x workers streams so that every window is used exactly once per epoch and every
     rank runs the same number of batches (uneven ranks would hang DDP; the last batches of an epoch may be
     smaller, and differ between ranks). Resampled mode (``resampled=True``, or fewer windows than ranks) draws

@@ -12,6 +12,7 @@ SUMMARY_KEYS = (
     "top10_accuracy",
     "n_candidates",
     "shuffled_mean_relative_rank",
+    "within_block_mean_relative_rank",
 )
 
 
@@ -57,7 +58,38 @@ def retrieval_ranks(brain: torch.Tensor, audio: torch.Tensor, block: int = 4096)
     return ranks
 
 
-def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0) -> dict:
+def within_block_relative_ranks(brain: torch.Tensor, audio: torch.Tensor, blocks) -> np.ndarray:
+    """Relative rank of each true window among the windows of its own recording block only.
+
+    Retrieval among the windows of several blocks can be won by telling blocks apart (slow drifts, gains) rather
+    than by decoding the sound; within a block that shortcut is gone, so this rank sits at chance (0.5) unless
+    the brain embedding follows the audio.
+
+    Parameters
+    ----------
+    brain, audio : Tensor
+        See :func:`retrieval_ranks`.
+    blocks : sequence of str, length n_windows
+        Recording block of each window.
+
+    Returns
+    -------
+    relative_ranks : ndarray, shape (n_windows,)
+        Rank / (windows in the block - 1); NaN for a window alone in its block.
+    """
+    blocks = np.asarray(blocks)
+    if len(blocks) != len(brain):
+        raise ValueError(f"blocks has {len(blocks)} entries for {len(brain)} windows")
+    out = np.full(len(brain), np.nan)
+    for b in np.unique(blocks):
+        idx = np.flatnonzero(blocks == b)
+        if len(idx) >= 2:
+            t = torch.from_numpy(idx)
+            out[idx] = (retrieval_ranks(brain[t], audio[t]) / (len(idx) - 1)).numpy()
+    return out
+
+
+def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0, blocks=None) -> dict:
     """Test-split retrieval metrics with a shuffled-pairs control.
 
     Parameters
@@ -66,6 +98,10 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0) -
         See :func:`retrieval_ranks`.
     seed : int
         Seed of the permutation used by the control.
+    blocks : sequence of str, optional
+        Recording block of each window: adds ``within_block_mean_relative_rank`` (candidates from the true
+        window's block only, see :func:`within_block_relative_ranks`), ``within_block_n_candidates`` (mean
+        candidates per window) and per-window ``within_block_relative_ranks``.
 
     Returns
     -------
@@ -74,6 +110,7 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0) -
         ``median_relative_rank``, ``top1_accuracy``, ``top10_accuracy``, ``n_candidates``, and
         ``shuffled_mean_relative_rank``: the same metric after pairing each brain window with a random other
         audio window (a derangement), which must sit at 0.5. ``relative_ranks`` holds the per-window values.
+        Without ``blocks``, ``within_block_mean_relative_rank`` is None.
 
     References
     ----------
@@ -87,6 +124,17 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0) -
     perm = np.empty(n, dtype=np.int64)
     perm[order] = np.roll(order, -1)
     shuffled = retrieval_ranks(brain, audio[torch.from_numpy(perm)]) / (n - 1)
+    within: dict = {"within_block_mean_relative_rank": None}
+    if blocks is not None:
+        wb = within_block_relative_ranks(brain, audio, blocks)
+        ok = ~np.isnan(wb)
+        _, counts = np.unique(np.asarray(blocks), return_counts=True)
+        within = {
+            "within_block_mean_relative_rank": float(np.mean(wb[ok])) if ok.any() else None,
+            "within_block_n_candidates": float(np.sum(counts[counts >= 2] ** 2) / max(np.sum(counts[counts >= 2]), 1)),
+            "n_blocks": len(counts),
+            "within_block_relative_ranks": [None if np.isnan(v) else float(v) for v in wb],
+        }
     return {
         "mean_relative_rank": float(rel.mean()),
         "median_relative_rank": float(rel.median()),
@@ -97,4 +145,5 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0) -
         "chance_top1_accuracy": 1.0 / n,
         "chance_top10_accuracy": min(10, n) / n,
         "relative_ranks": rel.tolist(),
+        **within,
     }

@@ -7,39 +7,13 @@ import random
 import time
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 
+from ieegfm.checkpoint import CONTRACT_KEY
+from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
-
-
-def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:
-    """Contrastive target of a window: the mean of its audio frames (``mean``) or the frames (``none``).
-
-    Parameters
-    ----------
-    audio : Tensor, shape (batch, n_features, n_times), or (batch, n_features) already time-averaged
-        (training batches of a ``ShardDataModule(audio_pooling='mean')``).
-    pooling : {'mean', 'none'}
-
-    Returns
-    -------
-    target : Tensor, shape (batch, n_features) or (batch, n_features, n_times), float32
-
-    Raises
-    ------
-    ValueError
-        Time-averaged audio with ``pooling='none'`` (the frames are needed).
-    """
-    if audio.ndim == 2:
-        if pooling != "mean":
-            raise ValueError(
-                f"pooling={pooling!r} needs audio frames (batch, n_features, n_times), got time-averaged audio "
-                f"{tuple(audio.shape)}; use data audio_pooling=None"
-            )
-        return audio.float()
-    audio = audio.float()
-    return audio.mean(dim=-1) if pooling == "mean" else audio
 
 
 class ContrastivePretraining(L.LightningModule):
@@ -56,8 +30,9 @@ class ContrastivePretraining(L.LightningModule):
         AdamW.
     warmup_steps, max_steps : int
         Linear warm-up then cosine decay to 0 at ``max_steps``.
-    encoder_config : dict
-        Arguments of :func:`ieegfm.models.build_encoder` (saved in the checkpoint to rebuild the encoder).
+    contract : dict, optional
+        The :class:`ieegfm.checkpoint.CheckpointContract` (as a dict) written into every checkpoint under
+        ``ieegfm.checkpoint.CONTRACT_KEY``: encoder config, subjects and channel names, data provenance.
 
     Notes
     -----
@@ -74,14 +49,15 @@ class ContrastivePretraining(L.LightningModule):
         weight_decay: float = 1e-2,
         warmup_steps: int = 50,
         max_steps: int = 1000,
-        encoder_config: dict | None = None,
+        contract: dict | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["encoder", "loss"])
+        self.save_hyperparameters(ignore=["encoder", "loss", "contract"])
+        self.contract = contract
         self.encoder = encoder
         self.loss = loss
         self.pooling = encoder.pooling
-        self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
         self._pending_rng: dict | None = None
         self.transfer_s, self._transfer_t0 = 0.0, 0.0
 
@@ -119,6 +95,8 @@ class ContrastivePretraining(L.LightningModule):
             "batches_in_epoch": done,
             "rng": {"torch": torch.get_rng_state(), "python": random.getstate()},  # ieegfm uses no global numpy RNG
         }
+        if self.contract is not None:
+            checkpoint[CONTRACT_KEY] = self.contract
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         """Restore the RNG states and fast-forward the training stream to where the checkpoint was taken."""
@@ -144,7 +122,9 @@ class ContrastivePretraining(L.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self.encoder(batch["brain"].float(), batch["subject"])
-        self._val.append((out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu()))
+        self._val.append(
+            (out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu(), batch["block"])
+        )
 
     def on_validation_epoch_end(self) -> None:
         parts = self._val  # every rank embedded every validation window (see ShardDataModule.eval_dataloader)
@@ -155,9 +135,10 @@ class ContrastivePretraining(L.LightningModule):
         audio = torch.cat([p[1] for p in parts])
         if len(brain) < 2:
             return
-        m = retrieval_metrics(brain, audio)
+        m = retrieval_metrics(brain, audio, blocks=np.concatenate([p[2] for p in parts]))
         for k in SUMMARY_KEYS:
-            self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
+            if m[k] is not None:
+                self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
 
     def configure_optimizers(self):
         hp = self.hparams

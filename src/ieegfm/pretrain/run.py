@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
+from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule
 from ieegfm.errors import InputError
 from ieegfm.losses import build_loss
@@ -168,7 +169,13 @@ def pretrain(cfg) -> Path:
         weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_steps,
         max_steps=cfg.trainer.max_steps,
-        encoder_config=enc_cfg,
+        contract=CheckpointContract(
+            kind="pretrain",
+            encoder=enc_cfg,
+            subjects=subjects_of(dm.manifest),
+            data=shards_provenance(cfg.shards, dm.manifest),
+            training={"objective": cfg.loss.name, "seed": cfg.seed, "max_steps": cfg.trainer.max_steps},
+        ).to_dict(),
     )
     has_val = bool(dm.urls("val"))
     t = cfg.trainer

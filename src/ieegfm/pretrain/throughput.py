@@ -14,7 +14,7 @@ class ThroughputMonitor(Callback):
 
     Logged (rank 0): ``perf/windows_per_s`` (all ranks together); ``perf/data_wait_fraction``, the fraction of
     step time the loop spends blocked on data: waiting in the DataLoader's ``next()`` (``fetch_s`` of a
-    :class:`~ieegfm.data.pipeline.FetchTiming` loader) plus the host time of the host-to-device copy
+    :class:`~ieegfm.data.loader.FetchTiming` loader) plus the host time of the host-to-device copy
     (``transfer_s`` of the module); ``perf/step_gap_fraction``, the whole gap between one batch's end and the next
     batch's start, i.e. the data wait plus Lightning's own per-step bookkeeping (logging, progress, hooks), which
     an in-memory dataset pays as well. A step runs from batch end to batch end. On CUDA the step end is

@@ -1,0 +1,260 @@
+"""Windows from shard chunks: fixed evaluation windows, and shuffled training batches built with array operations.
+
+Stages are module-level callables (picklable for DataLoader workers), never lambdas. Every batch, training or
+evaluation, has one contract (see :func:`collate`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from ieegfm.data.plan import EpochPlanner, SharedEpoch, rank_and_worker
+
+
+class SliceWindows:
+    """Cut a chunk into fixed, non-overlapping windows of ``window_n`` samples from its start (evaluation).
+
+    Training slices and shuffles windows with :class:`ShuffledWindowBatches` instead.
+
+    Parameters
+    ----------
+    window_n : int
+        Window length (samples at the shard ``sfreq``; 3 s at 40 Hz = 120).
+    n_chans : int
+        Channels of the output (zero-padded: subjects differ in channel count).
+    subjects : dict
+        Subject label -> integer index (for the per-subject projection).
+    audio_step : int
+        Brain samples per stored audio bin (``ieegfm pack audio.pool_s``; 1 = frames).
+    """
+
+    def __init__(self, window_n: int, n_chans: int, subjects: dict[str, int], audio_step: int = 1) -> None:
+        self.window_n, self.n_chans, self.subjects, self.audio_step = window_n, n_chans, subjects, audio_step
+
+    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
+        for sample in src:
+            brain, audio, meta = sample["brain"], sample["audio"], sample["meta"]
+            n = brain.shape[1]
+            if n < self.window_n:
+                continue
+            if brain.shape[0] < self.n_chans:  # windows stay float16 (as stored) until the model's device
+                padded = np.zeros((self.n_chans, n), dtype=brain.dtype)
+                padded[: brain.shape[0]] = brain
+            else:
+                padded = brain
+            subject = self.subjects[meta["subject"]]
+            for i, lo in enumerate(range(0, n - self.window_n + 1, self.window_n)):
+                yield {
+                    "brain": padded[:, lo : lo + self.window_n],
+                    "audio": audio[:, lo // self.audio_step : (lo + self.window_n) // self.audio_step],
+                    "subject": subject,
+                    "day": meta["day"],
+                    "key": f"{sample['__key__']}/{i}",
+                    "tmin": meta["tmin"] + lo / meta["sfreq"],
+                    "block": meta["block"],
+                }
+
+
+class ShuffledWindowBatches:
+    """Training windows, shuffled through a buffer and batched, with array operations only.
+
+    Each chunk is cut into non-overlapping ``window_n`` windows from a random offset in ``[0, window_n)`` (one
+    reshape, no per-window objects), or from the offset and window range an :class:`EpochPlanner` plan gives
+    it. Windows enter a buffer of ``bufsize``; once it is full every incoming window replaces a buffered one,
+    which is emitted (a buffer shuffle, as ``webdataset.shuffle``, done for a whole chunk at a time). The slots
+    replaced follow a random permutation of the buffer, redrawn when used up, rather than independent draws: the
+    same mixing at a fraction of the cost, and no window lingers for more than about two buffer lengths. At the
+    end of the stream the buffer is emptied in random order. Emitted windows are cut into
+    batches: of the sizes the plan gives this stream (every window emitted, see :class:`EpochPlanner`), or,
+    without a plan, of ``batch_size`` with a last incomplete batch dropped. All draws come from
+    ``numpy.random.default_rng([seed, epoch, rank, worker])``, so a stream is reproducible (exact resume).
+
+    Parameters
+    ----------
+    window_n : int
+        Window length (samples).
+    n_chans : int
+        Channels of the output (zero-padded: subjects differ in channel count).
+    subjects : dict
+        Subject label -> integer index.
+    batch_size : int
+        Windows per batch (without a plan).
+    bufsize : int
+        Shuffle buffer (windows).
+    seed : int
+    epoch : SharedEpoch
+    planner : EpochPlanner, optional
+        The epoch plan giving this stream's batch sizes.
+    audio_pooling : {None, 'mean'}
+        ``'mean'``: each window's audio is its time average, computed here in float32 (what the ``mean``-pooled
+        contrastive target uses): ``n_times`` times less host memory, inter-process and host-to-device traffic.
+    audio_step : int
+        Brain samples per stored audio bin (shards packed with ``audio.pool_s``); window offsets are then
+        multiples of it, so window means of the bins are exact.
+
+    Notes
+    -----
+    Yields dicts: ``brain`` (batch, n_chans, n_times) float16; ``audio`` (batch, n_features, n_times) float16,
+    or (batch, n_features) float32 with ``audio_pooling='mean'``; ``subject``, ``day`` (batch,) long; ``tmin``
+    (batch,) float64 (window start in its block, s); ``key`` and ``block`` (batch,) numpy str arrays naming each
+    window (``<chunk key>/<window index in the chunk>``) and its block (one array rather than a list of strings,
+    which every collection walker on the way to the GPU would visit string by string). Same contract as
+    :func:`collate`.
+    """
+
+    def __init__(
+        self,
+        window_n: int,
+        n_chans: int,
+        subjects: dict[str, int],
+        batch_size: int,
+        bufsize: int,
+        seed: int,
+        epoch: SharedEpoch,
+        planner: EpochPlanner | None = None,
+        audio_pooling: str | None = None,
+        audio_step: int = 1,
+    ) -> None:
+        if audio_pooling not in (None, "mean"):
+            raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
+        self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
+        self.batch_size, self.bufsize, self.seed, self.epoch = batch_size, max(bufsize, 1), seed, epoch
+        self.planner, self.audio_pooling, self.audio_step = planner, audio_pooling, audio_step
+
+    def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
+        rank, world, worker, workers = rank_and_worker()
+        epoch = self.epoch.get_value()
+        rng = np.random.default_rng([self.seed, epoch, rank, worker])
+        sizes = None
+        if self.planner is not None:
+            sizes = iter(self.planner.plan(epoch, world, workers)["sizes"][(rank, worker)])
+        target = next(sizes, 0) if sizes is not None else self.batch_size
+        w, cap = self.window_n, self.bufsize
+        buf: dict | None = None
+        fill = 0
+        cycle, cycle_pos = np.arange(0), cap  # replacement order of the full buffer's slots
+        out: dict | None = None  # the batch being filled, straight from the buffer (one copy per window)
+        filled = 0
+
+        def emit(slots: np.ndarray) -> Iterator[dict]:
+            """Copy buffered windows ``slots`` into batches, yielding every completed batch."""
+            nonlocal out, filled, target
+            i = 0
+            while i < len(slots) and target:
+                if out is None:
+                    out = {name: np.empty((target, *arr.shape[1:]), arr.dtype) for name, arr in buf.items()}
+                n = min(len(slots) - i, target - filled)
+                for name, arr in buf.items():
+                    out[name][filled : filled + n] = arr[slots[i : i + n]]
+                filled, i = filled + n, i + n
+                if filled == target:
+                    yield _to_batch(out, filled)
+                    out, filled = None, 0
+                    target = next(sizes, 0) if sizes is not None else target
+
+        for sample in src:
+            brain, audio, meta = sample["brain"], sample["audio"], sample["meta"]
+            n = brain.shape[1]
+            if n < w:
+                continue
+            off, p = sample.get("offset"), self.audio_step
+            off = int(rng.integers(0, (min(w, n - w + 1) - 1) // p + 1)) * p if off is None else int(off)
+            lo, hi = sample.get("take") or (0, (n - off) // w)
+            hi = min(hi, (n - off) // w)
+            k = hi - lo
+            if k <= 0:
+                continue
+            a, b = off + lo * w, off + hi * w
+            frames = audio[:, a // p : b // p].reshape(audio.shape[0], k, w // p)
+            new = {
+                "brain": brain[:, a:b].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
+                "audio": _time_mean(frames).T if self.audio_pooling else frames.transpose(1, 0, 2),
+                "subject": self.subjects[meta["subject"]],  # scalars, broadcast into the buffer slots
+                "day": meta["day"],
+                "key": np.array([f"{sample['__key__']}/{i}" for i in range(lo, hi)], dtype=object),
+                "tmin": meta["tmin"] + (off + np.arange(lo, hi) * w) / float(meta["sfreq"]),
+                "block": meta["block"],
+            }
+            if buf is None:
+                buf = {
+                    "brain": np.zeros((cap, self.n_chans, w), brain.dtype),
+                    "audio": np.zeros((cap, *new["audio"].shape[1:]), new["audio"].dtype),
+                    "subject": np.zeros(cap, np.int64),
+                    "day": np.zeros(cap, np.int64),
+                    "key": np.empty(cap, dtype=object),
+                    "tmin": np.zeros(cap, np.float64),
+                    "block": np.empty(cap, dtype=object),
+                }
+            start = 0
+            while start < k:
+                if fill < cap:  # filling: append
+                    m = min(k - start, cap - fill)
+                    slots = np.arange(fill, fill + m)
+                    fill += m
+                else:  # full: each new window replaces (and emits) the buffered one in the next random slot
+                    m = min(k - start, cap)
+                    if cycle_pos + m > cap:  # a fresh permutation (slots within one draw stay distinct)
+                        cycle, cycle_pos = rng.permutation(cap), 0
+                    slots = cycle[cycle_pos : cycle_pos + m]
+                    cycle_pos += m
+                    yield from emit(slots)
+                for name, arr in buf.items():
+                    part = new[name] if np.ndim(new[name]) == 0 else new[name][start : start + m]
+                    if name == "brain" and part.shape[1] < self.n_chans:
+                        arr[slots] = 0
+                        arr[slots, : part.shape[1]] = part
+                    else:
+                        arr[slots] = part
+                start += m
+        if buf is not None and fill:
+            yield from emit(rng.permutation(fill))
+        if filled and sizes is not None:  # a plan's stream ran short (a corrupt shard): its last, smaller batch
+            yield _to_batch(out, filled)
+
+
+def _time_mean(frames: np.ndarray) -> np.ndarray:
+    """Mean over the last axis of a float16 array, in float32 (torch's CPU kernels: ~6x numpy's on float16)."""
+    with warnings.catch_warnings():  # a read-only view of the shard bytes: only read here
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(frames).mean(-1, dtype=torch.float32).numpy()
+
+
+def _to_batch(arrays: dict, n: int) -> dict:
+    """The first ``n`` rows of batch arrays as tensors (views, no copy when ``n`` is the full batch)."""
+    return {
+        "brain": torch.from_numpy(arrays["brain"][:n]),
+        "audio": torch.from_numpy(arrays["audio"][:n]),
+        "subject": torch.from_numpy(arrays["subject"][:n]),
+        "day": torch.from_numpy(arrays["day"][:n]),
+        "tmin": torch.from_numpy(arrays["tmin"][:n]),
+        "key": arrays["key"][:n].astype(str),
+        "block": arrays["block"][:n].astype(str),
+    }
+
+
+def identity(batch):
+    """DataLoader ``collate_fn`` for already-collated batches (skips torch's recursive ``default_convert``)."""
+    return batch
+
+
+def collate(windows: list[dict]) -> dict:
+    """Stack evaluation windows into a batch (the one batch contract, training and evaluation alike).
+
+    ``brain`` (batch, n_chans, n_times) and ``audio`` (batch, n_features, n_times), both float16 as stored in the
+    shards (half the host memory and host-to-device traffic; the model casts on its device); ``subject`` and
+    ``day`` (batch,) long; ``tmin`` (batch,) float64, the window's start (s) in its block; ``key`` and ``block``
+    (batch,) numpy str arrays (``<chunk key>/<window index>``, the recording block id). Training batches
+    (:class:`ShuffledWindowBatches`) carry the same keys."""
+    return {
+        "brain": torch.from_numpy(np.stack([w["brain"] for w in windows])),
+        "audio": torch.from_numpy(np.stack([w["audio"] for w in windows])),
+        "subject": torch.tensor([w["subject"] for w in windows], dtype=torch.long),
+        "day": torch.tensor([w["day"] for w in windows], dtype=torch.long),
+        "tmin": torch.tensor([w["tmin"] for w in windows], dtype=torch.float64),
+        "key": np.array([w["key"] for w in windows], dtype=str),
+        "block": np.array([w["block"] for w in windows], dtype=str),
+    }
