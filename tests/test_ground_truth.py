@@ -15,7 +15,10 @@ from ieegfm.simulate import simulate
 def packed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gt")
     tsv = simulate(
-        load_config("simulate", overrides=[f"out={tmp / 'data'}", "hours=0.15", "days=1", "block_minutes=3", "seed=1"])
+        load_config(
+            "simulate",
+            overrides=[f"out={tmp / 'data'}", "hours=0.15", "days=1", "block_minutes=3", "seed=1", "task_minutes=0"],
+        )
     )
     pack(
         load_config(

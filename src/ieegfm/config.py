@@ -64,6 +64,14 @@ class SimulateConfig:
         },
     )
     prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
+    task_minutes: float = field(
+        default=24.0,
+        metadata={
+            "help": "minutes of the task session (narrated speech heard in a quiet room, sentence events, "
+            "recordings_task.tsv); 0: none"
+        },
+    )
+    task_blocks: int = field(default=8, metadata={"help": "blocks the task session is cut into (split by block)"})
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -141,6 +149,13 @@ class PackConfig:
         metadata={"help": "IANA time zone of the recording site: day index and daytime (08-22 h) use its clock"},
     )
     seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
+    channels_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "shards of a pretraining pack: use its channels, montage, preprocessing and audio targets for "
+            "the same subjects (task data that a pretrained encoder applies to)"
+        },
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from ieegfm.errors import ConfigError
 from ieegfm.simulate import plan_blocks, simulate
 from ieegfm.simulate.stimulus import stimulus_features
 
-TINY = ["hours=0.1", "days=2", "block_minutes=3"]
+TINY = ["hours=0.1", "days=2", "block_minutes=3", "task_minutes=2", "task_blocks=2"]
 
 
 def _read_tsv(path: Path) -> list[dict[str, str]]:
@@ -156,7 +156,14 @@ def test_responsive_contacts_follow_the_audio(tiny):
 
 def test_same_seed_same_bytes(tmp_path):
     cfg = SimulateConfig(
-        out=str(tmp_path / "a"), hours=2 / 60, days=2, block_minutes=0.5, seed=3, n_shafts=2, contacts_per_shaft=4
+        out=str(tmp_path / "a"),
+        hours=2 / 60,
+        days=2,
+        block_minutes=0.5,
+        seed=3,
+        n_shafts=2,
+        contacts_per_shaft=4,
+        task_minutes=0,
     )
     tsv = simulate(cfg)  # a plain dataclass works too
     files = sorted(p for p in tsv.parent.rglob("*") if p.is_file())
@@ -167,6 +174,14 @@ def test_same_seed_same_bytes(tmp_path):
     other = simulate(SimulateConfig(**{**cfg.__dict__, "seed": 4, "out": str(tmp_path / "b")}))
     a_edf = next(p for p in files if p.suffix == ".edf")
     assert (other.parent / a_edf.relative_to(tsv.parent)).read_bytes() != first[a_edf]
+    # adding a task session leaves every ambient file as it was (its random streams are spawned after)
+    with_task = simulate(
+        SimulateConfig(**{**cfg.__dict__, "task_minutes": 0.5, "task_blocks": 1, "out": str(tmp_path / "c")})
+    )
+    for p in files:
+        if p.name != "truth.json":
+            assert (with_task.parent / p.relative_to(tsv.parent)).read_bytes() == first[p], p
+    assert (with_task.parent / "recordings_task.tsv").is_file()
 
 
 def test_default_schedule_has_day_and_night():
@@ -202,3 +217,28 @@ def test_prime_names(tmp_path):
 
     layout = make_layout(4, 3, prime_names=True)
     assert layout.ch_names[:7] == ["A1", "A2", "A3", "H1", "H2", "H3", "A'1"]
+
+
+def test_task_session_narrated_speech_with_sentence_events(tiny):
+    out = tiny.parent
+    rows = _read_tsv(out / "recordings_task.tsv")
+    assert [r["session"] for r in rows] == ["task", "task"] and list(rows[0])[-1] == "events"
+    truth = json.loads((out / "truth.json").read_text())
+    assert truth["task"]["narrator"]["name"] not in {v["name"] for v in truth["voices"]}  # another voice
+    ambient_end = max(
+        dt.datetime.fromisoformat(b["start_time"]) + dt.timedelta(seconds=b["duration_s"]) for b in truth["blocks"]
+    )
+    for r, block in zip(rows, truth["task"]["blocks"]):
+        assert block["speech_fraction"] >= 0.9, block  # continuous narration
+        assert dt.datetime.fromisoformat(r["start_time"]) > ambient_end
+        events = _read_tsv(out / r["events"])
+        assert list(events[0]) == ["onset", "duration", "trial_type", "value"]
+        assert {e["trial_type"] for e in events} == {"sentence"} and len(events) == block["n_sentences"] > 5
+        onsets = [float(e["onset"]) for e in events]
+        ends = [float(e["onset"]) + float(e["duration"]) for e in events]
+        assert all(a < b for a, b in zip(ends[:-1], onsets[1:])) and ends[-1] <= block["duration_s"]
+        words = _read_tsv(out / r["words"])
+        first_words = " ".join(w["word"] for w in words[:3])
+        assert events[0]["value"].startswith(first_words.split()[0])
+        raw = mne.io.read_raw_edf(out / r["ieeg"], verbose="error")
+        assert raw.ch_names == truth["channel_names"]  # same electrodes as the ambient session

@@ -3,7 +3,8 @@
 The table is tab-separated with the columns ``subject``, ``session``, ``ieeg``, ``audio``, ``start_time``
 (paths relative to the table; ``start_time`` the ISO 8601 wall-clock start of the audio, in UTC when no
 offset is given). Optional columns: ``channels`` (a BIDS ``channels.tsv``; by default the BIDS sibling
-``*_channels.tsv`` of the iEEG file is used when it exists) and ``words`` (a word-level transcript).
+``*_channels.tsv`` of the iEEG file is used when it exists), ``words`` (a word-level transcript) and ``events``
+(a BIDS ``events.tsv``, onsets in s from the iEEG start; packed with the windows, e.g. task sentences).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class Block:
         BIDS ``channels.tsv`` (types and good/bad status), if any.
     words : Path | None
         Word-level transcript (onset, duration, word), if any.
+    events : Path | None
+        BIDS ``events.tsv`` (onset, duration, trial_type, value), if any.
     row : int
         1-based data row in the table (for error messages).
     """
@@ -47,6 +50,7 @@ class Block:
     start_time: dt.datetime
     channels: Path | None = None
     words: Path | None = None
+    events: Path | None = None
     row: int = 0
 
     @property
@@ -137,6 +141,11 @@ def read_recordings(path: str | Path) -> list[Block]:
         elif ieeg.is_file():
             channels = _sibling_channels_tsv(ieeg)
         words = (root / r["words"].strip()).resolve() if (r.get("words") or "").strip() else None
+        events = None
+        if (r.get("events") or "").strip():
+            events = (root / r["events"].strip()).resolve()
+            if not events.is_file():
+                problems.append(f"{where}: events file {events} not found")
         if ieeg in seen:
             problems.append(f"{where}: ieeg file {ieeg} listed twice")
         seen.add(ieeg)
@@ -150,6 +159,7 @@ def read_recordings(path: str | Path) -> list[Block]:
                 start_time=start,
                 channels=channels,
                 words=words,
+                events=events,
                 row=i,
             )
         )

@@ -33,9 +33,11 @@ import ieegfm
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.features import build_extractor, targets_at
 from ieegfm.io.audio import audio_info
-from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, probe_std, read_header
+from ieegfm.io.events import Event, read_events_tsv
+from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
+from ieegfm.shards.channels import channels_from_pack, select_channels
 from ieegfm.shards.split import SPLITS, BlockSpan, assign_splits, guard_trims
 from ieegfm.shards.writer import ShardWriter, sha256
 
@@ -115,6 +117,7 @@ def pack(cfg) -> Path:
     ConfigError
         Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``, bad ``audio.pool_s``.
     """
+    reference = channels_from_pack(cfg)
     pcfg = cfg.preprocess
     tz = local_timezone(cfg.timezone)
     audio_pool_n(cfg.audio.pool_s, float(pcfg.sfreq), int(round(cfg.split.window_s * pcfg.sfreq)))  # fail early
@@ -127,6 +130,7 @@ def pack(cfg) -> Path:
 
     # 1. headers, alignment, sampling rates ----------------------------------------------------------------------
     headers: dict[str, IEEGHeader] = {}
+    events: dict[str, list[Event]] = {}
     align: dict[str, tuple[float, float, float]] = {}
     for b in tqdm(blocks, desc="headers", unit="block", leave=False):
         try:
@@ -138,6 +142,8 @@ def pack(cfg) -> Path:
                     f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad "
                     f"channels; found {h.ch_names[:8]}..."
                 )
+            if b.events is not None:
+                events[_block_id(b)] = read_events_tsv(b.events)
             headers[_block_id(b)] = h
         except InputError as err:
             _skip_or_raise(err, b, cfg.strict, skipped)
@@ -156,38 +162,8 @@ def pack(cfg) -> Path:
 
     # 2. channels per subject: good neural channels present in every block, minus flat ones -------------------
     subjects = sorted({b.subject for b in blocks})
-    picks: dict[str, list[str]] = {}
-    dropped: dict[str, dict[str, str]] = {}
-    for s in subjects:
-        own = [b for b in blocks if b.subject == s]
-        first = headers[_block_id(own[0])]
-        common = [c for c in first.neural if all(c in headers[_block_id(b)].neural for b in own)]
-        drop: dict[str, str] = {}
-        for b in own:
-            h = headers[_block_id(b)]
-            for c in h.ch_names:
-                if h.ch_types[c] not in ("seeg", "ecog", "dbs"):
-                    drop.setdefault(c, f"non-neural ({h.ch_types[c]})")
-                elif c in h.bads:
-                    drop.setdefault(c, f"bad: {h.bads[c]}")
-                elif c not in common:
-                    drop.setdefault(c, "missing from some blocks")
-            std = probe_std(open_raw(b.ieeg), common)
-            flat_thr = max(pcfg.flat_threshold, 1e-3 * float(np.median(std)))
-            for c, sd in zip(common, std):
-                if sd < flat_thr:
-                    drop.setdefault(c, f"flat (std {sd:.2e} V in {b.ieeg.name})")
-        picks[s] = [c for c in common if c not in drop]
-        dropped[s] = drop
-        if drop:
-            logger.info(
-                "subject %s: dropped %d channel(s): %s",
-                s,
-                len(drop),
-                ", ".join(f"{c} ({r})" for c, r in sorted(drop.items())),
-            )
-        if not picks[s]:
-            raise InputError(f"subject {s}: no good neural channel left ({len(drop)} dropped)")
+    per_subject = {s: [(b, headers[_block_id(b)]) for b in blocks if b.subject == s] for s in subjects}
+    picks, dropped = select_channels(per_subject, pcfg.flat_threshold, reference, cfg.channels_from)
 
     # 3. splits and guard gaps ----------------------------------------------------------------------------------
     spans = [
@@ -280,6 +256,7 @@ def pack(cfg) -> Path:
             audio = np.load(work / f"{bid}.audio.npy", mmap_mode="r")
             valid = np.load(work / f"{bid}.valid.npy")
             names[b.subject] = json.loads((work / f"{bid}.channels.json").read_text())
+            block_events = events.get(bid)
             for lo, hi in _chunks(valid, chunk_n, window_n):
                 hi = lo + (hi - lo) // pool_n * pool_n  # whole audio bins (window_n is a multiple of pool_n)
                 x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
@@ -305,6 +282,19 @@ def pack(cfg) -> Path:
                     "ch_names": names[b.subject],
                     "split": sp,
                 }
+                if block_events is not None:  # onsets in s from the iEEG start, the clock of tmin
+                    t_lo, t_hi = lo / sfreq_out, hi / sfreq_out
+                    meta["events"] = [
+                        {
+                            "id": i,
+                            "onset": e.onset,
+                            "duration": e.duration,
+                            "trial_type": e.trial_type,
+                            "value": e.value,
+                        }
+                        for i, e in enumerate(block_events)
+                        if e.onset < t_hi and e.onset + e.duration > t_lo
+                    ]
                 n_win = (hi - lo) // window_n
                 writer.write(
                     f"{bid}_{lo:09d}".replace(".", "_"),
@@ -367,9 +357,17 @@ def pack(cfg) -> Path:
             for b in blocks
         },
         "skipped": skipped,
+        "channels_from": reference["provenance"] if reference is not None else None,
         "config": OmegaConf.to_container(cfg),
         "audio": extractor.config(),
     }
+    if reference is not None:
+        for subj in names:
+            if names[subj] != reference["manifest"]["subjects"][subj]["ch_names"]:  # same picks + montage: same names
+                raise InputError(
+                    f"subject {subj}: channels after the montage {names[subj][:6]}... differ from those of "
+                    f"channels_from={cfg.channels_from}"
+                )
     _json_dump(manifest, out / "manifest.json")
     shutil.rmtree(work, ignore_errors=True)
     logger.info("packed %s: %s", out, ", ".join(f"{sp} {hours[sp]['hours']:.2f} h" for sp in SPLITS))

@@ -22,7 +22,10 @@ Output (under ``cfg.out``)
 --------------------------
 ``recordings.tsv`` (subject, session, ieeg, audio, start_time, words), ``truth.json`` and a BIDS-like tree
 ``sub-<subject>/ses-day<N>/{ieeg,audio}/sub-<subject>_ses-day<N>_run-<RR>_{ieeg.edf,channels.tsv,audio.wav,
-words.tsv}``.
+words.tsv}``. With ``task_minutes > 0`` also a task session (an audiobook heard in a quiet room, see
+:func:`ieegfm.simulate.scene.render_narration`): ``recordings_task.tsv`` (with an ``events`` column) and
+``sub-<subject>/ses-task/...task-listening_run-<RR>_{ieeg.edf,channels.tsv,events.tsv,audio.wav,words.tsv}``;
+BIDS ``events.tsv`` rows are sentences (onset, duration, trial_type=sentence, value=text).
 """
 
 from __future__ import annotations
@@ -193,7 +196,7 @@ def simulate(cfg: Any) -> Path:
     One block is held in memory at a time.
     """
     from ieegfm.simulate.brain import BrainModel, make_layout
-    from ieegfm.simulate.scene import DEFAULT_VOICES
+    from ieegfm.simulate.scene import DEFAULT_VOICES, NARRATOR
     from ieegfm.simulate.speech import Speaker
     from ieegfm.simulate.stimulus import feature_names
     from ieegfm.simulate.writer import write_recordings_tsv
@@ -259,6 +262,14 @@ def simulate(cfg: Any) -> Path:
 
     tsv_path = out / "recordings.tsv"
     write_recordings_tsv(tsv_path, rows)
+    task_plans = plan_task(blocks, float(_get(cfg, "task_minutes", 0.0)), int(_get(cfg, "task_blocks", 1)))
+    task_truth: list[dict] = []
+    if task_plans:  # spawned after the ambient children: the ambient files do not depend on the task session
+        task_rows, task_truth = _write_task(
+            out, subject, sfreq, audio_sfreq, task_plans, rng.spawn(len(task_plans)), layout, model, sentences,
+            blocks[0].start, n_mels,
+        )  # fmt: skip
+        write_recordings_tsv(out / "recordings_task.tsv", task_rows)
     truth = {
         "generator": "ieegfm.simulate",
         "seed": seed,
@@ -282,6 +293,14 @@ def simulate(cfg: Any) -> Path:
         "n_distinct_utterances": speaker.n_cached,
         "brain": model.truth(),
         "blocks": block_truth,
+        "task": {
+            "table": "recordings_task.tsv" if task_plans else None,
+            "description": "continuous narrated speech (an audiobook): one narrator voice, rate and pitch no ambient "
+            "speaker has, quiet clean room, sentences read in order; same subject, electrodes, response kernels "
+            "and gain drift (day of the last ambient block) as the ambient session",
+            "narrator": asdict(NARRATOR),
+            "blocks": task_truth,
+        },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
     logger.info("simulated %d blocks in %.1f s -> %s", len(blocks), time.perf_counter() - tic, tsv_path)
@@ -300,46 +319,51 @@ def _calibrate(model, speaker, sentences, audio_sfreq, speech_target, rng, n_mel
     return frame_rate
 
 
+def _write_block_files(out, subject, session, stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels):
+    """Render the sEEG of one block from its audio and write EDF, channels.tsv, WAV and words.tsv; the table row."""
+    from ieegfm.simulate.stimulus import stimulus_features
+    from ieegfm.simulate.writer import write_channels_tsv, write_edf, write_wav, write_words_tsv
+
+    ieeg_dir = out / f"sub-{subject}" / f"ses-{session}" / "ieeg"
+    audio_dir = out / f"sub-{subject}" / f"ses-{session}" / "audio"
+    ieeg_dir.mkdir(parents=True, exist_ok=True)
+    audio_dir.mkdir(parents=True, exist_ok=True)
+    feats, _ = stimulus_features(scene.audio, scene.sfreq, n_mels=n_mels)
+    n_times = int(round(plan.duration * sfreq))
+    data = model.render(feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1, rng=brain_rng)
+    write_edf(ieeg_dir / f"{stem}_ieeg.edf", data, layout.ch_names, layout.ch_types, sfreq, plan.start)
+    del data, feats
+    bad = {layout.ch_names[model.noisy]: "broadband noise (simulated high impedance)"}
+    write_channels_tsv(ieeg_dir / f"{stem}_channels.tsv", layout.ch_names, layout.ch_types, sfreq, bad)
+    write_wav(audio_dir / f"{stem}_audio.wav", scene.audio, int(scene.sfreq))
+    write_words_tsv(audio_dir / f"{stem}_words.tsv", scene.words)
+    rel, rel_audio = ieeg_dir.relative_to(out).as_posix(), audio_dir.relative_to(out).as_posix()
+    return {
+        "subject": subject,
+        "session": session,
+        "ieeg": f"{rel}/{stem}_ieeg.edf",
+        "audio": f"{rel_audio}/{stem}_audio.wav",
+        "start_time": plan.start.isoformat(),
+        "words": f"{rel_audio}/{stem}_words.tsv",
+    }
+
+
 def _write_blocks(
     out, subject, sfreq, audio_sfreq, blocks, block_rngs, layout, model, speaker, sentences, fraction, n_mels
 ) -> tuple[list[dict], list[dict]]:
     """Simulate and write every block, one at a time; return the table rows and the per-block truth."""
     from ieegfm.simulate.scene import render_block
-    from ieegfm.simulate.stimulus import stimulus_features
-    from ieegfm.simulate.writer import write_channels_tsv, write_edf, write_wav, write_words_tsv
 
     out.mkdir(parents=True, exist_ok=True)
-    bad = {layout.ch_names[model.noisy]: "broadband noise (simulated high impedance)"}
     rows, block_truth = [], []
     first = blocks[0].start
     for plan, block_rng in zip(blocks, block_rngs):
         audio_rng, brain_rng = block_rng.spawn(2)
         session = f"day{plan.day}"
         stem = f"sub-{subject}_ses-{session}_run-{plan.run:02d}"
-        ieeg_dir = out / f"sub-{subject}" / f"ses-{session}" / "ieeg"
-        audio_dir = out / f"sub-{subject}" / f"ses-{session}" / "audio"
-        ieeg_dir.mkdir(parents=True, exist_ok=True)
-        audio_dir.mkdir(parents=True, exist_ok=True)
         scene = render_block(plan.duration, audio_sfreq, audio_rng, speaker, sentences, fraction[plan.daytime])
-        feats, _ = stimulus_features(scene.audio, audio_sfreq, n_mels=n_mels)
-        n_times = int(round(plan.duration * sfreq))
-        data = model.render(feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1, rng=brain_rng)
-        write_edf(ieeg_dir / f"{stem}_ieeg.edf", data, layout.ch_names, layout.ch_types, sfreq, plan.start)
-        del data
-        write_channels_tsv(ieeg_dir / f"{stem}_channels.tsv", layout.ch_names, layout.ch_types, sfreq, bad)
-        write_wav(audio_dir / f"{stem}_audio.wav", scene.audio, audio_sfreq)
-        write_words_tsv(audio_dir / f"{stem}_words.tsv", scene.words)
-        rel = ieeg_dir.relative_to(out)
-        rel_audio = audio_dir.relative_to(out)
         rows.append(
-            {
-                "subject": subject,
-                "session": session,
-                "ieeg": f"{rel.as_posix()}/{stem}_ieeg.edf",
-                "audio": f"{rel_audio.as_posix()}/{stem}_audio.wav",
-                "start_time": plan.start.isoformat(),
-                "words": f"{rel_audio.as_posix()}/{stem}_words.tsv",
-            }
+            _write_block_files(out, subject, session, stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels)
         )
         counts: dict[str, float] = {}
         for seg in scene.segments:
@@ -366,8 +390,69 @@ def _write_blocks(
             "day" if plan.daytime else "night",
             scene.speech_fraction,
         )
-        del scene, feats
+        del scene
     return rows, block_truth
+
+
+def plan_task(ambient: list[BlockPlan], minutes: float, n_blocks: int) -> list[BlockPlan]:
+    """The task session's blocks: ``minutes`` cut into ``n_blocks`` equal blocks (whole seconds), starting one hour
+    after the last ambient block ends, on that block's recording day (same electrodes, same gain drift).
+
+    Raises
+    ------
+    ConfigError
+        Negative ``minutes``, or fewer than 1 block for a positive length, or blocks shorter than 30 s.
+    """
+    if minutes < 0:
+        raise ConfigError(f"task_minutes={minutes}: expected >= 0 (0: no task session)")
+    if minutes == 0:
+        return []
+    if int(n_blocks) < 1:
+        raise ConfigError(f"task_blocks={n_blocks}: expected at least 1")
+    length = int(round(minutes * 60.0 / int(n_blocks)))
+    if length < 30:
+        raise ConfigError(f"task_minutes={minutes}, task_blocks={n_blocks}: blocks of {length} s; expected >= 30 s")
+    last = ambient[-1]
+    t0 = last.start + dt.timedelta(seconds=last.duration + 3600)
+    return [
+        BlockPlan(day=last.day, run=r + 1, start=t0 + dt.timedelta(seconds=r * length), duration=float(length),
+                  daytime=DAY_START_HOUR <= (t0 + dt.timedelta(seconds=r * length)).hour < DAY_END_HOUR)
+        for r in range(int(n_blocks))
+    ]  # fmt: skip
+
+
+def _write_task(out, subject, sfreq, audio_sfreq, plans, rngs, layout, model, sentences, first, n_mels):
+    """Simulate the task session (narrated speech, sentence events); return the table rows and its truth."""
+    from ieegfm.simulate.scene import NARRATOR, render_narration
+    from ieegfm.simulate.speech import Speaker
+    from ieegfm.simulate.writer import write_events_tsv
+
+    rows, truth = [], []
+    k = 0
+    with Speaker([NARRATOR], audio_sfreq, isolated=True) as narrator:
+        for plan, block_rng in zip(plans, rngs):
+            audio_rng, brain_rng = block_rng.spawn(2)
+            stem = f"sub-{subject}_ses-task_task-listening_run-{plan.run:02d}"
+            scene, events, k = render_narration(plan.duration, audio_sfreq, audio_rng, narrator, sentences, k)
+            row = _write_block_files(
+                out, subject, "task", stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels
+            )
+            events_path = Path(row["ieeg"]).parent / f"{stem}_events.tsv"
+            write_events_tsv(out / events_path, events)
+            rows.append({**row, "events": events_path.as_posix()})
+            truth.append(
+                {
+                    "ieeg": row["ieeg"],
+                    "start_time": plan.start.isoformat(),
+                    "duration_s": plan.duration,
+                    "day_index": plan.day - 1,
+                    "speech_fraction": round(scene.speech_fraction, 5),
+                    "n_sentences": len(events),
+                    "n_words": len(scene.words),
+                }
+            )
+            logger.info("simulated %s (%.0f s, task, speech %.2f)", stem, plan.duration, scene.speech_fraction)
+    return rows, truth
 
 
 def _json_default(obj: Any) -> Any:

@@ -35,7 +35,7 @@ from scipy.signal import butter, chirp, lfilter, sosfilt
 
 from ieegfm.simulate.speech import Speaker, Voice
 
-__all__ = ["DEFAULT_VOICES", "Segment", "BlockAudio", "pink_noise", "render_block"]
+__all__ = ["DEFAULT_VOICES", "NARRATOR", "Segment", "BlockAudio", "pink_noise", "render_block", "render_narration"]
 
 #: The voices of the simulated room (eSpeak NG names with variants, rate in wpm, pitch, pitch range).
 DEFAULT_VOICES = [
@@ -48,6 +48,9 @@ DEFAULT_VOICES = [
     Voice("en-gb-scotland+m2", 150, 50, 50),
     Voice("en-us-nyc+f1", 190, 58, 55),
 ]
+
+#: The narrator of the task session (an audiobook): a voice, rate and pitch none of the room's speakers has.
+NARRATOR = Voice("en-gb-x-gbcwmd+m6", 140, 38, 35)
 
 _PINK_B = np.array([0.049922035, -0.095993537, 0.050612699, -0.004408786])
 _PINK_A = np.array([1.0, -2.494956002, 2.017265875, -0.522189400])
@@ -293,3 +296,70 @@ def render_block(
         segments=segments,
         speech_fraction=float(speech_time / duration),
     )
+
+
+def render_narration(
+    duration: float,
+    sfreq: float,
+    rng: np.random.Generator,
+    speaker: Speaker,
+    sentences: list[str],
+    first_sentence: int = 0,
+    gain: float = 0.6,
+    room_level: float = 0.0005,
+) -> tuple[BlockAudio, list[tuple[float, float, str]], int]:
+    """Simulate one block of the task session: continuous narrated speech, as when listening to an audiobook.
+
+    Sentences of the pool are read in order from ``first_sentence`` (wrapping around) by ``speaker.voices[0]``
+    with short pauses (0.08-0.25 s), over a quiet, clean room (no ambient sounds): at least 90 % speech. The block
+    may end mid-sentence (the last event is cut at the block end); the next block starts with the next sentence.
+
+    Parameters
+    ----------
+    duration : float
+        Block length (s).
+    sfreq : float
+        Audio sampling rate (Hz); must equal ``speaker.sfreq``.
+    rng : numpy.random.Generator
+        Pauses and the room noise.
+    speaker : Speaker
+        Its first voice reads (e.g. :data:`NARRATOR`).
+    sentences : list of str
+        The text, one sentence per item.
+    first_sentence : int
+        Index of the first sentence read.
+    gain : float
+        Level of the narration (full scale 1).
+    room_level : float
+        RMS of the pink room background.
+
+    Returns
+    -------
+    block : BlockAudio
+    events : list of (float, float, str)
+        One ``(onset, duration, text)`` per sentence read (s from the block start).
+    next_sentence : int
+        Index of the sentence the next block starts with.
+    """
+    n = int(round(duration * sfreq))
+    audio = (pink_noise(n, rng) * room_level).astype(np.float64)
+    words: list[tuple[float, float, str]] = []
+    events: list[tuple[float, float, str]] = []
+    segments: list[Segment] = []
+    t, k, speech_time = float(rng.uniform(0.1, 0.3)), int(first_sentence), 0.0
+    while t < duration - 0.05:
+        text = sentences[k % len(sentences)]
+        utt = speaker.say(text, 0)
+        i = int(round(t * sfreq))
+        seg = utt.audio[: n - i]  # the recording block may end mid-sentence, as the narration goes on
+        audio[i : i + seg.size] += gain * seg
+        length = seg.size / sfreq
+        words.extend((round(t + w0, 4), w1, w) for w0, w1, w in utt.words if t + w0 + w1 <= duration)
+        events.append((round(t, 4), round(length, 4), text))
+        segments.append(Segment("speech", round(t, 4), round(length, 4), {"sentence": k % len(sentences)}))
+        speech_time += length
+        t += utt.duration + float(rng.uniform(0.08, 0.25))
+        k += 1
+    np.clip(audio, -1.0, 1.0, out=audio)
+    block = BlockAudio(audio.astype(np.float32), float(sfreq), words, segments, float(speech_time / duration))
+    return block, events, k

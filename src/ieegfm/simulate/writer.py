@@ -83,9 +83,21 @@ def write_words_tsv(fname: Path, words: list[tuple[float, float, str]]) -> None:
             w.writerow([f"{onset:.4f}", f"{duration:.4f}", word])
 
 
+def write_events_tsv(fname: Path, events: list[tuple[float, float, str]], trial_type: str = "sentence") -> None:
+    """BIDS ``events.tsv``: ``onset``, ``duration`` (s from the recording start), ``trial_type``, ``value``."""
+    with open(fname, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["onset", "duration", "trial_type", "value"])
+        for onset, duration, text in events:
+            w.writerow([f"{onset:.4f}", f"{duration:.4f}", trial_type, text])
+
+
 def write_recordings_tsv(fname: Path, rows: list[dict[str, str]]) -> None:
-    """The recordings table: ``subject session ieeg audio start_time words`` (paths relative to its folder)."""
+    """The recordings table: ``subject session ieeg audio start_time words`` (paths relative to its folder), and
+    ``events`` when the rows have it."""
     cols = ["subject", "session", "ieeg", "audio", "start_time", "words"]
+    if rows and "events" in rows[0]:
+        cols.append("events")
     with open(fname, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, delimiter="\t", lineterminator="\n")
         w.writeheader()

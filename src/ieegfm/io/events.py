@@ -1,0 +1,73 @@
+"""BIDS ``events.tsv``: what happened when during a recording (here: the sentences of a listening task)."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from ieegfm.errors import InputError
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row of an ``events.tsv``.
+
+    Attributes
+    ----------
+    onset : float
+        Seconds from the start of the iEEG recording (BIDS convention).
+    duration : float
+        Seconds (>= 0).
+    trial_type : str
+        E.g. ``sentence``.
+    value : str
+        E.g. the sentence text.
+    """
+
+    onset: float
+    duration: float
+    trial_type: str
+    value: str
+
+
+def read_events_tsv(path: str | Path) -> list[Event]:
+    """Read a BIDS ``events.tsv`` (columns ``onset``, ``duration``; optional ``trial_type``, ``value``).
+
+    Parameters
+    ----------
+    path : str | Path
+
+    Returns
+    -------
+    events : list of Event
+        Sorted by onset.
+
+    Raises
+    ------
+    InputError
+        Missing file or columns, or a row whose onset/duration is not a finite number (``n/a`` duration is 0),
+        naming the file and row.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"events file {path} not found")
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, delimiter="\t")
+        cols = reader.fieldnames or []
+        if "onset" not in cols or "duration" not in cols:
+            raise InputError(f"{path}: expected a BIDS events.tsv with 'onset' and 'duration' columns, found {cols}")
+        events = []
+        for i, r in enumerate(reader, start=1):
+            try:
+                onset = float(r["onset"])
+                duration = 0.0 if (r["duration"] or "").strip() in ("", "n/a") else float(r["duration"])
+            except (TypeError, ValueError):
+                raise InputError(
+                    f"{path}, row {i}: onset {r['onset']!r} / duration {r['duration']!r} are not numbers (s)"
+                ) from None
+            if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
+                raise InputError(f"{path}, row {i}: expected a finite onset and a duration >= 0 (s)")
+            events.append(Event(onset, duration, (r.get("trial_type") or "").strip(), (r.get("value") or "").strip()))
+    return sorted(events, key=lambda e: e.onset)
