@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,demo} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -20,7 +20,10 @@ COMMANDS = {
     "simulate": "write the built-in simulated dataset (EDF + WAV + TSV + truth.json)",
     "pack": "recordings table -> preprocessed WebDataset shards",
     "pretrain": "contrastive pretraining of the brain encoder",
-    "evaluate": "test-split retrieval metrics with a shuffled-pairs control",
+    "evaluate": "retrieval metrics of a pretraining or finetuning checkpoint, with its controls",
+    "finetune": "attach a head to a pretrained encoder and train it on a patient's task data",
+    "compare": "zero-shot vs task-only vs pretrained + finetuned, with paired tests (the paper's comparison)",
+    "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
 }
 
 
@@ -51,7 +54,36 @@ def run_evaluate(cfg) -> None:
     print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
 
 
-RUNNERS = {"simulate": run_simulate, "pack": run_pack, "pretrain": run_pretrain, "evaluate": run_evaluate}
+def run_finetune(cfg) -> None:
+    from ieegfm.finetune.run import finetune
+
+    out = finetune(cfg)
+    print((out / "card.md").read_text() if (out / "card.md").is_file() else out)
+
+
+def run_compare(cfg) -> None:
+    from ieegfm.finetune.compare import compare, comparison_markdown
+
+    print(comparison_markdown(compare(cfg)))
+    print(f"{cfg.out}/comparison.json")
+
+
+def run_cards(cfg) -> None:
+    from ieegfm.finetune.cards import cards_table, list_cards
+
+    cards = list_cards(cfg.runs_dir)
+    print(cards_table(cards) if cards else f"no card.json under {cfg.runs_dir}")
+
+
+RUNNERS = {
+    "simulate": run_simulate,
+    "pack": run_pack,
+    "pretrain": run_pretrain,
+    "evaluate": run_evaluate,
+    "finetune": run_finetune,
+    "compare": run_compare,
+    "cards": run_cards,
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        if args.command in ("pretrain", "evaluate"):
+        if args.command in ("pretrain", "evaluate", "finetune", "compare"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
         warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    overrides = list(args.overrides)
+    if args.command == "cards" and overrides and "=" not in overrides[0]:  # ieegfm cards RUNS_DIR
+        overrides[0] = f"runs_dir={overrides[0]}"
     try:
-        cfg = load_config(args.command, args.config, args.overrides)
+        cfg = load_config(args.command, args.config, overrides)
         RUNNERS[args.command](cfg)
     except IeegfmError as err:
         print(f"ieegfm {args.command}: error: {err}", file=sys.stderr)

@@ -259,6 +259,11 @@ def match_channels(
     return rows
 
 
+def encoder_config_for(contract: CheckpointContract, manifest: dict) -> dict:
+    """The checkpoint's encoder config laid out for a shard set (its ``n_chans_max`` and subject count)."""
+    return {**contract.encoder, "n_chans": int(manifest["n_chans_max"]), "n_subjects": len(manifest["subjects"])}
+
+
 def encoder_for_shards(
     contract: CheckpointContract,
     weights: dict[str, torch.Tensor] | None,
@@ -311,7 +316,7 @@ def encoder_for_shards(
     if window_n is not None and int(window_n) != int(cfg["n_times"]):
         raise InputError(f"{where}: windows of {window_n} samples, the checkpoint's encoder takes {cfg['n_times']}")
     rows = match_channels(contract, manifest, where, channels)
-    cfg.update(n_chans=int(manifest["n_chans_max"]), n_subjects=len(manifest["subjects"]))
+    cfg = encoder_config_for(contract, manifest)
     encoder = build_encoder(**cfg)
     if weights is None:
         return encoder

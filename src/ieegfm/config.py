@@ -262,11 +262,108 @@ class EvaluateConfig:
     )
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# finetune, compare, cards
+
+
+@dataclass
+class FinetuneDataConfig:
+    batch_size: int = field(default=64, metadata={"help": "windows per batch per process"})
+    num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process"})
+    shuffle_buffer: int = field(default=1000, metadata={"help": "window shuffle buffer (train)"})
+
+
+@dataclass
+class HeadConfig:
+    dropout: float = field(default=0.1, metadata={"help": "dropout on the encoder features before the head"})
+
+
+@dataclass
+class FinetuneOptimConfig:
+    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the head (and logit scale)"})
+    encoder_lr_scale: float = field(
+        default=0.1, metadata={"help": "encoder learning rate = lr x this (freeze=none); lower than the head's"}
+    )
+    weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (the ridge penalty too)"})
+    warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps, then cosine decay"})
+
+
+@dataclass
+class FinetuneTrainerConfig:
+    max_steps: int = field(default=300, metadata={"help": "optimizer steps at most (early stopping may end sooner)"})
+    val_check_interval: int = field(default=20, metadata={"help": "validate every N steps"})
+    patience: int = field(
+        default=4, metadata={"help": "early stopping: validations without a better val mean relative rank"}
+    )
+    devices: Any = field(default=1, metadata={"help": "processes/GPUs per node"})
+    accelerator: str = field(default="auto", metadata={"help": "cpu | gpu | auto"})
+    strategy: str = field(default="auto", metadata={"help": "auto | ddp | ..."})
+    precision: str = field(default="32-true", metadata={"help": "32-true | bf16-mixed (GPU)"})
+    log_every_n_steps: int = field(default=10, metadata={"help": "logging interval (steps)"})
+    enable_progress_bar: bool = field(default=True, metadata={"help": "show the progress bar"})
+
+
+@dataclass
+class FinetuneCommon:
+    """Keys shared by ``ieegfm finetune`` and ``ieegfm compare``."""
+
+    ckpt: str = MISSING
+    shards: str = MISSING
+    head: str = field(default="linear", metadata={"help": "finetune head (registry: ieegfm.heads.HEADS)"})
+    objective: str = field(
+        default="clip",
+        metadata={"help": "clip (contrastive to the task audio targets, the paper) | regression (MSE, ridge-style)"},
+    )
+    channels: str = field(
+        default="exact", metadata={"help": "exact | intersect (zero-fill channels the task shards lack)"}
+    )
+    task: str | None = field(default=None, metadata={"help": "task label of the run layout; default: shards folder"})
+    data: FinetuneDataConfig = field(default_factory=FinetuneDataConfig)
+    head_options: HeadConfig = field(default_factory=HeadConfig)
+    optim: FinetuneOptimConfig = field(default_factory=FinetuneOptimConfig)
+    trainer: FinetuneTrainerConfig = field(default_factory=FinetuneTrainerConfig)
+
+
+@dataclass
+class FinetuneConfig(FinetuneCommon):
+    """``ieegfm finetune``: attach a head to a pretrained encoder and train it on a patient's task data."""
+
+    out: str | None = field(
+        default=None, metadata={"help": "run folder; default runs_dir/<subject>/<task>/<head>/<init>-<freeze>-seed<N>"}
+    )
+    runs_dir: str = field(default="runs", metadata={"help": "root of the per-patient run layout (out unset)"})
+    init: str = field(default="pretrained", metadata={"help": "pretrained | scratch (same architecture, task only)"})
+    freeze: str = field(default="encoder", metadata={"help": "encoder (linear probe) | none (full finetune)"})
+    seed: int = field(default=0, metadata={"help": "seed (head and scratch weights, shuffles)"})
+
+
+@dataclass
+class CompareConfig(FinetuneCommon):
+    """``ieegfm compare``: zero-shot vs task-only vs pretrained + finetuned, per patient, with paired tests."""
+
+    out: str = field(default="runs/compare", metadata={"help": "folder: comparison.json/.md/.png and runs/"})
+    seeds: int = field(default=3, metadata={"help": "seeds per trained condition (0, 1, ...)"})
+    conditions: list[str] = field(
+        default_factory=lambda: ["zero_shot", "task_only", "finetuned_frozen", "finetuned_full"],
+        metadata={"help": "rows to run (zero_shot | task_only | finetuned_frozen | finetuned_full)"},
+    )
+
+
+@dataclass
+class CardsConfig:
+    """``ieegfm cards [RUNS_DIR]``: the model cards under a folder, newest first."""
+
+    runs_dir: str = field(default="runs", metadata={"help": "folder searched for card.json files"})
+
+
 SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
     "pack": PackConfig,
     "pretrain": PretrainConfig,
     "evaluate": EvaluateConfig,
+    "finetune": FinetuneConfig,
+    "compare": CompareConfig,
+    "cards": CardsConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -277,6 +374,13 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "loss.name": ("clip",),
     },
     "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
+    "finetune": {
+        "objective": ("clip", "regression"),
+        "channels": ("exact", "intersect"),
+        "init": ("pretrained", "scratch"),
+        "freeze": ("encoder", "none"),
+    },
+    "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect")},
 }
 
 

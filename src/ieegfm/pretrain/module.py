@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from functools import partial
 
 import lightning as L
 import numpy as np
@@ -14,6 +15,14 @@ from torch import nn
 from ieegfm.checkpoint import CONTRACT_KEY
 from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` steps."""
+    if step < warmup:
+        return (step + 1) / max(warmup, 1)
+    progress = (step - warmup) / max(total - warmup, 1)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
 class ContrastivePretraining(L.LightningModule):
@@ -151,11 +160,7 @@ class ContrastivePretraining(L.LightningModule):
             [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=hp.lr
         )
 
-        def schedule(step: int) -> float:
-            if step < hp.warmup_steps:
-                return (step + 1) / max(hp.warmup_steps, 1)
-            progress = (step - hp.warmup_steps) / max(hp.max_steps - hp.warmup_steps, 1)
-            return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, partial(warmup_cosine, warmup=hp.warmup_steps, total=hp.max_steps)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

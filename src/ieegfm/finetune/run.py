@@ -1,0 +1,263 @@
+"""``ieegfm finetune``: a head on a pretrained (or freshly initialised) encoder, trained on a patient's task data.
+
+The run folder keeps what a lab needs for years: ``model.ckpt`` (weights and the checkpoint contract, loadable with
+``weights_only=True``), ``config.yaml`` (resolved), ``metrics.json`` (validation and test metrics with controls,
+per-window test ranks), ``card.json`` + ``card.md``, ``checkpoints/`` and TensorBoard logs.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import OmegaConf
+
+from ieegfm.checkpoint import (
+    CONTRACT_KEY,
+    CheckpointContract,
+    encoder_config_for,
+    encoder_for_shards,
+    load_checkpoint,
+    model_for_shards,
+    module_weights,
+    sha256_file,
+    shards_provenance,
+    subjects_of,
+)
+from ieegfm.data import ShardDataModule, read_manifest
+from ieegfm.errors import ConfigError, InputError
+from ieegfm.evaluation.evaluate import embed_split
+from ieegfm.evaluation.retrieval import retrieval_metrics
+from ieegfm.evaluation.stats import paired_wilcoxon
+from ieegfm.finetune.cards import write_card
+from ieegfm.finetune.module import Finetuning
+from ieegfm.heads import HEADS, build_head
+from ieegfm.losses import build_loss
+
+logger = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def task_label(cfg) -> str:
+    """The task name of the run layout: ``cfg.task``, else the task shards' folder name."""
+    return str(cfg.task or Path(str(cfg.shards)).resolve().name)
+
+
+def run_folder(cfg, manifest: dict) -> Path:
+    """``cfg.out``, else ``runs_dir/<subject>/<task>/<head>/<init>-<freeze>-seed<N>`` (subjects joined by ``+``)."""
+    if cfg.out:
+        return Path(cfg.out)
+    subject = "+".join(sorted(manifest["subjects"]))
+    name = f"{cfg.init}-{cfg.freeze}-seed{cfg.seed}"
+    return Path(cfg.runs_dir) / subject / task_label(cfg) / cfg.head / name
+
+
+def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> ShardDataModule:
+    """The task shards' data module, checked to have windows in every split.
+
+    Raises
+    ------
+    InputError
+        A split without windows (names it: finetuning needs train, val for selection and test for reporting).
+    """
+    dm = ShardDataModule(
+        cfg.shards,
+        batch_size=cfg.data.batch_size,
+        window_s=window_s,
+        num_workers=cfg.data.num_workers,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        seed=cfg.seed,
+        pin_memory=torch.cuda.is_available(),
+        audio_pooling="mean" if pooling == "mean" else None,
+    )
+    dm.check_pooling(pooling)
+    empty = [sp for sp in SPLITS if dm.n_windows(sp) == 0]
+    if empty:
+        raise InputError(
+            f"shards={cfg.shards}: the task's {', '.join(empty)} split(s) have no windows; finetuning needs train, "
+            "val (early stopping) and test (reporting): pack the task with more blocks or other split.val/split.test"
+        )
+    return dm
+
+
+def finetune(cfg) -> Path:
+    """Finetune a head (and optionally the encoder) on task shards; select on val, report on test.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.FinetuneConfig`.
+
+    Returns
+    -------
+    run : Path
+        The run folder (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unknown head.
+    InputError
+        Checkpoint missing, unsafe or not ieegfm's; task shards whose subjects or channels do not match it (see
+        :func:`ieegfm.checkpoint.encoder_for_shards`); an empty task split.
+
+    References
+    ----------
+    arXiv 2512.15830: pretrained on ambient audio, finetuned per patient on an audiobook-listening task.
+    """
+    if cfg.head not in HEADS:
+        raise ConfigError(f"head={cfg.head!r}: expected one of {sorted(HEADS)}")
+    tic = time.perf_counter()
+    manifest = read_manifest(cfg.shards)
+    state, pretrained = load_checkpoint(cfg.ckpt)
+    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
+    enc = pretrained.encoder
+    dm = task_datamodule(cfg, manifest, enc["n_times"] / enc["sfreq"], enc["pooling"])
+    out = run_folder(cfg, manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
+    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, dm.window_n)
+    head_cfg = {
+        "name": cfg.head,
+        "n_hidden": encoder.n_hidden,
+        "n_features": encoder.n_features,
+        "pooling": encoder.pooling,
+        **OmegaConf.to_container(cfg.head_options),
+    }
+    try:
+        head = build_head(**head_cfg)
+    except ValueError as err:
+        raise ConfigError(f"head={cfg.head}: {err}") from None
+    contract = CheckpointContract(
+        kind="finetune",
+        encoder=encoder_config_for(pretrained, manifest),
+        subjects=subjects_of(manifest),
+        data=shards_provenance(cfg.shards, manifest),
+        head=head_cfg,
+        pretrained={
+            "path": str(cfg.ckpt),
+            "sha256": sha256_file(cfg.ckpt),
+            "kind": pretrained.kind,
+            "data": pretrained.data,
+            "used": cfg.init == "pretrained",  # scratch: only its architecture and channel layout were used
+        },
+        training={
+            "init": cfg.init,
+            "freeze": cfg.freeze,
+            "objective": cfg.objective,
+            "seed": cfg.seed,
+            "task": task_label(cfg),
+            "channels": cfg.channels,
+        },
+    ).to_dict()
+    module = Finetuning(
+        encoder,
+        head,
+        build_loss("clip"),
+        objective=cfg.objective,
+        freeze=cfg.freeze,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.trainer.max_steps,
+        contract=contract,
+    )
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    t = cfg.trainer
+    monitor = "val/mean_relative_rank"
+    best = ModelCheckpoint(
+        dirpath=out / "checkpoints",
+        filename="best-step{step}",
+        auto_insert_metric_name=False,
+        monitor=monitor,
+        mode="min",
+        save_top_k=1,
+    )
+    stop = EarlyStopping(monitor=monitor, mode="min", patience=t.patience, check_on_train_epoch_end=False)
+    trainer = L.Trainer(
+        max_steps=t.max_steps,
+        devices=t.devices,
+        accelerator=t.accelerator,
+        strategy=t.strategy,
+        precision=t.precision,
+        default_root_dir=str(out),
+        logger=TensorBoardLogger(str(out), name="tb", version=""),
+        callbacks=[best, stop],
+        val_check_interval=min(t.val_check_interval, t.max_steps),
+        check_val_every_n_epoch=None,
+        log_every_n_steps=t.log_every_n_steps,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        enable_progress_bar=t.enable_progress_bar,
+    )
+    fit_tic = time.perf_counter()
+    trainer.fit(module, datamodule=dm)
+    fit_s = time.perf_counter() - fit_tic
+    if not trainer.is_global_zero:
+        return out
+    if best.best_model_path:  # the selected (best validation rank) weights
+        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
+    slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
+    torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
+    metrics = test_metrics(out / "model.ckpt", cfg.shards, manifest, cfg.channels, seed=cfg.seed)
+    metrics.update(
+        {
+            "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
+            "global_step": trainer.global_step,
+            "stopped_early": bool(stop.stopped_epoch) or trainer.global_step < t.max_steps,
+            "fit_s": fit_s,
+            "s_per_step": fit_s / max(trainer.global_step, 1),
+            "train_windows": dm.n_windows("train"),
+            "wall_s": time.perf_counter() - tic,
+        }
+    )
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    write_card(out, contract, metrics, cfg)
+    logger.info(
+        "finetuned %s: test mean relative rank %.3f (within-block %.3f, shuffled %.3f, %d candidates), %d steps",
+        out,
+        metrics["test"]["mean_relative_rank"],
+        metrics["test"]["within_block_mean_relative_rank"] or float("nan"),
+        metrics["test"]["shuffled_mean_relative_rank"],
+        metrics["test"]["n_candidates"],
+        trainer.global_step,
+    )
+    return out
+
+
+def test_metrics(ckpt: Path, shards, manifest: dict, channels: str = "exact", seed: int = 0) -> dict:
+    """Test-split retrieval metrics of a checkpoint with its controls and per-window ranks.
+
+    Returns
+    -------
+    metrics : dict
+        ``test``: :func:`~ieegfm.evaluation.retrieval.retrieval_metrics` summary, with ``p_value_vs_chance``
+        (Wilcoxon signed-rank of the per-window relative ranks against 0.5, one-sided); ``per_window``: ``key``,
+        ``block``, ``subject``, ``relative_rank``, ``within_block_relative_rank`` (test windows in shard order).
+    """
+    model, contract = model_for_shards(ckpt, manifest, shards, channels)
+    enc = contract.encoder
+    dm = ShardDataModule(shards, batch_size=256, window_s=enc["n_times"] / enc["sfreq"])
+    emb = embed_split(model, dm, "test")
+    m = retrieval_metrics(emb["brain"], emb["audio"], seed=seed, blocks=emb["block"])
+    per_window = {
+        "key": emb["key"].tolist(),
+        "block": emb["block"].tolist(),
+        "subject": emb["subject"].tolist(),
+        "relative_rank": m.pop("relative_ranks"),
+        "within_block_relative_rank": m.pop("within_block_relative_ranks"),
+    }
+    ranks = np.asarray(per_window["relative_rank"])
+    m["p_value_vs_chance"] = paired_wilcoxon(ranks, np.full_like(ranks, 0.5))["p_value"]
+    return {"test": m, "per_window": per_window}
