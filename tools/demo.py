@@ -1,8 +1,10 @@
-"""The README demo: simulate -> pack -> pretrain (3 models) -> evaluate, on this machine's CPU.
+"""The README demo: simulate -> pack -> pretrain (3 models) -> evaluate -> finetune comparison, on this CPU.
 
 Prints the test-split mean relative rank of the conv-attention encoder (both poolings) and of the linear
-baseline, each with its shuffled-pairs control, and writes ``<out>/summary.md`` and ``<out>/summary.json``.
-Each step is the same function the CLI runs (``ieegfm simulate/pack/pretrain/evaluate``) with the same configs.
+baseline, each with its shuffled-pairs control, then packs the simulated task session on the pretraining channels
+and runs the paper's comparison (zero-shot / task-only / pretrained + finetuned, frozen and full, 3 seeds) with the
+conv-attention/mean checkpoint. Writes ``<out>/summary.md`` and ``<out>/summary.json``. Each step is the same
+function the CLI runs (``ieegfm simulate/pack/pretrain/evaluate/compare``) with the same configs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hours", type=float, default=4.0, help="simulated hours (over 2 days)")
     p.add_argument("--max-steps", type=int, default=400, help="pretraining steps per model")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--task-minutes", type=float, default=24.0, help="simulated task session (min; 0: no comparison)")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per trained row of the comparison")
+    p.add_argument("--finetune-steps", type=int, default=200, help="finetuning steps at most (early stopping)")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     out = Path(args.out)
     from ieegfm.evaluation.evaluate import evaluate, summary_table
+    from ieegfm.finetune.compare import compare, comparison_markdown
     from ieegfm.pretrain.run import pretrain
     from ieegfm.shards.pack import pack
     from ieegfm.simulate import simulate
@@ -51,7 +57,14 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         tsv = simulate(
             load_config(
-                "simulate", overrides=[f"out={out / 'data'}", f"hours={args.hours}", "days=2", f"seed={args.seed}"]
+                "simulate",
+                overrides=[
+                    f"out={out / 'data'}",
+                    f"hours={args.hours}",
+                    "days=2",
+                    f"seed={args.seed}",
+                    f"task_minutes={args.task_minutes}",
+                ],
             )
         )
         timings["simulate"] = time.perf_counter() - t
@@ -91,6 +104,39 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             )
+        comparison = None
+        if args.task_minutes > 0:  # the paper's comparison on the task session, from the conv-attention/mean model
+            t = time.perf_counter()
+            task = out / "task_shards"
+            pack(
+                load_config(
+                    "pack",
+                    overrides=[
+                        f"recordings={tsv.parent / 'recordings_task.tsv'}",
+                        f"out={task}",
+                        f"channels_from={out / 'shards'}",
+                        "split.val=0.25",
+                        "split.test=0.25",
+                    ],
+                )
+            )
+            timings["pack task"] = time.perf_counter() - t
+            t = time.perf_counter()
+            comparison = compare(
+                load_config(
+                    "compare",
+                    overrides=[
+                        f"ckpt={out / 'runs' / 'conv_attention-mean' / 'checkpoints' / 'last.ckpt'}",
+                        f"shards={task}",
+                        f"out={out / 'compare'}",
+                        f"seeds={args.seeds}",
+                        f"trainer.max_steps={args.finetune_steps}",
+                        "trainer.accelerator=cpu",
+                        "trainer.enable_progress_bar=false",
+                    ],
+                )
+            )
+            timings["compare"] = time.perf_counter() - t
     except IeegfmError as err:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
@@ -103,8 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         + ", ".join(f"{k} {v:.0f}" for k, v in timings.items())
         + f"; total {sum(timings.values()):.0f}\n"
     )
+    if comparison is not None:
+        text += "\n## Finetuning comparison (task session, conv_attention/mean checkpoint)\n\n" + comparison_markdown(
+            comparison
+        )
     (out / "summary.md").write_text(text)
-    (out / "summary.json").write_text(json.dumps({"rows": rows, "timings_s": timings, "hours": hours}, indent=1))
+    (out / "summary.json").write_text(
+        json.dumps({"rows": rows, "comparison": comparison, "timings_s": timings, "hours": hours}, indent=1)
+    )
     print("\n" + text)
     return 0
 

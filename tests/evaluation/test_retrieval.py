@@ -44,3 +44,21 @@ def test_errors():
         retrieval_ranks(torch.zeros(3, 2), torch.zeros(3, 4))
     with pytest.raises(ValueError, match="at least 2"):
         retrieval_ranks(torch.zeros(1, 2), torch.zeros(1, 2))
+
+
+def test_within_block_rank_removes_the_block_identity_shortcut():
+    """Embeddings that only tell blocks apart win globally but sit at chance within a block."""
+    g = torch.Generator().manual_seed(0)
+    n_blocks, per = 4, 60
+    block_code = torch.randn(n_blocks, 8, generator=g) * 3
+    blocks = np.repeat([f"b{i}" for i in range(n_blocks)], per)
+    idx = torch.arange(n_blocks).repeat_interleave(per)
+    audio = block_code[idx] + torch.randn(n_blocks * per, 8, generator=g)
+    brain = block_code[idx] + torch.randn(n_blocks * per, 8, generator=g)  # no window-level information
+    m = retrieval_metrics(brain, audio, blocks=blocks)
+    assert m["mean_relative_rank"] < 0.4  # the shortcut
+    assert abs(m["within_block_mean_relative_rank"] - 0.5) < 0.05
+    assert m["within_block_n_candidates"] == per and m["n_blocks"] == n_blocks
+    good = retrieval_metrics(audio + 0.3 * torch.randn(audio.shape, generator=g), audio, blocks=blocks)
+    assert good["within_block_mean_relative_rank"] < 0.1
+    assert retrieval_metrics(brain, audio)["within_block_mean_relative_rank"] is None

@@ -83,11 +83,11 @@ class Finetuning(L.LightningModule):
             self.encoder.requires_grad_(False)
         self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
 
-    def train(self, mode: bool = True):
-        super().train(mode)
-        if self.hparams.freeze == "encoder":
-            self.encoder.eval()  # frozen: BatchNorm statistics and dropout as in pretraining
-        return self
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        # frozen: BatchNorm statistics and dropout as in pretraining (Lightning puts every submodule back in
+        # training mode after each validation, so this is checked per batch; a flag test, no cost)
+        if self.hparams.freeze == "encoder" and self.encoder.training:
+            self.encoder.eval()
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """(batch, n_chans, n_times) iEEG and (batch,) subject indices -> the head's output."""

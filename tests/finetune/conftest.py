@@ -1,0 +1,25 @@
+"""A small simulated patient: ambient pretraining shards, a pretrained checkpoint and task shards on its channels."""
+
+import pytest
+import torch
+
+from ieegfm.__main__ import main
+from ieegfm.config import load_config
+from ieegfm.simulate import simulate
+
+TINY_MODEL = ["model.hidden=32", "model.depth=2", "model.projected_chans=16"]
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="package")
+def patient(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("patient")
+    over = ["hours=0.5", "days=1", "block_minutes=5", "task_minutes=8", "task_blocks=4", "seed=0"]
+    simulate(load_config("simulate", overrides=[f"out={root / 'sim'}", *over]))
+    assert main(["pack", f"recordings={root / 'sim' / 'recordings.tsv'}", f"out={root / 'amb'}"]) == 0
+    pretrain = [f"shards={root / 'amb'}", f"out={root / 'pre'}", "trainer.max_steps=200", "data.batch_size=32"]
+    assert main(["pretrain", *pretrain, "optim.lr=2e-3", "trainer.val_check_interval=100", *TINY_MODEL, *FAST]) == 0
+    task = ["pack", f"recordings={root / 'sim' / 'recordings_task.tsv'}", f"out={root / 'task'}"]
+    assert main([*task, f"channels_from={root / 'amb'}", "split.val=0.25", "split.test=0.25"]) == 0
+    return {"root": root, "ckpt": root / "pre" / "checkpoints" / "last.ckpt", "task": root / "task"}
