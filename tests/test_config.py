@@ -1,20 +1,51 @@
-from pathlib import Path
+import dataclasses
+import inspect
 
 import pytest
 from omegaconf import OmegaConf
 
 from ieegfm.__main__ import main
-from ieegfm.config import SCHEMAS, describe, load_config
+from ieegfm.config import CHOICES, OPTION_GROUPS, SCHEMAS, ModelConfig, describe, load_config
 from ieegfm.errors import ConfigError
-
-CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 @pytest.mark.parametrize("command", sorted(SCHEMAS))
-def test_every_yaml_loads_against_its_schema_and_equals_defaults(command):
-    path = CONFIGS / f"{command}.yaml"
-    merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), OmegaConf.load(path))
+def test_print_config_round_trips_to_the_defaults(command, capsys, tmp_path):
+    """The dataclasses are the single source of defaults; --print-config writes a file --config reads back."""
+    assert main([command, "--print-config"]) == 0
+    text = capsys.readouterr().out
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    merged = OmegaConf.merge(OmegaConf.structured(SCHEMAS[command]), OmegaConf.load(f))
     assert OmegaConf.to_yaml(merged) == OmegaConf.to_yaml(OmegaConf.structured(SCHEMAS[command]))
+
+
+def test_option_groups_mirror_the_registries():
+    """Every registered encoder and loss is selectable, and its config keys are the ones its constructor takes."""
+    from ieegfm.losses import LOSSES
+    from ieegfm.models import ENCODERS
+
+    groups = OPTION_GROUPS["pretrain"]
+    assert set(CHOICES["pretrain"]["model.encoder"]) == set(groups["model.encoder"]) == set(ENCODERS)
+    assert set(CHOICES["pretrain"]["loss.name"]) == set(groups["loss.name"]) == set(LOSSES)
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "pooling"}
+    for name, cls in ENCODERS.items():
+        takes = set(inspect.signature(cls.__init__).parameters)
+        assert set(groups["model.encoder"][name]) == model_keys & takes, name
+    renamed = {"learnable_scale": "learnable"}
+    for name, cls in LOSSES.items():
+        takes = set(inspect.signature(cls.__init__).parameters)
+        assert {renamed.get(k, k) for k in groups["loss.name"][name]} <= takes, name
+
+
+def test_a_key_of_another_component_is_an_error():
+    with pytest.raises(ConfigError, match=r"model.depth=4 does not apply to model.encoder=linear"):
+        load_config("pretrain", overrides=["shards=x", "model.encoder=linear", "model.depth=4"])
+    with pytest.raises(ConfigError, match=r"loss.init_logit_bias=-5.0 does not apply to loss.name=clip"):
+        load_config("pretrain", overrides=["shards=x", "loss.init_logit_bias=-5"])
+    cfg = load_config("pretrain", overrides=["shards=x", "loss.name=siglip", "loss.init_logit_bias=-5"])
+    assert cfg.loss.name == "siglip"
+    assert load_config("pretrain", overrides=["shards=x", "model.encoder=linear", "model.kernel_size=5"])
 
 
 def test_unknown_key_names_the_key():

@@ -97,7 +97,10 @@ def _parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
             epilog="config keys (override with key=value):\n" + describe(name),
         )
-        p.add_argument("--config", help="YAML file merged over the defaults (see configs/)")
+        p.add_argument("--config", help="YAML file merged over the defaults (start from --print-config)")
+        p.add_argument(
+            "--print-config", action="store_true", help="print the resolved config (defaults + overrides) as YAML"
+        )
         p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="OmegaConf dotlist overrides")
     return parser
@@ -122,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "cards" and overrides and "=" not in overrides[0]:  # ieegfm cards RUNS_DIR
         overrides[0] = f"runs_dir={overrides[0]}"
     try:
-        cfg = load_config(args.command, args.config, overrides)
+        cfg = load_config(args.command, args.config, overrides, check_missing=not args.print_config)
+        if args.print_config:
+            from omegaconf import OmegaConf
+
+            print(f"# ieegfm {args.command}: defaults (see `ieegfm {args.command} --help`)")
+            print(OmegaConf.to_yaml(cfg), end="")
+            return 0
         RUNNERS[args.command](cfg)
     except IeegfmError as err:
         print(f"ieegfm {args.command}: error: {err}", file=sys.stderr)

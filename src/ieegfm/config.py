@@ -2,8 +2,10 @@
 
 Each command has one structured config (a dataclass) whose fields carry the defaults, units and help text.
 A YAML file given with ``--config`` and OmegaConf dotlist overrides (``key=value``) are merged on top, so a
-misspelled key is an error naming the key. The YAML files under ``configs/`` are the documented defaults;
-a test checks they load against these schemas.
+misspelled key is an error naming the key. These dataclasses are the single source of the defaults:
+``ieegfm CMD --print-config`` writes them (with any overrides) as a YAML file to start from, ``--help`` lists them
+with units. Keys that belong to one registered component (an encoder, a loss) are checked against the one
+selected (:data:`OPTION_GROUPS`).
 
 Conventions: times in seconds (``*_s``), frequencies in Hz (``sfreq``, ``l_freq``, ``h_freq``), hours
 (``hours``) where a recording length is meant.
@@ -192,10 +194,15 @@ class ModelConfig:
 
 @dataclass
 class LossConfig:
-    name: str = field(default="clip", metadata={"help": "clip (symmetric InfoNCE)"})
-    init_logit_scale: float = field(default=2.6592600369262695, metadata={"help": "ln(1/0.07)"})
+    name: str = field(default="clip", metadata={"help": "clip (symmetric InfoNCE) | siglip (sigmoid, pairwise)"})
+    init_logit_scale: float | None = field(
+        default=None, metadata={"help": "initial logit scale; default: the loss's own (clip ln(1/0.07), siglip ln 10)"}
+    )
     max_logit_scale: float = field(default=4.605170185988092, metadata={"help": "clamp at ln(100)"})
     learnable_scale: bool = field(default=True, metadata={"help": "learn the logit scale"})
+    init_logit_bias: float | None = field(
+        default=None, metadata={"help": "siglip only: initial logit bias; default -10 (Zhai et al. 2023)"}
+    )
 
 
 @dataclass
@@ -371,7 +378,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "pretrain": {
         "model.encoder": ("conv_attention", "linear"),
         "model.pooling": ("mean", "none"),
-        "loss.name": ("clip",),
+        "loss.name": ("clip", "siglip"),
     },
     "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
     "finetune": {
@@ -384,17 +391,59 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 
-def load_config(command: str, config_file: str | Path | None = None, overrides: list[str] | None = None) -> DictConfig:
+#: Option groups: a key that selects a registered component, and the config keys each component takes. A key of
+#: another component set to a non-default value is an error (a linear encoder does not silently take model.depth).
+#: Mirrors the registries (ieegfm.models.ENCODERS, ieegfm.losses.LOSSES); a test keeps the two in step.
+OPTION_GROUPS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
+    "pretrain": {
+        "model.encoder": {
+            "conv_attention": ("projected_chans", "hidden", "depth", "kernel_size", "dropout"),
+            "linear": ("projected_chans", "kernel_size"),
+        },
+        "loss.name": {
+            "clip": ("init_logit_scale", "max_logit_scale", "learnable_scale"),
+            "siglip": ("init_logit_scale", "max_logit_scale", "learnable_scale", "init_logit_bias"),
+        },
+    },
+}
+
+
+def _check_option_groups(command: str, cfg: DictConfig) -> None:
+    defaults = OmegaConf.structured(SCHEMAS[command])
+    for selector, options in OPTION_GROUPS.get(command, {}).items():
+        group = selector.rsplit(".", 1)[0]
+        chosen = OmegaConf.select(cfg, selector)
+        allowed = set(options.get(chosen, ()))
+        others = {k for keys in options.values() for k in keys} - allowed
+        for key in sorted(others):
+            full = f"{group}.{key}"
+            value = OmegaConf.select(cfg, full)
+            if value != OmegaConf.select(defaults, full):
+                raise ConfigError(
+                    f"{full}={value!r} does not apply to {selector}={chosen} (it takes "
+                    f"{', '.join(f'{group}.{k}' for k in options[chosen]) or 'no options'})"
+                )
+
+
+def load_config(
+    command: str,
+    config_file: str | Path | None = None,
+    overrides: list[str] | None = None,
+    check_missing: bool = True,
+) -> DictConfig:
     """Merge schema defaults, an optional YAML file and dotlist overrides.
 
     Parameters
     ----------
     command : str
-        One of ``simulate``, ``pack``, ``pretrain``, ``evaluate``.
+        A key of :data:`SCHEMAS` (``simulate``, ``pack``, ``pretrain``, ``evaluate``, ``finetune``, ``compare``,
+        ``cards``).
     config_file : str | Path | None
         YAML file merged over the defaults.
     overrides : list of str
         OmegaConf dotlist (``key=value``) merged last.
+    check_missing : bool
+        Raise when a required key (``???``) is unset (False for ``--print-config``).
 
     Returns
     -------
@@ -404,7 +453,8 @@ def load_config(command: str, config_file: str | Path | None = None, overrides: 
     Raises
     ------
     ConfigError
-        Unknown key, wrong type, value outside its allowed choices, missing required key, unreadable file.
+        Unknown key, wrong type, value outside its allowed choices, a key of another component than the one
+        selected (:data:`OPTION_GROUPS`), missing required key, unreadable file.
     """
     if command not in SCHEMAS:
         raise ConfigError(f"unknown command {command!r}; expected one of {sorted(SCHEMAS)}")
@@ -434,12 +484,13 @@ def load_config(command: str, config_file: str | Path | None = None, overrides: 
             msg = str(err).splitlines()[0]
             raise ConfigError(f"{where}: bad value for {key!r}: {msg}") from None
     missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
+    if missing and check_missing:
         raise ConfigError(f"`ieegfm {command}` needs {', '.join(k + '=...' for k in missing)}")
     for key, allowed in CHOICES.get(command, {}).items():
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and value not in allowed:
             raise ConfigError(f"{key}={value!r}: expected one of {list(allowed)}")
+    _check_option_groups(command, cfg)
     return cfg
 
 

@@ -101,3 +101,13 @@ def test_ddp_two_processes_on_cpu(shards, tmp_path, tiny):
     sizes = [e.value for e in acc.Scalars("train/contrastive_batch")]
     assert sizes[0] == max(sizes) == 32.0  # 2 ranks x 16: negatives gathered (an epoch's last batches are smaller)
     assert acc.Scalars("val/n_candidates")[-1].value == ShardDataModule(shards).n_windows("val")
+
+
+def test_siglip_is_selectable_end_to_end(shards, tmp_path, tiny):
+    run = tmp_path / "sig"
+    args = ["pretrain", f"shards={shards}", f"out={run}", "trainer.max_steps=6", "loss.name=siglip", *tiny]
+    assert main([*args, "loss.init_logit_bias=-5"]) == 0
+    from ieegfm.checkpoint import load_checkpoint
+
+    state, contract = load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert contract.training["objective"] == "siglip" and float(state["state_dict"]["loss.logit_bias"]) != 0

@@ -154,12 +154,13 @@ def pretrain(cfg) -> Path:
         torch.backends.cudnn.allow_tf32 = True
     enc_cfg = encoder_config(cfg, dm)
     encoder = build_encoder(**enc_cfg)
-    loss = build_loss(
-        cfg.loss.name,
-        init_logit_scale=cfg.loss.init_logit_scale,
-        max_logit_scale=cfg.loss.max_logit_scale,
-        learnable=cfg.loss.learnable_scale,
-    )
+    loss_kwargs = {
+        "init_logit_scale": cfg.loss.init_logit_scale,
+        "max_logit_scale": cfg.loss.max_logit_scale,
+        "learnable": cfg.loss.learnable_scale,
+        "init_logit_bias": cfg.loss.get("init_logit_bias"),
+    }
+    loss = build_loss(cfg.loss.name, **{k: v for k, v in loss_kwargs.items() if v is not None})
     if cfg.trainer.compile:
         encoder.compile()  # in place: state_dict keys (and checkpoints) stay those of the plain encoder
     module = ContrastivePretraining(
