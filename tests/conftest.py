@@ -5,7 +5,12 @@ import logging
 from pathlib import Path
 
 import pytest
+import torch
 from recording_fixtures import T0, write_block, write_table
+
+from ieegfm.__main__ import main
+from ieegfm.config import load_config
+from ieegfm.simulate import simulate
 
 
 @pytest.fixture
@@ -23,3 +28,23 @@ def recordings(tmp_path) -> Path:
 def caplog_info(caplog):
     caplog.set_level(logging.INFO)
     return caplog
+
+
+TINY_MODEL = ["model.hidden=32", "model.depth=2", "model.projected_chans=16"]
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
+
+
+@pytest.fixture(scope="session")
+def patient(tmp_path_factory):
+    """A small simulated patient: ambient shards (6 blocks of 5 min), a tiny pretrained checkpoint, and task shards
+    (4 blocks of 2 min) packed on its channels."""
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("patient")
+    over = ["hours=0.5", "days=1", "block_minutes=5", "task_minutes=8", "task_blocks=4", "seed=0"]
+    simulate(load_config("simulate", overrides=[f"out={root / 'sim'}", *over]))
+    assert main(["pack", f"recordings={root / 'sim' / 'recordings.tsv'}", f"out={root / 'amb'}"]) == 0
+    pretrain = [f"shards={root / 'amb'}", f"out={root / 'pre'}", "trainer.max_steps=200", "data.batch_size=32"]
+    assert main(["pretrain", *pretrain, "optim.lr=2e-3", "trainer.val_check_interval=100", *TINY_MODEL, *FAST]) == 0
+    task = ["pack", f"recordings={root / 'sim' / 'recordings_task.tsv'}", f"out={root / 'task'}"]
+    assert main([*task, f"channels_from={root / 'amb'}", "split.val=0.25", "split.test=0.25"]) == 0
+    return {"root": root, "ckpt": root / "pre" / "checkpoints" / "last.ckpt", "task": root / "task"}

@@ -239,6 +239,13 @@ class PretrainConfig:
     resume: str | None = field(
         default=None, metadata={"help": "'last' (out/checkpoints/last.ckpt if present) or a checkpoint path"}
     )
+    control: str = field(
+        default="none",
+        metadata={
+            "help": "none | mismatched: pair each brain block with another block's audio (same subject; written to "
+            "out/mismatched_shards) - no brain-audio coupling left, within-block rank must sit at 0.5"
+        },
+    )
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -379,6 +386,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "model.encoder": ("conv_attention", "linear"),
         "model.pooling": ("mean", "none"),
         "loss.name": ("clip", "siglip"),
+        "control": ("none", "mismatched"),
     },
     "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
     "finetune": {

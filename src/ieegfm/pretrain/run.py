@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
@@ -15,10 +16,11 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
-from ieegfm.data import ShardDataModule
+from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import InputError
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder
+from ieegfm.pretrain.control import control_shards
 from ieegfm.pretrain.module import ContrastivePretraining
 from ieegfm.pretrain.throughput import ThroughputMonitor
 
@@ -135,8 +137,11 @@ def pretrain(cfg) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
+    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+    sfreq = float(read_manifest(cfg.shards)["sfreq"])
+    shards = control_shards(cfg.control, cfg.shards, out, int(round(d.window_s * sfreq)), rank)
     dm = ShardDataModule(
-        cfg.shards,
+        shards,
         batch_size=d.batch_size,
         window_s=d.window_s,
         num_workers=d.num_workers,
@@ -174,8 +179,13 @@ def pretrain(cfg) -> Path:
             kind="pretrain",
             encoder=enc_cfg,
             subjects=subjects_of(dm.manifest),
-            data=shards_provenance(cfg.shards, dm.manifest),
-            training={"objective": cfg.loss.name, "seed": cfg.seed, "max_steps": cfg.trainer.max_steps},
+            data=shards_provenance(shards, dm.manifest),
+            training={
+                "objective": cfg.loss.name,
+                "seed": cfg.seed,
+                "max_steps": cfg.trainer.max_steps,
+                "control": cfg.control,
+            },
         ).to_dict(),
     )
     has_val = bool(dm.urls("val"))
@@ -241,6 +251,8 @@ def pretrain(cfg) -> Path:
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
             "train_windows": dm.n_windows("train"),
             "corrupt_samples_skipped": dm.corrupt.count,
+            "control": cfg.control,
+            "shards": str(shards),
         }
         (out / "summary.json").write_text(json.dumps(summary, indent=1))
         logger.info("pretrained %s: best checkpoint %s", out, chosen)
