@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--task-minutes", type=float, default=24.0, help="simulated task session (min; 0: no comparison)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per trained row of the comparison")
-    p.add_argument("--finetune-steps", type=int, default=200, help="finetuning steps at most (early stopping)")
+    p.add_argument("--finetune-steps", type=int, default=120, help="finetuning steps at most (early stopping)")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"

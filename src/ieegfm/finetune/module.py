@@ -91,7 +91,11 @@ class Finetuning(L.LightningModule):
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """(batch, n_chans, n_times) iEEG and (batch,) subject indices -> the head's output."""
-        _, features = self.encoder(brain, subject, return_features=True)
+        if self.hparams.freeze == "encoder":  # no autograd graph through a frozen encoder
+            with torch.no_grad():
+                _, features = self.encoder(brain, subject, return_features=True)
+        else:
+            _, features = self.encoder(brain, subject, return_features=True)
         return self.head(features)
 
     def objective(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
