@@ -117,3 +117,14 @@ def test_bad_input_is_a_one_line_error(patient, tmp_path, capsys):
     junk.write_text("hello")
     assert main(["finetune", f"ckpt={junk}", f"shards={patient['task']}", *FAST]) == 2
     assert "not a torch checkpoint" in capsys.readouterr().err
+
+
+def test_default_run_folder_is_the_per_patient_layout():
+    from ieegfm.config import load_config
+    from ieegfm.finetune.run import run_folder
+
+    cfg = load_config("finetune", overrides=["ckpt=c", "shards=/data/shards/audiobook", "init=scratch", "seed=2"])
+    manifest = {"subjects": {"p07": {}, "p03": {}}}
+    assert str(run_folder(cfg, manifest)) == "runs/p03+p07/audiobook/linear/scratch-encoder-seed2"
+    cfg.out = "elsewhere"
+    assert str(run_folder(cfg, manifest)) == "elsewhere"

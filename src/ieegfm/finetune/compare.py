@@ -23,7 +23,7 @@ from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import update_card
-from ieegfm.finetune.run import finetune, test_metrics
+from ieegfm.finetune.run import finetune, score_test_split
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def compare(cfg) -> dict:
     for condition in cfg.conditions:
         results[condition] = []
         if CONDITIONS[condition] is None:  # zero-shot: the pretrained encoder as it is
-            m = test_metrics(Path(cfg.ckpt), cfg.shards, manifest, cfg.channels)
+            m = score_test_split(Path(cfg.ckpt), cfg.shards, manifest, cfg.channels)
             (out / "zero_shot.json").write_text(json.dumps(m, indent=1))
             results[condition].append({"seed": None, "run": None, **m})
             done += 1

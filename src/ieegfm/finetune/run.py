@@ -210,7 +210,7 @@ def finetune(cfg) -> Path:
         module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
     slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
     torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
-    metrics = test_metrics(out / "model.ckpt", cfg.shards, manifest, cfg.channels, seed=cfg.seed)
+    metrics = score_test_split(out / "model.ckpt", cfg.shards, manifest, cfg.channels, seed=cfg.seed)
     metrics.update(
         {
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
@@ -236,7 +236,7 @@ def finetune(cfg) -> Path:
     return out
 
 
-def test_metrics(ckpt: Path, shards, manifest: dict, channels: str = "exact", seed: int = 0) -> dict:
+def score_test_split(ckpt: Path, shards, manifest: dict, channels: str = "exact", seed: int = 0) -> dict:
     """Test-split retrieval metrics of a checkpoint with its controls and per-window ranks.
 
     Returns

@@ -99,6 +99,15 @@ def resume_path(resume: str | None, out: Path) -> Path | None:
     return path
 
 
+def launch_rank() -> int:
+    """Global rank of this process before Lightning starts (torchrun's ``RANK``, SLURM's ``SLURM_PROCID``; for
+    processes Lightning launches itself, non-zero when ``LOCAL_RANK`` or ``NODE_RANK`` is)."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key):
+            return int(os.environ[key])
+    return int(os.environ.get("NODE_RANK", 0) or 0) * 1000 + int(os.environ.get("LOCAL_RANK", 0) or 0)
+
+
 def encoder_config(cfg, dm: ShardDataModule) -> dict:
     """Arguments of :func:`ieegfm.models.build_encoder` for a pretrain config and its shards."""
     m = cfg.model
@@ -137,7 +146,7 @@ def pretrain(cfg) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
-    rank = int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)))
+    rank = launch_rank()
     sfreq = float(read_manifest(cfg.shards)["sfreq"])
     shards = control_shards(cfg.control, cfg.shards, out, int(round(d.window_s * sfreq)), rank)
     dm = ShardDataModule(

@@ -1,0 +1,37 @@
+"""Every registered finetune head: shapes, both poolings, gradients, input checks (walks the registry)."""
+
+import pytest
+import torch
+
+from ieegfm.heads import HEADS, EncoderWithHead, build_head
+from ieegfm.models import build_encoder
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+@pytest.mark.parametrize("pooling", ["mean", "none"])
+def test_head_shapes_and_gradients(name, pooling):
+    head = build_head(name, n_hidden=8, n_features=5, pooling=pooling)
+    features = torch.randn(3, 8, 40, requires_grad=True)
+    out = head(features)
+    assert out.shape == ((3, 5) if pooling == "mean" else (3, 5, 40))
+    out.square().sum().backward()
+    assert features.grad is not None and features.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"features must have shape \(batch, n_hidden=8, n_times\)"):
+        head(torch.randn(3, 7, 40))
+
+
+@pytest.mark.parametrize("name", sorted(HEADS))
+def test_head_on_an_encoder(name):
+    enc = build_encoder("conv_attention", n_chans=4, n_subjects=1, n_times=40, sfreq=40.0, n_features=6, hidden=8,
+                        projected_chans=4, depth=1)  # fmt: skip
+    model = EncoderWithHead(enc, build_head(name, n_hidden=enc.n_hidden, n_features=6, pooling=enc.pooling))
+    assert model(torch.randn(2, 4, 40), torch.zeros(2, dtype=torch.long)).shape == (2, 6)
+    with pytest.raises(ValueError, match="head reads 9 features"):
+        EncoderWithHead(enc, build_head(name, n_hidden=9, n_features=6))
+
+
+def test_unknown_head_or_argument():
+    with pytest.raises(ValueError, match=r"head must be one of \['linear'\], got 'mlp'"):
+        build_head("mlp", n_hidden=8, n_features=5)
+    with pytest.raises(ValueError, match=r"unknown argument\(s\) \['depth'\] for head 'linear'"):
+        build_head("linear", n_hidden=8, n_features=5, depth=2)
