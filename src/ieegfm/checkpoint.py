@@ -16,7 +16,6 @@ rows of channels the shards lack, gives channels the checkpoint never saw a zero
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import pickle
 from dataclasses import asdict, dataclass, field
@@ -26,6 +25,7 @@ import torch
 
 import ieegfm
 from ieegfm.errors import InputError
+from ieegfm.io.checksum import sha256_file
 from ieegfm.models import BrainEncoder, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -101,15 +101,6 @@ class CheckpointContract:
     def channel_map(self) -> dict[str, list[str]]:
         """Subject label -> channel names, in projection order."""
         return {s: list(v["ch_names"]) for s, v in self.subjects.items()}
-
-
-def sha256_file(path: str | Path, block: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def shards_provenance(shards: str | Path, manifest: dict) -> dict:

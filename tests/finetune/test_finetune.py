@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ieegfm.__main__ import main
-from ieegfm.checkpoint import load_checkpoint, module_weights, sha256_file
+from ieegfm.checkpoint import load_checkpoint, module_weights
+from ieegfm.io.checksum import sha256_file
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 FT = [*FAST, "data.batch_size=32", "trainer.val_check_interval=10"]

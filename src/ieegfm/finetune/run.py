@@ -27,7 +27,6 @@ from ieegfm.checkpoint import (
     load_checkpoint,
     model_for_shards,
     module_weights,
-    sha256_file,
     shards_provenance,
     subjects_of,
 )
@@ -39,6 +38,7 @@ from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
 from ieegfm.heads import HEADS, build_head
+from ieegfm.io.checksum import sha256_file
 from ieegfm.losses import build_loss
 
 logger = logging.getLogger(__name__)

@@ -33,13 +33,14 @@ import ieegfm
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.features import build_extractor, targets_at
 from ieegfm.io.audio import audio_info
+from ieegfm.io.checksum import sha256_file
 from ieegfm.io.events import Event, read_events_tsv
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
 from ieegfm.shards.channels import channels_from_pack, select_channels
 from ieegfm.shards.split import SPLITS, BlockSpan, assign_splits, guard_trims
-from ieegfm.shards.writer import ShardWriter, sha256
+from ieegfm.shards.writer import ShardWriter
 
 logger = logging.getLogger(__name__)
 
@@ -416,7 +417,7 @@ def _block_is_done(stem: Path, key: str) -> bool:
         return False
     for ext, digest in done.get("sha256", {}).items():
         path = Path(f"{stem}.{ext}")
-        if not path.is_file() or sha256(path) != digest:
+        if not path.is_file() or sha256_file(path) != digest:
             logger.warning("%s: work file changed since it was written; recomputing the block", path)
             return False
     return bool(done.get("sha256"))
@@ -439,7 +440,7 @@ def _work_block(args: tuple, extractor=None) -> dict | InputError:
         _process_block(*args[:4], extractor if extractor is not None else _WORKER_EXTRACTOR, *args[4:])
     except InputError as err:
         return err
-    return {ext: sha256(f"{stem}.{ext}") for ext in WORK_FILES}
+    return {ext: sha256_file(f"{stem}.{ext}") for ext in WORK_FILES}
 
 
 def _run_blocks(jobs: list, extractor, cfg, bar):

@@ -17,7 +17,6 @@ name and renamed when complete, so an interrupted pack never leaves a shard that
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -26,21 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ieegfm.io.checksum import sha256_file
+
 
 def npy_bytes(array: np.ndarray) -> bytes:
     """Serialise an array as ``.npy`` bytes (C order, no pickle)."""
     buf = io.BytesIO()
     np.save(buf, np.ascontiguousarray(array), allow_pickle=False)
     return buf.getvalue()
-
-
-def sha256(path: str | Path, bufsize: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in ``bufsize`` pieces."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(bufsize):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class ShardWriter:
@@ -125,7 +117,7 @@ class ShardWriter:
                 "n_samples": self._n,
                 "n_windows": self._windows,
                 "chunk_lengths": self._lengths,
-                "sha256": sha256(final),
+                "sha256": sha256_file(final),
                 "bytes": final.stat().st_size,
             }
         )
