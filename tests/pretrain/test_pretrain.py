@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from ieegfm.__main__ import main
+from ieegfm.checkpoint import model_for_shards
 from ieegfm.data import ShardDataModule
-from ieegfm.evaluation.evaluate import embed_split, load_model
+from ieegfm.evaluation.evaluate import embed_split
 from ieegfm.evaluation.retrieval import retrieval_metrics
 
 
@@ -64,7 +65,9 @@ def test_untrained_encoder_is_at_chance(shards, tmp_path, tiny):
         == 0
     )
     dm = ShardDataModule(shards, batch_size=64)
-    model, _ = load_model(json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"], dm)
+    model, _ = model_for_shards(
+        json.loads((tmp_path / "r0" / "summary.json").read_text())["last_checkpoint"], dm.manifest, shards
+    )
     emb = embed_split(model, dm, "test")
     m = retrieval_metrics(emb["brain"], emb["audio"])
     assert 0.3 < m["mean_relative_rank"] < 0.7 and m["n_candidates"] == dm.n_windows("test")

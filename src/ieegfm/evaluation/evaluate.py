@@ -13,30 +13,9 @@ from ieegfm.checkpoint import model_for_shards
 from ieegfm.data import ShardDataModule, read_manifest, target_of
 from ieegfm.errors import InputError
 from ieegfm.evaluation.retrieval import retrieval_metrics
+from ieegfm.evaluation.stats import paired_wilcoxon
 
 logger = logging.getLogger(__name__)
-
-
-def load_model(ckpt: str | Path, dm: ShardDataModule, channels: str = "exact") -> tuple[torch.nn.Module, dict]:
-    """The embedding model of a pretraining or finetuning checkpoint, laid out for ``dm``'s shards.
-
-    Subjects and channels are matched by name (see :func:`ieegfm.checkpoint.encoder_for_shards`).
-
-    Returns
-    -------
-    model : nn.Module
-        In eval mode; ``model(x, subject)`` and ``model.pooling`` as a brain encoder.
-    contract : dict
-        The checkpoint's :class:`~ieegfm.checkpoint.CheckpointContract` as a dict.
-
-    Raises
-    ------
-    InputError
-        Missing or unsafe file, not an ieegfm checkpoint, subjects/channels/sfreq/features that do not match.
-    """
-    model, contract = model_for_shards(ckpt, dm.manifest, dm.root, channels, window_n=dm.window_n)
-    dm.check_pooling(model.pooling)
-    return model, contract.to_dict()
 
 
 @torch.no_grad()
@@ -95,9 +74,72 @@ def plot_ranks(relative_ranks: np.ndarray, path: Path, title: str, shuffled: flo
     plt.close(fig)
 
 
+def score_split(
+    ckpt: str | Path,
+    shards: str | Path,
+    split: str = "test",
+    channels: str = "exact",
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict:
+    """Retrieval metrics of a pretraining or finetuning checkpoint on a split, with controls and per-window ranks.
+
+    Parameters
+    ----------
+    ckpt : str | Path
+        Checkpoint with an ieegfm contract (subjects and channels matched by name to the shards').
+    shards : str | Path
+        Shard folder.
+    split : {'train', 'val', 'test'}
+    channels : {'exact', 'intersect'}
+        See :func:`ieegfm.checkpoint.match_channels`.
+    seed : int
+        Seed of the shuffled-pairs control.
+    batch_size : int
+        Windows per forward pass.
+
+    Returns
+    -------
+    result : dict
+        ``metrics``: :func:`~ieegfm.evaluation.retrieval.retrieval_metrics` summary (``mean_relative_rank``,
+        ``within_block_mean_relative_rank``, ``shuffled_mean_relative_rank``, ``n_candidates``, ...) plus
+        ``p_value_vs_chance`` (one-sided Wilcoxon signed-rank of the per-window relative ranks against 0.5) and
+        the checkpoint's ``kind``, ``encoder``, ``head``, ``pooling``; ``per_window``: ``key``, ``block``,
+        ``subject``, ``relative_rank``, ``within_block_relative_rank`` (windows in shard order).
+
+    Raises
+    ------
+    InputError
+        Missing or unsafe checkpoint, subjects/channels/sfreq/features that do not match, an empty split.
+    """
+    model, contract = model_for_shards(ckpt, read_manifest(shards), shards, channels)
+    enc = contract.encoder
+    dm = ShardDataModule(shards, batch_size=batch_size, window_s=enc["n_times"] / enc["sfreq"])
+    dm.check_pooling(model.pooling)
+    emb = embed_split(model, dm, split)
+    m = retrieval_metrics(emb["brain"], emb["audio"], seed=seed, blocks=emb["block"])
+    per_window = {
+        "key": emb["key"].tolist(),
+        "block": emb["block"].tolist(),
+        "subject": emb["subject"].tolist(),
+        "relative_rank": m.pop("relative_ranks"),
+        "within_block_relative_rank": m.pop("within_block_relative_ranks"),
+    }
+    ranks = np.asarray(per_window["relative_rank"])
+    m["p_value_vs_chance"] = paired_wilcoxon(ranks, np.full_like(ranks, 0.5))["p_value"]
+    m.update(
+        {
+            "kind": contract.kind,
+            "encoder": enc["name"],
+            "head": (contract.head or {}).get("name"),
+            "pooling": model.pooling,
+        }
+    )
+    return {"metrics": m, "per_window": per_window}
+
+
 def evaluate(cfg) -> dict:
-    """Retrieval metrics of a pretraining or finetuning checkpoint on a split (see
-    :func:`ieegfm.evaluation.retrieval_metrics`).
+    """Retrieval metrics of a pretraining or finetuning checkpoint on a split (see :func:`score_split`).
 
     Writes ``cfg.out`` (JSON: ``mean_relative_rank``, ``within_block_mean_relative_rank``, ``top1_accuracy``,
     ``top10_accuracy``, ``n_candidates``, ``shuffled_mean_relative_rank`` and more) and a PNG of the rank
@@ -106,37 +148,18 @@ def evaluate(cfg) -> dict:
     Raises
     ------
     InputError
-        See :func:`load_model`; the split has no windows.
+        See :func:`score_split`.
     """
-    model, contract = model_for_shards(cfg.ckpt, read_manifest(cfg.shards), cfg.shards, cfg.channels)
-    enc = contract.encoder
-    dm = ShardDataModule(cfg.shards, batch_size=cfg.batch_size, window_s=enc["n_times"] / enc["sfreq"])
-    dm.check_pooling(model.pooling)
-    contract = contract.to_dict()
-    emb = embed_split(model, dm, cfg.split)
-    m = retrieval_metrics(emb["brain"], emb["audio"], seed=cfg.seed, blocks=emb["block"])
-    ranks = np.asarray(m.pop("relative_ranks"))
-    m.pop("within_block_relative_ranks", None)
-    head = (contract.get("head") or {}).get("name")
-    m.update(
-        {
-            "split": cfg.split,
-            "ckpt": str(cfg.ckpt),
-            "shards": str(cfg.shards),
-            "kind": contract["kind"],
-            "encoder": contract["encoder"]["name"],
-            "head": head,
-            "pooling": model.pooling,
-        }
-    )
+    result = score_split(cfg.ckpt, cfg.shards, cfg.split, cfg.channels, cfg.seed, cfg.batch_size)
+    m = {**result["metrics"], "split": cfg.split, "ckpt": str(cfg.ckpt), "shards": str(cfg.shards)}
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(m, indent=1))
-    label = contract["encoder"]["name"] + (f" + {head} head" if head else "")
+    label = m["encoder"] + (f" + {m['head']} head" if m["head"] else "")
     plot_ranks(
-        ranks,
+        np.asarray(result["per_window"]["relative_rank"]),
         out.with_suffix(".png"),
-        f"{label} / pooling={model.pooling} / {cfg.split} (n={m['n_candidates']})",
+        f"{label} / pooling={m['pooling']} / {cfg.split} (n={m['n_candidates']})",
         m["shuffled_mean_relative_rank"],
     )
     return m

@@ -21,9 +21,10 @@ from omegaconf import OmegaConf
 from ieegfm.config import FinetuneConfig
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
+from ieegfm.evaluation.evaluate import score_split
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import update_card
-from ieegfm.finetune.run import finetune, score_test_split
+from ieegfm.finetune.run import finetune
 
 logger = logging.getLogger(__name__)
 
@@ -94,14 +95,15 @@ def compare(cfg) -> dict:
         raise ConfigError(f"seeds={cfg.seeds}: expected at least 1")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(cfg.shards)
+    read_manifest(cfg.shards)  # no manifest: fail before any run
     results: dict[str, list[dict]] = {}
     total = sum(cfg.seeds if CONDITIONS[c] else 1 for c in cfg.conditions)
     done, tic = 0, time.perf_counter()
     for condition in cfg.conditions:
         results[condition] = []
         if CONDITIONS[condition] is None:  # zero-shot: the pretrained encoder as it is
-            m = score_test_split(Path(cfg.ckpt), cfg.shards, manifest, cfg.channels)
+            scored = score_split(cfg.ckpt, cfg.shards, "test", cfg.channels)
+            m = {"test": scored["metrics"], "per_window": scored["per_window"]}
             (out / "zero_shot.json").write_text(json.dumps(m, indent=1))
             results[condition].append({"seed": None, "run": None, **m})
             done += 1

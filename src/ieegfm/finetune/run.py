@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
@@ -25,16 +24,13 @@ from ieegfm.checkpoint import (
     encoder_config_for,
     encoder_for_shards,
     load_checkpoint,
-    model_for_shards,
     module_weights,
     shards_provenance,
     subjects_of,
 )
 from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import ConfigError, InputError
-from ieegfm.evaluation.evaluate import embed_split
-from ieegfm.evaluation.retrieval import retrieval_metrics
-from ieegfm.evaluation.stats import paired_wilcoxon
+from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
 from ieegfm.heads import HEADS, build_head
@@ -210,7 +206,8 @@ def finetune(cfg) -> Path:
         module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
     slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
     torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
-    metrics = score_test_split(out / "model.ckpt", cfg.shards, manifest, cfg.channels, seed=cfg.seed)
+    scored = score_split(out / "model.ckpt", cfg.shards, "test", cfg.channels, seed=cfg.seed)
+    metrics = {"test": scored["metrics"], "per_window": scored["per_window"]}
     metrics.update(
         {
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
@@ -234,30 +231,3 @@ def finetune(cfg) -> Path:
         trainer.global_step,
     )
     return out
-
-
-def score_test_split(ckpt: Path, shards, manifest: dict, channels: str = "exact", seed: int = 0) -> dict:
-    """Test-split retrieval metrics of a checkpoint with its controls and per-window ranks.
-
-    Returns
-    -------
-    metrics : dict
-        ``test``: :func:`~ieegfm.evaluation.retrieval.retrieval_metrics` summary, with ``p_value_vs_chance``
-        (Wilcoxon signed-rank of the per-window relative ranks against 0.5, one-sided); ``per_window``: ``key``,
-        ``block``, ``subject``, ``relative_rank``, ``within_block_relative_rank`` (test windows in shard order).
-    """
-    model, contract = model_for_shards(ckpt, manifest, shards, channels)
-    enc = contract.encoder
-    dm = ShardDataModule(shards, batch_size=256, window_s=enc["n_times"] / enc["sfreq"])
-    emb = embed_split(model, dm, "test")
-    m = retrieval_metrics(emb["brain"], emb["audio"], seed=seed, blocks=emb["block"])
-    per_window = {
-        "key": emb["key"].tolist(),
-        "block": emb["block"].tolist(),
-        "subject": emb["subject"].tolist(),
-        "relative_rank": m.pop("relative_ranks"),
-        "within_block_relative_rank": m.pop("within_block_relative_ranks"),
-    }
-    ranks = np.asarray(per_window["relative_rank"])
-    m["p_value_vs_chance"] = paired_wilcoxon(ranks, np.full_like(ranks, 0.5))["p_value"]
-    return {"test": m, "per_window": per_window}
