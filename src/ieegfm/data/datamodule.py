@@ -91,8 +91,9 @@ class ShardDataModule(L.LightningDataModule):
     -----
     Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16
     (``n_times / audio_step`` bin means for pooled shards; training with ``audio_pooling='mean'``: (batch,
-    n_features) float32), ``subject`` (batch,) long, ``day`` (batch,) long, ``key`` window names (a numpy str
-    array in training batches, a list in evaluation ones).
+    n_features) float32), ``subject`` (batch,) long, ``day`` (batch,) long, ``tmin`` (batch,) float64 (window start in
+    its block, s), ``key`` and ``block`` (batch,) numpy str arrays: window and block names (one contract for
+    training and evaluation batches, see :func:`ieegfm.data.windows.collate`).
     """
 
     def __init__(

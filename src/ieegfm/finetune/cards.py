@@ -25,6 +25,15 @@ CARD_METRICS = (
 )
 
 
+def _fmt(value, digits: int = 3) -> str:
+    """A number for a card or table: ``n/a`` for None, small p-values in significant digits."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if 0 < value < 1e-3 else f"{value:.{digits}f}"
+    return str(value)
+
+
 def _hours(data: dict | None) -> dict:
     """Training-split hours, days and daytime hours of a contract's ``data``."""
     train = ((data or {}).get("hours") or {}).get("train") or {}
@@ -88,14 +97,7 @@ def card_markdown(card: dict) -> str:
     """``card.md``: the card as a short Markdown document."""
     m, p = card["metrics"], card["pretraining"]
 
-    def f(v, d=3):
-        return (
-            "n/a"
-            if v is None
-            else (
-                f"{v:.{d}g}" if isinstance(v, float) and v < 1e-3 else f"{v:.{d}f}" if isinstance(v, float) else str(v)
-            )
-        )
+    f = _fmt
 
     lines = [
         f"# {card['subject']} / {card['task']} / {card['head']} head ({card['init']}, freeze={card['freeze']}, seed {card['seed']})",
@@ -174,16 +176,7 @@ def cards_table(cards: list[dict]) -> str:
         "p vs task-only | pretraining h | run |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
 
-    def f(v):
-        return (
-            "n/a"
-            if v is None
-            else f"{v:.3g}"
-            if isinstance(v, float) and v < 1e-3
-            else f"{v:.3f}"
-            if isinstance(v, float)
-            else str(v)
-        )
+    f = _fmt
 
     rows = [head]
     for c in cards:

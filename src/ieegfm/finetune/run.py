@@ -212,7 +212,7 @@ def finetune(cfg) -> Path:
         {
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
             "global_step": trainer.global_step,
-            "stopped_early": bool(stop.stopped_epoch) or trainer.global_step < t.max_steps,
+            "stopped_early": trainer.global_step < t.max_steps,
             "fit_s": fit_s,
             "s_per_step": fit_s / max(trainer.global_step, 1),
             "train_windows": dm.n_windows("train"),
