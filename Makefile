@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo
 
-.PHONY: help install demo test test-fast lint format bench clean
+.PHONY: help install demo demo-language test test-fast lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,6 +19,9 @@ install: $(BIN)/ieegfm  ## create .venv and install ieegfm (CPU torch 2.13.0 pin
 
 demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data; prints the test mean relative ranks
 	$(BIN)/python tools/demo.py --out $(OUT)
+
+demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~5 min)
+	$(BIN)/python tools/demo_language.py --out $(OUT)
 
 test: install  ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q

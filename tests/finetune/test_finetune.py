@@ -91,7 +91,7 @@ def test_compare_pretrained_finetuned_beats_task_only(patient, tmp_path):
 def test_bad_input_is_a_one_line_error(patient, tmp_path, capsys):
     base = ["finetune", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", f"out={tmp_path / 'r'}", *FAST]
     assert main([*base, "head=nonexistent"]) == 2
-    assert "head='nonexistent': expected one of ['linear']" in capsys.readouterr().err
+    assert "head='nonexistent': expected one of ['linear', 'text_embedding']" in capsys.readouterr().err
     # task data packed without the pretraining channels (another montage): names the channels
     other = tmp_path / "other"
     table = patient["root"] / "sim" / "recordings_task.tsv"

@@ -3,13 +3,17 @@
 import pytest
 import torch
 
-from ieegfm.heads import HEADS, EncoderWithHead, build_head
+from ieegfm.heads import HEADS, SENTENCE_HEADS, EncoderWithHead, build_head
 from ieegfm.models import build_encoder
 
 
 @pytest.mark.parametrize("name", sorted(HEADS))
 @pytest.mark.parametrize("pooling", ["mean", "none"])
 def test_head_shapes_and_gradients(name, pooling):
+    if name in SENTENCE_HEADS and pooling == "none":  # one embedding per sentence
+        with pytest.raises(ValueError, match="pooling must be 'mean'"):
+            build_head(name, n_hidden=8, n_features=5, pooling=pooling)
+        return
     head = build_head(name, n_hidden=8, n_features=5, pooling=pooling)
     features = torch.randn(3, 8, 40, requires_grad=True)
     out = head(features)
@@ -31,7 +35,24 @@ def test_head_on_an_encoder(name):
 
 
 def test_unknown_head_or_argument():
-    with pytest.raises(ValueError, match=r"head must be one of \['linear'\], got 'mlp'"):
+    with pytest.raises(ValueError, match=r"head must be one of \['linear', 'text_embedding'\], got 'mlp'"):
         build_head("mlp", n_hidden=8, n_features=5)
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['depth'\] for head 'linear'"):
         build_head("linear", n_hidden=8, n_features=5, depth=2)
+
+
+@pytest.mark.parametrize("pool", ["mean", "lstm"])
+def test_text_head_pools_only_the_sentence(pool):
+    """Samples outside a sentence's mask do not change its embedding; the mean pool is the masked mean."""
+    torch.manual_seed(0)
+    head = build_head("text_embedding", n_hidden=8, n_features=5, pool=pool, dropout=0.0).eval()
+    features = torch.randn(2, 8, 30)
+    mask = torch.zeros(2, 30, dtype=torch.bool)
+    mask[0, :12], mask[1, :30] = True, True
+    out = head(features, mask)
+    changed = features.clone()
+    changed[0, :, 12:] = 100.0  # outside sentence 0
+    assert torch.allclose(head(changed, mask)[0], out[0], atol=1e-6)
+    assert torch.allclose(head(features[:1, :, :12])[0], out[0], atol=1e-5)  # = that sentence alone
+    with pytest.raises(ValueError, match="at least one sample"):
+        head(features, torch.zeros(2, 30, dtype=torch.bool))

@@ -242,3 +242,32 @@ def test_task_session_narrated_speech_with_sentence_events(tiny):
         assert events[0]["value"].startswith(first_words.split()[0])
         raw = mne.io.read_raw_edf(out / r["ieeg"], verbose="error")
         assert raw.ch_names == truth["channel_names"]  # same electrodes as the ambient session
+
+
+def test_semantic_component_drives_only_its_contacts_at_its_snr(tiny, tmp_path):
+    """The task session's semantic drive (truth.json task.semantic) is the only difference between a simulation with
+    and without it, confined to the listed contacts, at the documented SNR (std over the first block / background
+    std of the contact, times the day's gain)."""
+    out = tiny.parent
+    truth = json.loads((out / "truth.json").read_text())
+    sem = truth["task"]["semantic"]
+    assert sem["snr"] == 1.0 and len(sem["contacts"]) == round(0.25 * len(truth["brain"]["contacts"]))
+    bad = set(truth["brain"]["bad_channels"])
+    assert not bad & set(sem["contacts"])
+    plain = simulate(load_config("simulate", overrides=[f"out={tmp_path}", *TINY, "semantic_snr=0"])).parent
+    assert json.loads((plain / "truth.json").read_text())["task"]["semantic"] is None
+    rows = _read_tsv(out / "recordings_task.tsv")
+    a = mne.io.read_raw_edf(out / rows[0]["ieeg"], verbose="error").get_data()
+    b = mne.io.read_raw_edf(plain / rows[0]["ieeg"], verbose="error").get_data()
+    names = truth["channel_names"]
+    diff_std = (a - b).std(axis=1)
+    driven = [names.index(c) for c in sem["contacts"]]
+    others = [i for i in range(len(truth["brain"]["contacts"])) if i not in driven]
+    assert diff_std[others].max() < 1e-6  # EDF quantisation only
+    day = truth["task"]["blocks"][0]["day_index"]
+    for c, i in zip(sem["contacts"], driven):
+        expected = sem["snr"] * truth["brain"]["background"]["std_v"][c] * truth["brain"]["gain_drift"]["gain"][c][day]
+        assert diff_std[i] == pytest.approx(expected, rel=0.02), c
+    # ambient files untouched by the semantic component
+    amb = _read_tsv(out / "recordings.tsv")[0]["ieeg"]
+    assert (out / amb).read_bytes() == (plain / amb).read_bytes()

@@ -4,11 +4,12 @@
 key                    definition
 =====================  ======================================================================================
 ``bleu``               sacrebleu corpus BLEU-4 (13a tokenisation, 0-100, as sacrebleu reports it)
-``bleu_nltk``          mean NLTK ``sentence_bleu`` (BLEU-4, ``SmoothingFunction().method7``), 0-1: the
-                       Neuro2Semantic paper's number
-``bleu1`` .. ``bleu4`` mean NLTK ``sentence_bleu`` with cumulative uniform weights up to n, 0-1 (BrainLLM);
-                       BLEU-1 uses ``method1`` (under ``method5``/``method7`` NLTK's BLEU-1 can exceed 1),
-                       BLEU-2..4 ``method7``
+``bleu_nltk``          mean NLTK ``sentence_bleu`` (BLEU-4, ``SmoothingFunction().method7``): the
+                       Neuro2Semantic paper's number, for comparison with it only. Not bounded by 1: an
+                       exact 7-word match scores 1.117 (method7 includes method5's n-gram averaging)
+``bleu1`` .. ``bleu4`` mean NLTK ``sentence_bleu`` with cumulative uniform weights up to n, 0-1 (BrainLLM),
+                       ``method1`` smoothing (epsilon counts; under ``method5``/``method7`` NLTK's BLEU-n can
+                       exceed 1)
 ``rouge1``/``rougeL``  mean rouge-score F-measure (its own tokeniser: lower case, alphanumeric tokens)
 ``*_recall``           the same, recall (BrainLLM reports ROUGE recall)
 ``wer``                jiwer corpus word error rate on :func:`tokenize` d words
@@ -67,11 +68,9 @@ def sentence_scores(hypotheses: list[str], references: list[str]) -> dict[str, n
         h, r = tokenize(hyp), tokenize(ref)
         out["bleu_nltk"].append(float(sentence_bleu([r], h, smoothing_function=smooth.method7)) if h and r else 0.0)
         for n in range(1, 5):
-            method = smooth.method1 if n == 1 else smooth.method7
             weights = tuple([1.0 / n] * n)
-            out[f"bleu{n}"].append(
-                float(sentence_bleu([r], h, weights=weights, smoothing_function=method)) if h and r else 0.0
-            )
+            score = sentence_bleu([r], h, weights=weights, smoothing_function=smooth.method1) if h and r else 0.0
+            out[f"bleu{n}"].append(float(score))
         sc = scorer.score(ref, hyp)
         for k in ("rouge1", "rougeL"):
             out[k].append(sc[k].fmeasure)

@@ -44,10 +44,10 @@ class SentenceFinetuning(L.LightningModule):
         Pretrained (laid out for the task shards) or freshly initialised.
     head : TextEmbeddingHead
     loss : ClipTripletLoss
-    freeze : {'encoder', 'none'}
-        As :class:`ieegfm.finetune.module.Finetuning`.
     bank : ndarray, shape (n_candidates, dim)
         Candidate embeddings: validation ranks each sentence among them (``val/mean_relative_rank``).
+    freeze : {'encoder', 'none'}
+        As :class:`ieegfm.finetune.module.Finetuning`.
     lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps
         AdamW with linear warm-up and cosine decay.
     contract : dict, optional
