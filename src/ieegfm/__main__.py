@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -24,6 +24,7 @@ COMMANDS = {
     "finetune": "attach a head to a pretrained encoder and train it on a patient's task data",
     "compare": "zero-shot vs task-only vs pretrained + finetuned, with paired tests (the paper's comparison)",
     "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
+    "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
 }
 
 
@@ -75,6 +76,18 @@ def run_cards(cfg) -> None:
     print(cards_table(cards) if cards else f"no card.json under {cfg.runs_dir}")
 
 
+def run_generate(cfg) -> None:
+    from ieegfm.finetune.llm_run import generate
+
+    for i, r in enumerate(generate(cfg)):
+        print(f"[{i}] {r['key']}\n  prompt:       ... {r['prompt'][-60:]}\n  heard:        {r['reference']}")
+        print(f"  generated:    {r['generated']}\n  permuted:     {r['generated_permuted']}")
+        print(f"  no brain:     {r['generated_no_brain']}")
+        print(
+            f"  loss (nats/token): brain {r['loss']:.3f}, permuted {r['permuted_loss']:.3f}, no brain {r['no_brain_loss']:.3f}"
+        )
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -83,6 +96,7 @@ RUNNERS = {
     "finetune": run_finetune,
     "compare": run_compare,
     "cards": run_cards,
+    "generate": run_generate,
 }
 
 
@@ -115,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        if args.command in ("pretrain", "evaluate", "finetune", "compare"):
+        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

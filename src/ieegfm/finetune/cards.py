@@ -43,6 +43,24 @@ SENTENCE_CARD_METRICS = (
     "random_wer",
     "bertscore_f1",
 )
+#: Card metrics of the LLM-prefix head (its two controls always beside the model).
+LLM_CARD_METRICS = (
+    "pairwise_accuracy",
+    "pairwise_p_value",
+    "pairwise_accuracy_vs_no_brain",
+    "n_items",
+    "loss",
+    "permuted_loss",
+    "no_brain_loss",
+    "bleu1",
+    "permuted_bleu1",
+    "no_brain_bleu1",
+    "bleu4",
+    "rouge1_recall",
+    "permuted_rouge1_recall",
+    "no_brain_rouge1_recall",
+    "wer",
+)
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -62,6 +80,12 @@ def _hours(data: dict | None) -> dict:
         "daytime_hours": train.get("daytime_hours"),
         "days": sorted((train.get("by_day") or {}), key=int),
     }
+
+
+def _card_keys(test: dict) -> tuple[str, ...]:
+    if "pairwise_accuracy" in test:
+        return LLM_CARD_METRICS
+    return SENTENCE_CARD_METRICS if "n_sentences" in test else CARD_METRICS
 
 
 def build_card(contract: dict, metrics: dict, cfg) -> dict:
@@ -102,11 +126,7 @@ def build_card(contract: dict, metrics: dict, cfg) -> dict:
             "shards": (pre.get("data") or {}).get("shards"),
             **_hours(pre.get("data")),
         },
-        "metrics": {
-            k: metrics["test"].get(k)
-            for k in (SENTENCE_CARD_METRICS if "n_sentences" in metrics["test"] else CARD_METRICS)
-            if k in metrics["test"] or k != "bertscore_f1"
-        },
+        "metrics": {k: metrics["test"].get(k) for k in _card_keys(metrics["test"]) if k in metrics["test"]},
         "comparison": metrics.get("comparison"),
         "training": {
             k: metrics.get(k) for k in ("global_step", "stopped_early", "best_val_mean_relative_rank", "s_per_step")

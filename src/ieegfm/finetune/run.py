@@ -34,7 +34,7 @@ from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
-from ieegfm.heads import HEADS, SENTENCE_HEADS, build_head
+from ieegfm.heads import HEADS, LANGUAGE_MODEL_HEADS, SENTENCE_HEADS, build_head
 from ieegfm.io.checksum import sha256_file
 from ieegfm.losses import build_loss
 
@@ -120,12 +120,11 @@ def finetune_contract(cfg, pretrained: CheckpointContract, manifest: dict, head_
     ).to_dict()
 
 
-def finetune_trainer(cfg, out: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+def finetune_trainer(cfg, out: Path, monitor: str = "val/mean_relative_rank") -> tuple[L.Trainer, ModelCheckpoint]:
     """The Lightning trainer of a finetuning run: validation every ``trainer.val_check_interval`` steps, the best
-    ``val/mean_relative_rank`` kept (``out/checkpoints``), early stopping after ``trainer.patience`` validations
+    ``monitor`` (lower is better) kept (``out/checkpoints``), early stopping after ``trainer.patience`` validations
     without improvement, TensorBoard logs under ``out/tb``."""
     t = cfg.trainer
-    monitor = "val/mean_relative_rank"
     best = ModelCheckpoint(
         dirpath=out / "checkpoints",
         filename="best-step{step}",
@@ -186,6 +185,10 @@ def finetune(cfg) -> Path:
         from ieegfm.finetune.sentence_run import finetune_sentences
 
         return finetune_sentences(cfg)
+    if cfg.head in LANGUAGE_MODEL_HEADS:
+        from ieegfm.finetune.llm_run import finetune_llm
+
+        return finetune_llm(cfg)
     tic = time.perf_counter()
     manifest = read_manifest(cfg.shards)
     state, pretrained = load_checkpoint(cfg.ckpt)

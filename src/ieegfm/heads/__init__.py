@@ -1,8 +1,8 @@
 """Finetune heads: one per file on :class:`FinetuneHead` (pure torch), built by name from :data:`HEADS`.
 
 Window heads (``linear``) map one encoder window to the task's audio targets; sentence heads (``text_embedding``,
-listed in :data:`SENTENCE_HEADS`) pool the windows of one heard sentence under a mask. The LLM-prefix head will join
-the same registry.
+listed in :data:`SENTENCE_HEADS`) pool the windows of one heard sentence under a mask; the LLM-prefix head
+(``llm_prefix``, :data:`LANGUAGE_MODEL_HEADS`) turns a window into soft tokens of a frozen causal LM.
 """
 
 from __future__ import annotations
@@ -11,11 +11,18 @@ import inspect
 
 from ieegfm.heads.base import EncoderWithHead, FinetuneHead
 from ieegfm.heads.linear import LinearHead
+from ieegfm.heads.llm_prefix import LLMPrefixHead
 from ieegfm.heads.text_embedding import TextEmbeddingHead
 
-HEADS: dict[str, type[FinetuneHead]] = {"linear": LinearHead, "text_embedding": TextEmbeddingHead}
+HEADS: dict[str, type[FinetuneHead]] = {
+    "linear": LinearHead,
+    "text_embedding": TextEmbeddingHead,
+    "llm_prefix": LLMPrefixHead,
+}
 #: Heads trained on sentence items (:mod:`ieegfm.text.sentences`) rather than fixed windows.
 SENTENCE_HEADS = ("text_embedding",)
+#: Heads whose output prefixes a frozen causal LM (:mod:`ieegfm.finetune.llm_run`).
+LANGUAGE_MODEL_HEADS = ("llm_prefix",)
 
 
 def build_head(name: str, **kwargs) -> FinetuneHead:
@@ -48,6 +55,8 @@ def build_head(name: str, **kwargs) -> FinetuneHead:
 
 
 __all__ = [
+    "LANGUAGE_MODEL_HEADS",
+    "LLMPrefixHead",
     "HEADS",
     "SENTENCE_HEADS",
     "EncoderWithHead",

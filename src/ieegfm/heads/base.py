@@ -39,6 +39,10 @@ class FinetuneHead(nn.Module):
             raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
         self.pooling = pooling
 
+    def output_shape(self, batch: int, n_times: int) -> tuple[int, ...]:
+        """Shape of the head's output for ``batch`` windows of ``n_times`` feature steps."""
+        return (batch, self.n_features) if self.pooling == "mean" else (batch, self.n_features, n_times)
+
     def check_features(self, features: torch.Tensor) -> None:
         """Raise ValueError unless ``features`` has shape (batch, n_hidden, n_times)."""
         if not isinstance(features, torch.Tensor) or features.ndim != 3 or features.shape[1] != self.n_hidden:

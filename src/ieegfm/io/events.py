@@ -50,14 +50,37 @@ def read_events_tsv(path: str | Path) -> list[Event]:
         Missing file or columns, or a row whose onset/duration is not a finite number (``n/a`` duration is 0),
         naming the file and row.
     """
+    return _read_timed_tsv(path, "events file", "a BIDS events.tsv", None)
+
+
+def read_words_tsv(path: str | Path) -> list[Event]:
+    """Read a word transcript (columns ``onset``, ``duration``, ``word``; seconds from the audio file's start).
+
+    Returns
+    -------
+    words : list of Event
+        ``trial_type='word'``, ``value`` the word; sorted by onset.
+
+    Raises
+    ------
+    InputError
+        As :func:`read_events_tsv`, or no ``word`` column.
+    """
+    return _read_timed_tsv(path, "words file", "a word transcript", "word")
+
+
+def _read_timed_tsv(path: str | Path, what: str, expected: str, word_col: str | None) -> list[Event]:
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"events file {path} not found")
+        raise InputError(f"{what} {path} not found")
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f, delimiter="\t")
         cols = reader.fieldnames or []
-        if "onset" not in cols or "duration" not in cols:
-            raise InputError(f"{path}: expected a BIDS events.tsv with 'onset' and 'duration' columns, found {cols}")
+        needed = ["onset", "duration"] + ([word_col] if word_col else [])
+        if any(c not in cols for c in needed):
+            raise InputError(
+                f"{path}: expected {expected} with {', '.join(repr(c) for c in needed)} columns, found {cols}"
+            )
         events = []
         for i, r in enumerate(reader, start=1):
             try:
@@ -69,5 +92,10 @@ def read_events_tsv(path: str | Path) -> list[Event]:
                 ) from None
             if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
                 raise InputError(f"{path}, row {i}: expected a finite onset and a duration >= 0 (s)")
-            events.append(Event(onset, duration, (r.get("trial_type") or "").strip(), (r.get("value") or "").strip()))
+            if word_col:
+                events.append(Event(onset, duration, "word", (r.get(word_col) or "").strip()))
+            else:
+                events.append(
+                    Event(onset, duration, (r.get("trial_type") or "").strip(), (r.get("value") or "").strip())
+                )
     return sorted(events, key=lambda e: e.onset)

@@ -34,7 +34,7 @@ from ieegfm.errors import ConfigError, InputError
 from ieegfm.features import build_extractor, targets_at
 from ieegfm.io.audio import audio_info
 from ieegfm.io.checksum import sha256_file
-from ieegfm.io.events import Event, read_events_tsv
+from ieegfm.io.events import Event, read_events_tsv, read_words_tsv
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
@@ -132,6 +132,7 @@ def pack(cfg) -> Path:
     # 1. headers, alignment, sampling rates ----------------------------------------------------------------------
     headers: dict[str, IEEGHeader] = {}
     events: dict[str, list[Event]] = {}
+    words: dict[str, list[Event]] = {}
     align: dict[str, tuple[float, float, float]] = {}
     for b in tqdm(blocks, desc="headers", unit="block", leave=False):
         try:
@@ -145,6 +146,11 @@ def pack(cfg) -> Path:
                 )
             if b.events is not None:
                 events[_block_id(b)] = read_events_tsv(b.events)
+            if b.words is not None:  # transcript on the audio clock -> the iEEG clock of events and tmin
+                shift = align[_block_id(b)][0]
+                words[_block_id(b)] = [
+                    Event(w.onset + shift, w.duration, w.trial_type, w.value) for w in read_words_tsv(b.words)
+                ]
             headers[_block_id(b)] = h
         except InputError as err:
             _skip_or_raise(err, b, cfg.strict, skipped)
@@ -258,6 +264,7 @@ def pack(cfg) -> Path:
             valid = np.load(work / f"{bid}.valid.npy")
             names[b.subject] = json.loads((work / f"{bid}.channels.json").read_text())
             block_events = events.get(bid)
+            block_words = words.get(bid)
             for lo, hi in _chunks(valid, chunk_n, window_n):
                 hi = lo + (hi - lo) // pool_n * pool_n  # whole audio bins (window_n is a multiple of pool_n)
                 x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
@@ -295,6 +302,13 @@ def pack(cfg) -> Path:
                         }
                         for i, e in enumerate(block_events)
                         if e.onset < t_hi and e.onset + e.duration > t_lo
+                    ]
+                if block_words is not None:  # [onset (s, iEEG clock), duration, word] of words starting in it
+                    t_lo, t_hi = lo / sfreq_out, hi / sfreq_out
+                    meta["words"] = [
+                        [round(w.onset, 4), round(w.duration, 4), w.value]
+                        for w in block_words
+                        if t_lo <= w.onset < t_hi
                     ]
                 n_win = (hi - lo) // window_n
                 writer.write(

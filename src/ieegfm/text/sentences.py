@@ -25,7 +25,7 @@ from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
 from ieegfm.text.embed import normalise_text
 
-__all__ = ["SentenceItem", "SentenceSet", "load_sentences", "collate_sentences"]
+__all__ = ["SentenceItem", "SentenceSet", "load_sentences", "collate_sentences", "read_blocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ class SentenceSet:
         return sorted({it.text for sp in self.items.values() for it in sp})
 
 
-def _blocks(urls: list[str]) -> dict[str, list[dict]]:
+def read_blocks(urls: list[str]) -> dict[str, list[dict]]:
+    """Every decoded chunk of the shards ``urls``, grouped by recording block and sorted by ``tmin``."""
     chunks: dict[str, list[dict]] = defaultdict(list)
     for sample in tar_samples({"url": u} for u in urls):
         s = decode_sample(sample)
@@ -163,7 +164,7 @@ def load_sentences(
     skipped, seen_events = 0, False
     for sp in SPLITS:
         urls = [str(Path(shards) / s["name"]) for s in manifest["shards"].get(sp, [])]
-        for block, chunks in _blocks(urls).items():
+        for block, chunks in read_blocks(urls).items():
             events: dict[int, dict] = {}
             for c in chunks:
                 for e in c["meta"].get("events") or []:

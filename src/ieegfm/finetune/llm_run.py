@@ -1,0 +1,314 @@
+"""``ieegfm finetune head=llm_prefix`` and ``ieegfm generate``: brain windows as soft prompts of a frozen causal LM
+(BrainLLM, Ye et al., Communications Biology 2025).
+
+``metrics.json`` holds at its top level the test metrics of the model and of its two controls, always together:
+
+- ``pairwise_accuracy``: share of test items whose continuation has a lower loss with their own brain than with
+  the brain of another item (a seeded derangement; ties count 0.5), ``pairwise_p_value`` its one-sided binomial
+  sign test (ties dropped); the same against no brain as ``pairwise_accuracy_vs_no_brain``;
+- ``loss`` / ``permuted_loss`` / ``no_brain_loss``: mean continuation cross-entropy (nats per token);
+- ``bleu1`` .. ``bleu4``, ``rouge1_recall``, ``rougeL_recall``, ``wer`` of generated continuations (beam search,
+  repetition penalty, cut to the reference's word count as BrainLLM does), and ``permuted_*``, ``no_brain_*``.
+
+``generated.tsv`` has every generated test item beside its reference; ``step_s`` and ``peak_rss_mb`` record the
+cost on the machine that ran it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import resource
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from scipy import stats
+from torch.utils.data import DataLoader
+
+from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint, module_weights
+from ieegfm.data import read_manifest
+from ieegfm.errors import ConfigError, InputError
+from ieegfm.evaluation.text import text_metrics
+from ieegfm.finetune.cards import write_card
+from ieegfm.finetune.llm_module import LLMPrefixFinetuning, TokenisedBatch
+from ieegfm.finetune.run import finetune_contract, finetune_trainer, head_options, run_folder
+from ieegfm.heads import build_head
+from ieegfm.text.continuations import load_continuations
+from ieegfm.text.llm import load_causal_lm
+
+logger = logging.getLogger(__name__)
+
+TEXT_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge1_recall", "rougeL_recall", "wer")
+
+
+def _peak_rss_mb() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024**2 if sys.platform == "darwin" else rss / 1024
+
+
+def _derangement(n: int, seed: int) -> np.ndarray:
+    order = np.random.default_rng(seed).permutation(n)
+    perm = np.empty(n, dtype=np.int64)
+    perm[order] = np.roll(order, -1)
+    return perm
+
+
+def pairwise(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """Share of items with ``a < b`` (ties 0.5) and the one-sided binomial sign-test p-value (ties dropped)."""
+    wins, losses = int(np.sum(a < b)), int(np.sum(a > b))
+    acc = (wins + 0.5 * (len(a) - wins - losses)) / len(a)
+    p = float(stats.binomtest(wins, wins + losses, 0.5, alternative="greater").pvalue) if wins + losses else 1.0
+    return float(acc), p
+
+
+def score_continuations(module: LLMPrefixFinetuning, items, collate: TokenisedBatch, seed: int = 0,
+                        n_generate: int | None = None, num_beams: int = 3, repetition_penalty: float = 1.3,
+                        batch_size: int = 16) -> tuple[dict, list[dict]]:  # fmt: skip
+    """Test metrics of a trained LLM-prefix model with its permuted-brain and no-brain controls.
+
+    Parameters
+    ----------
+    module : LLMPrefixFinetuning
+    items : list of ContinuationItem
+    collate : TokenisedBatch
+    seed : int
+        Seed of the derangement (the permuted-brain control).
+    n_generate : int, optional
+        Items generated for the text metrics (the first ones); default all.
+    num_beams, repetition_penalty
+        Generation settings.
+    batch_size : int
+
+    Returns
+    -------
+    metrics : dict
+        See the module docstring.
+    rows : list of dict
+        Per item: key, prompt, reference, generated (brain, permuted, no brain), losses.
+    """
+    module.eval()
+    n = len(items)
+    if n < 2:
+        raise InputError(f"the test split has {n} window(s) with words; the controls need at least 2")
+    order = _derangement(n, seed)
+    losses = {"brain": [], "permuted": [], "no_brain": []}
+    with torch.inference_mode():
+        for i in range(0, n, batch_size):
+            batch = collate(items[i : i + batch_size])
+            losses["brain"].append(module.sequence_losses(module.prefix(batch), batch))
+            other = collate([items[j] for j in order[i : i + batch_size]])
+            losses["permuted"].append(module.sequence_losses(module.prefix(other), batch))
+            losses["no_brain"].append(module.sequence_losses(None, batch))
+    loss = {k: torch.cat(v).float().cpu().numpy() for k, v in losses.items()}
+    acc, p = pairwise(loss["brain"], loss["permuted"])
+    acc_nb, p_nb = pairwise(loss["brain"], loss["no_brain"])
+    metrics = {
+        "pairwise_accuracy": acc,
+        "pairwise_p_value": p,
+        "pairwise_accuracy_vs_no_brain": acc_nb,
+        "pairwise_p_value_vs_no_brain": p_nb,
+        "n_items": n,
+        "loss": float(loss["brain"].mean()),
+        "permuted_loss": float(loss["permuted"].mean()),
+        "no_brain_loss": float(loss["no_brain"].mean()),
+    }
+    n_gen = n if n_generate is None else min(n, int(n_generate))
+    gen_items = items[:n_gen]
+    texts: dict[str, list[str]] = {}
+    for cond in ("brain", "permuted", "no_brain"):
+        texts[cond] = []
+        for i in range(0, n_gen, batch_size):
+            batch = collate(gen_items[i : i + batch_size])
+            if cond == "permuted":  # the prefix of the deranged item, computed from its own window
+                batch_brain = collate([items[j] for j in order[i : min(i + batch_size, n_gen)]])
+                batch = {**batch, "brain": batch_brain["brain"], "subject": batch_brain["subject"]}
+            for ids, n_ref in module.generate(batch, "no_brain" if cond == "no_brain" else "brain",
+                                              num_beams=num_beams, repetition_penalty=repetition_penalty):  # fmt: skip
+                words = collate.tokenizer.decode(ids, skip_special_tokens=True).split()
+                texts[cond].append(" ".join(words[:n_ref]))
+    refs = [it.continuation for it in gen_items]
+    for cond, prefix in (("brain", ""), ("permuted", "permuted_"), ("no_brain", "no_brain_")):
+        m = text_metrics(texts[cond], refs)
+        metrics.update({f"{prefix}{k}": m[k] for k in TEXT_KEYS})
+    metrics["n_generated"] = n_gen
+    rows = [
+        {
+            "key": it.key,
+            "prompt": it.prompt,
+            "reference": it.continuation,
+            "generated": texts["brain"][i] if i < n_gen else None,
+            "generated_permuted": texts["permuted"][i] if i < n_gen else None,
+            "generated_no_brain": texts["no_brain"][i] if i < n_gen else None,
+            "loss": float(loss["brain"][i]),
+            "permuted_loss": float(loss["permuted"][i]),
+            "no_brain_loss": float(loss["no_brain"][i]),
+        }
+        for i, it in enumerate(items)
+    ]
+    return metrics, rows
+
+
+def finetune_llm(cfg) -> Path:
+    """Train the LLM-prefix head on a patient's task windows; select on validation loss, report on test.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.FinetuneConfig` with ``head=llm_prefix``; ``llm.*`` names the LM, the text items and
+        generation, ``data.batch_size`` the windows per batch.
+
+    Returns
+    -------
+    run : Path
+
+    Raises
+    ------
+    ConfigError
+        ``objective=regression``, a bad head option.
+    InputError
+        Checkpoint or shards unusable, shards without words, an LM folder that cannot be loaded.
+    """
+    if cfg.objective != "clip":
+        raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains on the continuation cross-entropy")
+    tic = time.perf_counter()
+    manifest = read_manifest(cfg.shards)
+    state, pretrained = load_checkpoint(cfg.ckpt)
+    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
+    window_n = int(pretrained.encoder["n_times"])
+    subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
+    items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
+                               cfg.llm.prompt_words, cfg.llm.lag_s)  # fmt: skip
+    lm, tokenizer, lm_name = load_causal_lm(cfg.llm.model)
+    out = run_folder(cfg, manifest)
+    out.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
+    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, window_n)
+    embed_dim = int(lm.get_input_embeddings().embedding_dim)
+    head_cfg = {"name": cfg.head, "n_hidden": encoder.n_hidden, "n_features": embed_dim, **head_options(cfg)}
+    try:
+        head = build_head(**head_cfg)
+    except ValueError as err:
+        raise ConfigError(f"head={cfg.head}: {err}") from None
+    llm_info = {
+        "model": lm_name,
+        "path": None if cfg.llm.model is None else str(Path(str(cfg.llm.model)).resolve()),
+        "embed_dim": embed_dim,
+        "prompt_words": cfg.llm.prompt_words,
+        "lag_s": cfg.llm.lag_s,
+        "precision": cfg.llm.precision,
+    }
+    contract = finetune_contract(cfg, pretrained, manifest, head_cfg, llm=llm_info)
+    collate = TokenisedBatch(tokenizer)
+    module = LLMPrefixFinetuning(
+        encoder,
+        head,
+        lm,
+        pad_id=tokenizer.pad_token_id,
+        freeze=cfg.freeze,
+        lr=cfg.optim.lr,
+        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        weight_decay=cfg.optim.weight_decay,
+        warmup_steps=cfg.optim.warmup_steps,
+        max_steps=cfg.trainer.max_steps,
+        mse_warmup_steps=cfg.llm.mse_warmup_steps,
+        precision=cfg.llm.precision,
+        contract=contract,
+    )
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+    train = DataLoader(items["train"], batch_size=cfg.data.batch_size, shuffle=True, collate_fn=collate,
+                       generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+    val = DataLoader(items["val"], batch_size=cfg.data.batch_size, collate_fn=collate)
+    trainer, best = finetune_trainer(cfg, out, monitor="val/loss")
+    fit_tic = time.perf_counter()
+    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+    fit_s = time.perf_counter() - fit_tic
+    if not trainer.is_global_zero:
+        return out
+    if best.best_model_path:
+        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
+    slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
+    torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
+    eval_tic = time.perf_counter()
+    test, rows = score_continuations(module, items["test"], collate, seed=cfg.seed, n_generate=cfg.llm.n_generate,
+                                     num_beams=cfg.llm.num_beams, repetition_penalty=cfg.llm.repetition_penalty)  # fmt: skip
+    metrics = {
+        **test,
+        "test": dict(test),
+        "items": {sp: len(v) for sp, v in items.items()},
+        "llm": llm_info,
+        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else None,
+        "global_step": trainer.global_step,
+        "stopped_early": trainer.global_step < cfg.trainer.max_steps,
+        "fit_s": fit_s,
+        "s_per_step": fit_s / max(trainer.global_step, 1),
+        "eval_s": time.perf_counter() - eval_tic,
+        "peak_rss_mb": _peak_rss_mb(),
+        "bf16": module.uses_bf16,
+        "torch_threads": torch.get_num_threads(),
+        "wall_s": time.perf_counter() - tic,
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    with open(out / "generated.tsv", "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(["key", "prompt", "reference", "generated", "generated_permuted", "generated_no_brain"])
+        for r in rows:
+            if r["generated"] is not None:
+                w.writerow([r["key"], r["prompt"], r["reference"], r["generated"], r["generated_permuted"],
+                            r["generated_no_brain"]])  # fmt: skip
+    write_card(out, contract, metrics, cfg)
+    logger.info(
+        "finetuned %s: pairwise accuracy %.3f vs permuted brain (p=%.2g, %d items), %.3f vs no brain; loss %.3f "
+        "(permuted %.3f, no brain %.3f); BLEU-1 %.3f (permuted %.3f, no brain %.3f); %.2f s/step, peak RSS %.0f MB",
+        out, test["pairwise_accuracy"], test["pairwise_p_value"], test["n_items"], test["pairwise_accuracy_vs_no_brain"],
+        test["loss"], test["permuted_loss"], test["no_brain_loss"], test["bleu1"], test["permuted_bleu1"],
+        test["no_brain_bleu1"], metrics["s_per_step"], metrics["peak_rss_mb"],
+    )  # fmt: skip
+    return out
+
+
+def generate(cfg) -> list[dict]:
+    """``ieegfm generate``: reference vs generated continuations of a finetuned LLM-prefix checkpoint.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.GenerateConfig` (``ckpt``: a run's ``model.ckpt``; ``shards``; ``n``; ``split``).
+
+    Returns
+    -------
+    rows : list of dict
+        ``reference``, ``generated``, ``generated_permuted``, ``generated_no_brain``, ``prompt`` of the first ``n``
+        items of the split.
+
+    Raises
+    ------
+    InputError
+        Not an LLM-prefix checkpoint, shards that do not match it, the LM it names missing.
+    """
+    state, contract = load_checkpoint(cfg.ckpt)
+    if contract.kind != "finetune" or (contract.head or {}).get("name") != "llm_prefix":
+        raise InputError(f"ckpt={cfg.ckpt}: not a finetuned llm_prefix checkpoint (a run's model.ckpt)")
+    info = contract.training["llm"]
+    manifest = read_manifest(cfg.shards)
+    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
+    window_n = int(contract.encoder["n_times"])
+    subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
+    items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
+                               info["prompt_words"], info["lag_s"])[cfg.split][: cfg.n]  # fmt: skip
+    lm, tokenizer, _ = load_causal_lm(info["path"])
+    encoder = encoder_for_shards(contract, module_weights(state, "encoder"), manifest, where, cfg.channels, window_n)
+    head = build_head(**dict(contract.head))
+    head.load_state_dict(module_weights(state, "head"))
+    module = LLMPrefixFinetuning(encoder, head, lm, pad_id=tokenizer.pad_token_id, precision=info["precision"])
+    collate = TokenisedBatch(tokenizer)
+    _, rows = score_continuations(module, items, collate, seed=cfg.seed, num_beams=cfg.num_beams,
+                                  repetition_penalty=cfg.repetition_penalty)  # fmt: skip
+    return rows
