@@ -107,3 +107,20 @@ def save_tiny_wav2vec2(folder: Path, num_hidden_layers: int = 2) -> Path:
     torch.manual_seed(0)
     Wav2Vec2Model(cfg).save_pretrained(folder)
     return folder
+
+
+def save_tiny_llm(folder: Path) -> Path:
+    """A tiny random Llama causal LM saved offline, with the MiniLM (WordPiece) tokenizer standing in for its own."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from ieegfm.text.embed import default_model_dir
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(default_model_dir())
+    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=256,
+                      tie_word_embeddings=True)  # fmt: skip
+    LlamaForCausalLM(cfg).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
