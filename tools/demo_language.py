@@ -1,6 +1,8 @@
 """The language-head demo (``make demo-language``), after ``make demo``: the text-embedding head on the simulated task.
 
-Trains ``ieegfm finetune head=text_embedding`` on the demo's task shards from its conv-attention/mean checkpoint
+Packs the demo's task session again with one block each for validation and test (the simulator's narration rereads
+its 172-sentence pool, and test sentences are removed from training: more held-out blocks would leave too few
+training sentences), then trains ``ieegfm finetune head=text_embedding`` from the demo's conv-attention/mean checkpoint
 (frozen encoder, full finetuning, and the same architecture from scratch; ``--seeds`` seeds each), and, as the
 no-leakage control, on a simulation of the same patient without the semantic component (``semantic_snr=0``).
 Every row carries its permuted-brain control; rows are compared with paired Wilcoxon tests over the same test
@@ -75,20 +77,28 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
     out = Path(args.out)
     ckpt = out / "runs" / "conv_attention-mean" / "checkpoints" / "last.ckpt"
-    task = out / "task_shards"
-    if not ckpt.is_file() or not (task / "manifest.json").is_file():
-        print(f"demo-language: error: {ckpt} or {task} missing; run `make demo` first", file=sys.stderr)
+    if not ckpt.is_file() or not (out / "shards" / "manifest.json").is_file():
+        print(f"demo-language: error: {ckpt} or {out / 'shards'} missing; run `make demo` first", file=sys.stderr)
         return 2
+    lang = out / "language"
+    task = lang / "task_shards"
     from ieegfm.evaluation.stats import paired_wilcoxon
     from ieegfm.finetune.run import finetune
     from ieegfm.shards.pack import pack
     from ieegfm.simulate import simulate
 
-    lang = out / "language"
     common = [f"ckpt={ckpt}", "head=text_embedding", f"trainer.max_steps={args.steps}", "trainer.accelerator=cpu",
               "trainer.enable_progress_bar=false", "trainer.val_check_interval=10", "trainer.patience=5"]  # fmt: skip
     timings: dict[str, float] = {}
     try:
+        t = time.perf_counter()
+        for table, shards in ((out / "data" / "recordings_task.tsv", task),):
+            pack(
+                load_config(
+                    "pack", overrides=[f"recordings={table}", f"out={shards}", f"channels_from={out / 'shards'}"]
+                )
+            )
+        timings["pack task"] = time.perf_counter() - t
         t = time.perf_counter()
         demo_cfg = json.loads((out / "data" / "truth.json").read_text())["config"]
         plain = simulate(
@@ -112,8 +122,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"recordings={plain.parent / 'recordings_task.tsv'}",
                     f"out={lang / 'plain_task_shards'}",
                     f"channels_from={out / 'shards'}",
-                    "split.val=0.25",
-                    "split.test=0.25",
                 ],
             )
         )

@@ -23,6 +23,7 @@ available, so the number is reported as unrescaled (``bertscore_rescaled: false`
 
 from __future__ import annotations
 
+import logging
 import re
 
 import numpy as np
@@ -58,6 +59,8 @@ def sentence_scores(hypotheses: list[str], references: list[str]) -> dict[str, n
     import jiwer
     from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
     from rouge_score import rouge_scorer
+
+    logging.getLogger("absl").setLevel(logging.WARNING)  # rouge-score logs "Using default tokenizer." per scorer
 
     _check(hypotheses, references)
     smooth = SmoothingFunction()
