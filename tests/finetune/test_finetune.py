@@ -7,6 +7,7 @@ import torch
 
 from ieegfm.__main__ import main
 from ieegfm.checkpoint import load_checkpoint, module_weights
+from ieegfm.heads import HEADS
 from ieegfm.io.checksum import sha256_file
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
@@ -91,7 +92,7 @@ def test_compare_pretrained_finetuned_beats_task_only(patient, tmp_path):
 def test_bad_input_is_a_one_line_error(patient, tmp_path, capsys):
     base = ["finetune", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", f"out={tmp_path / 'r'}", *FAST]
     assert main([*base, "head=nonexistent"]) == 2
-    assert "head='nonexistent': expected one of ['linear', 'text_embedding']" in capsys.readouterr().err
+    assert f"head='nonexistent': expected one of {list(HEADS)}" in capsys.readouterr().err
     # task data packed without the pretraining channels (another montage): names the channels
     other = tmp_path / "other"
     table = patient["root"] / "sim" / "recordings_task.tsv"
