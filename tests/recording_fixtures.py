@@ -124,3 +124,40 @@ def save_tiny_llm(folder: Path) -> Path:
     LlamaForCausalLM(cfg).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
+
+
+def save_tiny_vec2text(root: Path, embedder_dim: int = 768) -> Path:
+    """Tiny random vec2text checkpoints saved offline, laid out as ieegfm.text.vec2text_shim reads them.
+
+    ``root/t5`` (a 1-layer T5 encoder-decoder, d_model 16), ``root/embedder`` (a 1-layer T5 encoder whose hidden size
+    is the embedding size: 768 as gtr-t5-base), ``root/inversion`` and ``root/corrector`` (vec2text's InversionModel
+    and CorrectorEncoderModel built on them), all with a 200-word WordPiece tokenizer trained here (no download).
+    """
+    import torch
+    import vec2text
+    from transformers import AutoTokenizer, T5Config, T5EncoderModel, T5ForConditionalGeneration
+
+    from ieegfm.text import vec2text_shim
+    from ieegfm.text.embed import default_model_dir
+
+    torch.manual_seed(0)
+    words = "the a cat dog sat ran home it is late on mat we go to park".split()
+    tok = AutoTokenizer.from_pretrained(default_model_dir()).train_new_from_iterator([" ".join(words)] * 4, 200)
+    common = dict(vocab_size=len(tok), d_kv=8, num_heads=2, d_ff=32, num_layers=1, num_decoder_layers=1,
+                  pad_token_id=tok.pad_token_id, eos_token_id=tok.sep_token_id,
+                  decoder_start_token_id=tok.pad_token_id)  # fmt: skip
+    t5, embedder = root / "t5", root / "embedder"
+    T5ForConditionalGeneration(T5Config(d_model=16, **common)).save_pretrained(t5)
+    T5EncoderModel(T5Config(d_model=embedder_dim, **common)).save_pretrained(embedder)
+    for folder in (t5, embedder):
+        tok.save_pretrained(folder)
+    config = dict(model_name_or_path=str(t5), embedder_model_name=str(embedder), embedder_model_api=None,
+                  embedder_fake_with_zeros=False, use_frozen_embeddings_as_input=True, encoder_dropout_disabled=False,
+                  decoder_dropout_disabled=False, embeddings_from_layer_n=None, use_lora=False,
+                  embedder_torch_dtype="float32", max_seq_length=32, num_repeat_tokens=4, embedder_no_grad=True,
+                  corrector_ignore_hypothesis_embedding=False)  # fmt: skip
+    with vec2text_shim._offline(embedder):  # building needs the local embedder resolved, as loading does
+        for name, cls in (("inversion", vec2text.models.InversionModel),
+                          ("corrector", vec2text.models.CorrectorEncoderModel)):  # fmt: skip
+            cls(vec2text.models.config.InversionConfig(**config)).save_pretrained(root / name)
+    return root

@@ -1,12 +1,13 @@
 """Decoded-text metrics: library values on known cases, tokenisation without downloads, optional BERTScore."""
 
-import importlib.util
+import sys
 
 import numpy as np
 import pytest
 
-from ieegfm.errors import ConfigError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import bertscore_f1, sentence_scores, text_metrics, tokenize
+from ieegfm.text.embed import default_model_dir
 
 
 def test_tokenize_without_punkt():
@@ -46,7 +47,20 @@ def test_lengths_must_match():
         text_metrics(["a", "b"], ["a"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("bert_score") is not None, reason="bert-score is installed")
-def test_bertscore_needs_its_extra(tmp_path):
+def test_bertscore_needs_its_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "bert_score", None)  # as if not installed
     with pytest.raises(ConfigError, match=r"pip install 'ieegfm\[bertscore\]'"):
         bertscore_f1(["a"], ["a"], str(tmp_path), 2)
+
+
+def test_bertscore_with_a_local_model_is_unrescaled_and_orders_pairs():
+    pytest.importorskip("bert_score")
+    model, ref = str(default_model_dir()), ["the nurse will come by at nine"]
+    same = bertscore_f1(ref, ref, model, 4)
+    near = bertscore_f1(["the nurse comes at nine"], ref, model, 4)
+    far = bertscore_f1(["purple zebras dance quietly"], ref, model, 4)
+    assert same["bertscore_f1"] == pytest.approx(1.0, abs=1e-5)
+    assert same["bertscore_f1"] > near["bertscore_f1"] > far["bertscore_f1"]
+    assert near["bertscore_rescaled"] is False and near["bertscore_layer"] == 4
+    with pytest.raises(InputError, match="not a local model folder"):
+        bertscore_f1(ref, ref, "/nonexistent/model", 4)
