@@ -376,6 +376,23 @@ class TextConfig:
         default=None, metadata={"help": "local BERT-like folder for BERTScore F1 (needs ieegfm[bertscore])"}
     )
     bertscore_layers: int = field(default=9, metadata={"help": "BERTScore layer (bert-score's num_layers)"})
+    vec2text: str | None = field(
+        default=None,
+        metadata={
+            "help": "local vec2text corrector folder (inversion/ + corrector/, needs ieegfm[vec2text]): invert the "
+            "predicted embeddings to text too; needs text.convention=t5_mean and text.model = its 768-d embedder"
+        },
+    )
+    vec2text_t5: str | None = field(
+        default=None, metadata={"help": "local folder of the corrector's base T5 (t5-base); default: its config"}
+    )
+    vec2text_steps: int = field(default=20, metadata={"help": "vec2text correction steps (0: the hypothesis only)"})
+    vec2text_beam: int = field(default=0, metadata={"help": "vec2text sequence beam width (0: greedy)"})
+    vec2text_finetune_steps: int = field(
+        default=0,
+        metadata={"help": "Neuro2Semantic Phase 2: train the corrector on the training predictions for N steps"},
+    )
+    vec2text_finetune_lr: float = field(default=1e-4, metadata={"help": "Phase 2 learning rate (AdamW)"})
 
 
 @dataclass

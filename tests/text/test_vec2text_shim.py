@@ -74,3 +74,45 @@ def test_bad_input(tiny, tmp_path, monkeypatch):
 def test_ieegfm_never_imports_vec2text_unless_asked():
     code = "import sys, ieegfm, ieegfm.__main__, ieegfm.text.vec2text_shim; assert 'vec2text' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_t5_mean_targets_are_the_correctors_embedding_space(tiny):
+    """The text head's t5_mean targets equal what vec2text's own embedder computes (mean-pooled, unnormalised)."""
+    import torch
+
+    from ieegfm.text.embed import SentenceEmbedder
+
+    corrector = _load(tiny)
+    inversion = corrector.inversion_trainer.model
+    enc = inversion.embedder_tokenizer(TEXTS, return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        theirs = inversion.call_embedding_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+    ours = SentenceEmbedder(tiny / "embedder", "t5_mean").encode(TEXTS)
+    assert ours.shape == (3, shim.CORRECTOR_DIM)
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_text_head_run_inverts_with_vec2text(patient, tiny, tmp_path, capsys):
+    import csv
+    import json
+
+    from ieegfm.__main__ import main
+
+    run = tmp_path / "run"
+    args = ["finetune", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", "head=text_embedding",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", "trainer.max_steps=4",
+            f"text.model={tiny / 'embedder'}", f"text.vec2text={tiny}", f"text.vec2text_t5={tiny / 't5'}",
+            "text.vec2text_steps=1", "text.vec2text_finetune_steps=3"]  # fmt: skip
+    assert main([*args, "text.convention=t5_mean", f"out={run}"]) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["vec2text_n_sentences"] == m["n_sentences"] and m["vec2text_finetune_steps"] == 3
+    for k in ("bleu", "rouge1", "rougeL", "wer"):
+        assert isinstance(m[f"vec2text_{k}"], float) and isinstance(m[f"vec2text_permuted_{k}"], float)
+    with open(run / "decoded.tsv", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    assert len(rows) == m["n_sentences"] and all("vec2text" in r for r in rows)
+    # normalised sentence-transformers targets cannot feed the corrector: one line, before anything is loaded
+    capsys.readouterr()
+    assert main([*args, f"out={tmp_path / 'bad'}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs text.convention=t5_mean" in err and not (tmp_path / "bad").exists()

@@ -31,7 +31,7 @@ from ieegfm.finetune.run import finetune_contract, finetune_trainer, head_option
 from ieegfm.finetune.sentence_module import SentenceFinetuning
 from ieegfm.heads import build_head
 from ieegfm.losses.clip_triplet import ClipTripletLoss
-from ieegfm.text.bank import CandidateBank, build_bank, load_distractors, score_sentences
+from ieegfm.text.bank import CandidateBank, build_bank, derangements, load_distractors, score_sentences
 from ieegfm.text.embed import SentenceEmbedder
 from ieegfm.text.sentences import collate_sentences, load_sentences
 
@@ -72,6 +72,72 @@ def _write_targets(path: Path, bank: CandidateBank, embedder: SentenceEmbedder) 
     )
 
 
+def check_vec2text(cfg, embedder: SentenceEmbedder | None = None) -> None:
+    """Refuse, before any training, a vec2text request the targets cannot serve (see :func:`vec2text_scores`)."""
+    from ieegfm.text.vec2text_shim import CORRECTOR_DIM, require_vec2text
+
+    convention, dim = cfg.text.convention, CORRECTOR_DIM if embedder is None else embedder.dim
+    if convention != "t5_mean" or dim != CORRECTOR_DIM:
+        raise ConfigError(
+            f"text.vec2text={cfg.text.vec2text}: needs text.convention=t5_mean and text.model = the corrector's "
+            f"{CORRECTOR_DIM}-d embedder folder (gtr-t5-base), got {convention}, {dim}-d"
+        )
+    require_vec2text()  # installed?
+
+
+def vec2text_scores(cfg, embedder: SentenceEmbedder, pred, texts, train_pred, train_texts) -> dict:
+    """Invert predicted embeddings to text with a vec2text corrector (Neuro2Semantic's decoder), with its control.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        ``text.vec2text*`` keys (see :class:`ieegfm.config.TextConfig`).
+    embedder : SentenceEmbedder
+        The target model: must be the corrector's embedder in the ``t5_mean`` convention (768-d).
+    pred : ndarray, shape (n, 768)
+        Predicted embeddings of the test sentences.
+    texts : list of str
+        The test sentences heard.
+    train_pred, train_texts
+        Training predictions and sentences, for Phase 2 (``text.vec2text_finetune_steps > 0``).
+
+    Returns
+    -------
+    dict
+        ``decoded`` (list of str) and, with the ``vec2text_`` prefix, :func:`ieegfm.evaluation.text.text_metrics`
+        of the inverted text; ``vec2text_permuted_*`` the same with the predictions permuted across sentences (a
+        derangement); ``vec2text_steps``, ``vec2text_finetune_steps`` and the Phase-2 losses.
+
+    Raises
+    ------
+    ConfigError
+        Targets not ``t5_mean`` / not 768-d, or vec2text not installed.
+    InputError
+        A folder missing or unusable.
+    """
+    from ieegfm.evaluation.text import text_metrics
+    from ieegfm.text import vec2text_shim
+
+    check_vec2text(cfg, embedder)
+    corrector = vec2text_shim.load_corrector(cfg.text.vec2text, t5=cfg.text.vec2text_t5, embedder=cfg.text.model)
+    losses = []
+    if cfg.text.vec2text_finetune_steps > 0:
+        losses = vec2text_shim.finetune_corrector(corrector, train_pred, train_texts, cfg.text.vec2text_finetune_steps,
+                                                  cfg.text.vec2text_finetune_lr, cfg.data.batch_size, cfg.seed)  # fmt: skip
+    steps, beam = cfg.text.vec2text_steps, cfg.text.vec2text_beam
+    decoded = vec2text_shim.invert(corrector, pred, steps, beam)
+    perm = derangements(len(texts), 1, np.random.default_rng(cfg.seed))[0]
+    permuted = vec2text_shim.invert(corrector, pred[perm], steps, beam)
+    return {
+        "decoded": decoded,
+        **{f"vec2text_{k}": v for k, v in text_metrics(decoded, texts).items()},
+        **{f"vec2text_permuted_{k}": v for k, v in text_metrics(permuted, texts).items()},
+        "vec2text_steps": steps,
+        "vec2text_finetune_steps": len(losses),
+        "vec2text_finetune_loss": [losses[0], losses[-1]] if losses else None,
+    }
+
+
 def finetune_sentences(cfg) -> Path:
     """Train the text-embedding head on a patient's task sentences; select on validation, report on test.
 
@@ -104,7 +170,11 @@ def finetune_sentences(cfg) -> Path:
     sentences = load_sentences(
         cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n, cfg.text.tail_s, cfg.text.disjoint
     )
+    if cfg.text.vec2text:
+        check_vec2text(cfg)
     embedder = SentenceEmbedder(cfg.text.model, cfg.text.convention)
+    if cfg.text.vec2text:
+        check_vec2text(cfg, embedder)
     bank = build_bank(sentences.texts(), load_distractors(cfg.text.distractors), embedder.encode)
     out = run_folder(cfg, manifest)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,6 +248,19 @@ def finetune_sentences(cfg) -> Path:
         decoded = [p["decoded"] for p in test["per_sentence"]]
         test.update(bertscore_f1(decoded, [p["text"] for p in test["per_sentence"]], cfg.text.bertscore_model,
                                  cfg.text.bertscore_layers))  # fmt: skip
+    if cfg.text.vec2text:
+        train_items = sentences.items["train"]
+        inverted = vec2text_scores(
+            cfg,
+            embedder,
+            predict(module, sentences.items["test"], collate, cfg.data.batch_size),
+            [it.text for it in sentences.items["test"]],
+            predict(module, train_items, collate, cfg.data.batch_size),
+            [it.text for it in train_items],
+        )
+        for p, text in zip(test["per_sentence"], inverted.pop("decoded")):
+            p["vec2text"] = text
+        test.update(inverted)
     per_sentence = test.pop("per_sentence")
     scored["val"].pop("per_sentence")
     metrics = {
@@ -203,9 +286,10 @@ def finetune_sentences(cfg) -> Path:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     with open(out / "decoded.tsv", "w", newline="") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["key", "relative_rank", "heard", "decoded"])
+        w.writerow(["key", "relative_rank", "heard", "decoded", *(["vec2text"] if cfg.text.vec2text else [])])
         for p in per_sentence:
-            w.writerow([p["key"], f"{p['relative_rank']:.4f}", p["text"], p["decoded"]])
+            extra = [p["vec2text"]] if cfg.text.vec2text else []
+            w.writerow([p["key"], f"{p['relative_rank']:.4f}", p["text"], p["decoded"], *extra])
     write_card(out, contract, metrics, cfg)
     logger.info(
         "finetuned %s: sentence retrieval mean relative rank %.3f (permuted %.3f, p=%.2g; %d candidates, %d test "

@@ -23,7 +23,7 @@ from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.evaluation.text import sentence_scores, text_metrics
 from ieegfm.text.embed import normalise_text
 
-__all__ = ["CandidateBank", "build_bank", "load_distractors", "bank_ranks", "score_sentences"]
+__all__ = ["CandidateBank", "build_bank", "load_distractors", "bank_ranks", "derangements", "score_sentences"]
 
 MAX_PERMUTATIONS = 20
 TEXT_KEYS = ("bleu", "bleu_nltk", "rouge1", "rougeL", "wer")
@@ -112,7 +112,8 @@ def bank_ranks(pred: np.ndarray, true_index: np.ndarray, bank: np.ndarray) -> tu
     return ranks, top
 
 
-def _derangements(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+def derangements(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``k`` random permutations of ``range(n)`` that move every item (each a random cycle), for the controls."""
     out = []
     for _ in range(k):
         order = rng.permutation(n)  # a random cycle through all items: no item keeps its own
@@ -162,7 +163,7 @@ def score_sentences(
     true_idx = bank.index(texts)
     denom = max(bank.n_candidates - 1, 1)
     ranks, top = bank_ranks(pred, true_idx, bank.embeddings)
-    perms = _derangements(n, MAX_PERMUTATIONS, rng)
+    perms = derangements(n, MAX_PERMUTATIONS, rng)
     perm_ranks = np.mean([bank_ranks(pred[p], true_idx, bank.embeddings)[0] for p in perms], axis=0)
     perm_top1 = np.mean([bank_ranks(pred[p], true_idx, bank.embeddings)[0] == 0 for p in perms])
     rel, perm_rel = ranks / denom, perm_ranks / denom

@@ -38,12 +38,13 @@ import torch
 
 from ieegfm.errors import ConfigError, InputError
 
-__all__ = ["CORRECTOR_DIM", "load_corrector", "invert", "finetune_corrector"]
+__all__ = ["CORRECTOR_DIM", "require_vec2text", "load_corrector", "invert", "finetune_corrector"]
 
 CORRECTOR_DIM = 768  # vec2text.models.CorrectorEncoderModel: embedder_dim = 768 unless an API embedder
 
 
-def _vec2text():
+def require_vec2text():
+    """The ``vec2text`` module; ``ConfigError`` (saying how to install the extra) when it is missing."""
     try:
         import vec2text
     except ImportError:
@@ -155,7 +156,7 @@ def load_corrector(folder: str | Path, t5: str | Path | None = None, embedder: s
     InputError
         A folder missing or whose weights do not fit.
     """
-    vec2text = _vec2text()
+    vec2text = require_vec2text()
     folder = Path(str(folder))
     t5 = None if t5 is None else Path(str(t5))
     embedder = None if embedder is None else Path(str(embedder))
@@ -201,7 +202,7 @@ def invert(corrector, embeddings, num_steps: int = 20, sequence_beam_width: int 
     ValueError
         Embeddings not (n, 768).
     """
-    vec2text = _vec2text()
+    vec2text = require_vec2text()
     emb = _check(embeddings).to(next(corrector.model.parameters()).device)
     return vec2text.api.invert_embeddings(emb, corrector, num_steps=num_steps or None,
                                           sequence_beam_width=sequence_beam_width)  # fmt: skip
