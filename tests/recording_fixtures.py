@@ -161,3 +161,55 @@ def save_tiny_vec2text(root: Path, embedder_dim: int = 768) -> Path:
                           ("corrector", vec2text.models.CorrectorEncoderModel)):  # fmt: skip
             cls(vec2text.models.config.InversionConfig(**config)).save_pretrained(root / name)
     return root
+
+
+def write_n2s_pickle(path: Path, n_trials: int = 12, per_trial: int = 8, sfreq: float = 50.0, snr: float = 2.0,
+                     semantic: bool = True, seed: int = 0) -> Path:  # fmt: skip
+    """A pickle in the Neuro2Semantic format (their ``synthetic_data`` layout) with a known semantic signal.
+
+    Each trial reads ``per_trial`` sentences of the simulator's pool (each sentence once in the file), 0.5-1 s apart;
+    6 electrodes of 2 subjects, 6 bands of unit Gaussian noise. With ``semantic``, the highgamma band of electrodes
+    0-3 adds ``snr`` x a fixed random projection of the sentence's all-MiniLM-L6-v2 embedding while it is heard.
+    ``significan_elecs`` marks electrodes 0-4; the word labels follow the words evenly through each sentence.
+    """
+    import pickle
+
+    from ieegfm.simulate import load_sentences
+    from ieegfm.text.embed import SentenceEmbedder
+
+    rng = np.random.default_rng(seed)
+    pool = load_sentences()[: n_trials * per_trial]
+    emb = SentenceEmbedder().encode(pool)
+    emb -= emb.mean(0)
+    proj = rng.standard_normal((emb.shape[1], 4)) / np.sqrt(emb.shape[1])
+    drive = emb @ proj
+    drive /= drive.std()
+    words = sorted({w for s in pool for w in s.split()})
+    wrd_dict = {w: i + 1 for i, w in enumerate(words)}
+    subj = ["S1", "S1", "S1", "S2", "S2", "S2"]
+    trials = []
+    for t in range(n_trials):
+        spans, pos = [], int(sfreq)
+        for k in range(per_trial):
+            n = int(sfreq * (1.5 + 0.1 * len(pool[t * per_trial + k].split())))
+            spans.append((pos, pos + n, t * per_trial + k))
+            pos += n + int(sfreq * rng.uniform(0.5, 1.0))
+        n_times = pos + int(sfreq)
+        trial = {
+            b: rng.standard_normal((n_times, 6)) for b in ("delta", "theta", "alpha", "beta", "gamma", "highgamma")
+        }
+        labels = np.zeros(n_times)
+        sentence_labels = []
+        for lo, hi, i in spans:
+            if semantic:
+                trial["highgamma"][lo:hi, :4] += snr * drive[i]
+            ws = pool[i].split()
+            for j, w in enumerate(ws):
+                labels[lo + j * (hi - lo) // len(ws) : lo + (j + 1) * (hi - lo) // len(ws)] = wrd_dict[w]
+            sentence_labels.append({"sentence": pool[i], "indices": np.arange(lo, hi)})
+        trial.update(subj=subj, script=" ".join(pool[i] for _, _, i in spans), wrd_labels=labels,
+                     sentence_labels=sentence_labels)  # fmt: skip
+        trials.append(trial)
+    data = {"trials": trials, "info": {"wrd_dict": wrd_dict}, "significan_elecs": np.arange(6) < 5}
+    path.write_bytes(pickle.dumps(data))
+    return path

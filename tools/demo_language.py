@@ -61,11 +61,39 @@ def _row(name: str, runs: list[dict]) -> dict:
     }
 
 
+def _llm_lines(m: dict) -> list[str]:
+    """The LLM-prefix run beside its two controls."""
+    keys = ("loss", "bleu1", "bleu4", "rouge1_recall", "rougeL_recall", "wer")
+    lines = [
+        f"## LLM-prefix head ({m['llm']['model']}, frozen; {m['n_items']} test items, {m['n_generated']} generated; "
+        f"{m['global_step']} steps, {m['s_per_step']:.2f} s/step, peak RSS {m['peak_rss_mb']:.0f} MB, "
+        f"bf16 {m['bf16']})",
+        "",
+        "| condition | " + " | ".join(keys) + " |",
+        "|---" * (len(keys) + 1) + "|",
+    ]
+    for name, prefix in (("brain", ""), ("permuted brain", "permuted_"), ("no brain", "no_brain_")):
+        lines.append(f"| {name} | " + " | ".join(f"{m[prefix + k]:.3f}" for k in keys) + " |")
+    lines += [
+        "",
+        f"Pairwise accuracy (own brain vs another item's, lower continuation loss): {m['pairwise_accuracy']:.3f} "
+        f"(sign test p = {m['pairwise_p_value']:.2g}); vs no brain {m['pairwise_accuracy_vs_no_brain']:.3f} "
+        f"(p = {m['pairwise_p_value_vs_no_brain']:.2g}). Loss: continuation cross-entropy (nats/token).",
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="demo", help="the folder `make demo` wrote")
     p.add_argument("--seeds", type=int, default=3, help="seeds per condition")
     p.add_argument("--steps", type=int, default=200, help="finetuning steps at most (early stopping)")
+    p.add_argument(
+        "--llm-steps",
+        type=int,
+        default=0,
+        help="also train the LLM-prefix head (SmolLM2-135M-Instruct, frozen) for N steps, one seed (CPU: ~10 s/step)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -139,6 +167,17 @@ def main(argv: list[str] | None = None) -> int:
                                                             *over]))  # fmt: skip
                 results.setdefault(name, []).append(json.loads((run / "metrics.json").read_text()))
             timings[name] = time.perf_counter() - t
+        llm = None
+        if args.llm_steps > 0:
+            t = time.perf_counter()
+            run = lang / "runs" / "llm_prefix" / "seed0"
+            llm_over = [f"ckpt={ckpt}", f"shards={task}", f"out={run}", "head=llm_prefix", "init=pretrained",
+                        "freeze=encoder", f"trainer.max_steps={args.llm_steps}", "trainer.accelerator=cpu",
+                        "trainer.enable_progress_bar=false", f"trainer.val_check_interval={max(args.llm_steps // 3, 1)}",
+                        "data.batch_size=8", "llm.n_generate=24"]  # fmt: skip
+            finetune(load_config("finetune", overrides=llm_over))
+            llm = json.loads((run / "metrics.json").read_text())
+            timings["llm_prefix"] = time.perf_counter() - t
     except IeegfmError as err:
         print(f"demo-language: error: {err}", file=sys.stderr)
         return 2
@@ -181,10 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         "Time per step (s): " + ", ".join(f"{r['condition']} {r['s_per_step'][0]:.3f}" for r in table),
         "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
     ]
+    if llm is not None:
+        lines += ["", *_llm_lines(llm)]
     text = "\n".join(lines) + "\n"
     lang.mkdir(parents=True, exist_ok=True)
     (lang / "summary.md").write_text(text)
-    (lang / "summary.json").write_text(json.dumps({"rows": table, "timings_s": timings}, indent=1))
+    (lang / "summary.json").write_text(json.dumps({"rows": table, "llm_prefix": llm, "timings_s": timings}, indent=1))
     print("\n" + text)
     return 0
 

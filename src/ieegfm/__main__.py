@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": "zero-shot vs task-only vs pretrained + finetuned, with paired tests (the paper's comparison)",
     "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
     "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
+    "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
 }
 
 
@@ -88,6 +89,12 @@ def run_generate(cfg) -> None:
         )
 
 
+def run_import_n2s(cfg) -> None:
+    from ieegfm.shards.import_n2s import import_n2s
+
+    print(import_n2s(cfg))
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -97,6 +104,7 @@ RUNNERS = {
     "compare": run_compare,
     "cards": run_cards,
     "generate": run_generate,
+    "import-n2s": run_import_n2s,
 }
 
 
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = list(args.overrides)
     if args.command == "cards" and overrides and "=" not in overrides[0]:  # ieegfm cards RUNS_DIR
         overrides[0] = f"runs_dir={overrides[0]}"
+    if args.command == "import-n2s" and overrides and "=" not in overrides[0]:  # ieegfm import-n2s FILE.pkl ...
+        overrides[0] = f"file={overrides[0]}"
     try:
         cfg = load_config(args.command, args.config, overrides, check_missing=not args.print_config)
         if args.print_config:

@@ -294,12 +294,12 @@ def encoder_for_shards(
     ------
     InputError
         Subjects or channels do not match (see :func:`match_channels`); the shards' ``sfreq`` or audio feature
-        count differs from the checkpoint's.
+        count differs from the checkpoint's (brain-only shards, ``n_features`` 0, take any).
     """
     cfg = dict(contract.encoder)
     if abs(float(manifest["sfreq"]) - float(cfg["sfreq"])) > 1e-6:
         raise InputError(f"{where}: shards at {manifest['sfreq']} Hz, checkpoint trained at {cfg['sfreq']} Hz")
-    if int(manifest["n_features"]) != int(cfg["n_features"]):
+    if int(manifest["n_features"]) and int(manifest["n_features"]) != int(cfg["n_features"]):  # 0: brain-only
         raise InputError(
             f"{where}: shards have {manifest['n_features']} audio features, the checkpoint {cfg['n_features']}; "
             "pack with the same audio config (channels_from= copies it)"

@@ -483,6 +483,36 @@ class GenerateConfig:
 
 
 @dataclass
+class ImportModelConfig(ModelConfig):
+    n_features: int = field(
+        default=64, metadata={"help": "the encoder's own output size (its contrastive head; unused by the text heads)"}
+    )
+
+
+@dataclass
+class ImportN2SConfig:
+    """``ieegfm import-n2s``: a Neuro2Semantic pickle -> task shards and an untrained encoder checkpoint."""
+
+    file: str = MISSING
+    sfreq: float = MISSING
+    out: str = MISSING
+    subject: str = field(default="n2s", metadata={"help": "label of the pooled subject (all the file's electrodes)"})
+    bands: list[str] | None = field(
+        default=None, metadata={"help": "bands kept (delta theta alpha beta gamma highgamma); default: all present"}
+    )
+    subjects: list[str] | None = field(
+        default=None, metadata={"help": "electrode subjects kept (their subj labels); default: all"}
+    )
+    significant_only: bool = field(default=True, metadata={"help": "keep only the electrodes significan_elecs marks"})
+    split: SplitConfig = field(default_factory=SplitConfig)
+    chunk_s: float = field(default=60.0, metadata={"help": "shard chunk length (s)"})
+    window_s: float = field(default=3.0, metadata={"help": "encoder window (s)"})
+    samples_per_shard: int = field(default=64, metadata={"help": "chunks per tar file"})
+    seed: int = field(default=0, metadata={"help": "seed of the untrained encoder's initialisation"})
+    model: ImportModelConfig = field(default_factory=ImportModelConfig)
+
+
+@dataclass
 class CardsConfig:
     """``ieegfm cards [RUNS_DIR]``: the model cards under a folder, newest first."""
 
@@ -498,6 +528,7 @@ SCHEMAS: dict[str, type] = {
     "compare": CompareConfig,
     "cards": CardsConfig,
     "generate": GenerateConfig,
+    "import-n2s": ImportN2SConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -521,6 +552,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect"), "head": ("linear",)},
     "generate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
+    "import-n2s": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none")},
 }
 
 

@@ -191,6 +191,11 @@ def finetune(cfg) -> Path:
         return finetune_llm(cfg)
     tic = time.perf_counter()
     manifest = read_manifest(cfg.shards)
+    if int(manifest["n_features"]) == 0:
+        raise InputError(
+            f"shards={cfg.shards}: no audio targets (brain-only shards, e.g. from import-n2s); head={cfg.head} "
+            "trains against audio: use head=text_embedding or llm_prefix"
+        )
     state, pretrained = load_checkpoint(cfg.ckpt)
     where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
     enc = pretrained.encoder
