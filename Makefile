@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo
+LLM_STEPS ?= 0
 
 .PHONY: help install demo demo-language test test-fast lint format bench clean
 
@@ -21,8 +22,8 @@ install: $(BIN)/ieegfm  ## create .venv and install ieegfm (CPU torch 2.13.0 pin
 demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data; prints the test mean relative ranks
 	$(BIN)/python tools/demo.py --out $(OUT)
 
-demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~5 min)
-	$(BIN)/python tools/demo_language.py --out $(OUT)
+demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~6 min; LLM_STEPS=N adds the LLM-prefix head)
+	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS)
 
 test: install  ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
