@@ -22,7 +22,7 @@ install: $(BIN)/ieegfm  ## create .venv and install ieegfm (CPU torch 2.13.0 pin
 demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data; prints the test mean relative ranks
 	$(BIN)/python tools/demo.py --out $(OUT)
 
-demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~6 min; LLM_STEPS=N adds the LLM-prefix head)
+demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~11 min; LLM_STEPS=N adds the LLM-prefix head)
 	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS)
 
 test: install  ## run the test suite (what CI runs)
