@@ -233,10 +233,10 @@ def finetune_sentences(cfg) -> Path:
     slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
     torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
     lookup = bank.lookup()
-    scored = {}
+    scored, preds = {}, {}
     for split in ("val", "test"):
         items = sentences.items[split]
-        pred = predict(module, items, collate, cfg.data.batch_size)
+        preds[split] = pred = predict(module, items, collate, cfg.data.batch_size)
         texts = [it.text for it in items]
         scored[split] = score_sentences(
             pred, np.stack([lookup[t] for t in texts]), texts, bank, seed=cfg.seed, keys=[it.key for it in items]
@@ -253,7 +253,7 @@ def finetune_sentences(cfg) -> Path:
         inverted = vec2text_scores(
             cfg,
             embedder,
-            predict(module, sentences.items["test"], collate, cfg.data.batch_size),
+            preds["test"],  # already computed for the retrieval scores
             [it.text for it in sentences.items["test"]],
             predict(module, train_items, collate, cfg.data.batch_size),
             [it.text for it in train_items],

@@ -113,7 +113,21 @@ def bank_ranks(pred: np.ndarray, true_index: np.ndarray, bank: np.ndarray) -> tu
 
 
 def derangements(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``k`` random permutations of ``range(n)`` that move every item (each a random cycle), for the controls."""
+    """``k`` random permutations of ``range(n)`` that move every item (each a random cycle), for the controls.
+
+    Parameters
+    ----------
+    n : int
+        Items (>= 2 for a permutation that moves every item).
+    k : int
+        Permutations drawn.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    list of ndarray, each shape (n,), int64
+        ``perm[i]`` is the item paired with item ``i``; ``perm[i] != i`` for every ``i`` when ``n >= 2``.
+    """
     out = []
     for _ in range(k):
         order = rng.permutation(n)  # a random cycle through all items: no item keeps its own
