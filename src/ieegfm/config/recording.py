@@ -1,0 +1,161 @@
+"""Schemas of the commands that write recordings and shards: ``simulate``, ``pack``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any  # noqa: F401  (field annotations are strings; OmegaConf resolves them here)
+
+from omegaconf import MISSING  # noqa: F401
+
+# ----------------------------------------------------------------------------------------------------------------
+# simulate
+
+
+@dataclass
+class SimulateConfig:
+    """``ieegfm simulate``: the built-in default dataset (see :mod:`ieegfm.simulate`)."""
+
+    out: str = field(default="shards/sim", metadata={"help": "output folder (recordings.tsv, EDF, WAV, truth.json)"})
+    hours: float = field(default=4.0, metadata={"help": "total recorded hours, spread over `days` days"})
+    days: int = field(default=2, metadata={"help": "number of calendar days the blocks are spread over"})
+    block_minutes: float = field(default=30.0, metadata={"help": "length of one EDF/WAV block (min)"})
+    seed: int = field(default=0, metadata={"help": "random seed; same seed -> identical files"})
+    subject: str = field(default="sim01", metadata={"help": "BIDS subject label"})
+    sfreq: float = field(default=1024.0, metadata={"help": "iEEG sampling rate (Hz)"})
+    audio_sfreq: int = field(default=16000, metadata={"help": "audio sampling rate (Hz)"})
+    n_shafts: int = field(default=4, metadata={"help": "number of depth electrodes (shafts)"})
+    contacts_per_shaft: int = field(default=8, metadata={"help": "contacts per shaft"})
+    responsive_fraction: float = field(default=0.4, metadata={"help": "fraction of contacts driven by the audio"})
+    line_freq: float = field(default=60.0, metadata={"help": "power-line frequency (Hz)"})
+    snr: float = field(
+        default=1.0, metadata={"help": "std of the audio-driven response / std of the background in 0.5-20 Hz"}
+    )
+    start: str = field(default="2026-03-02T08:00:00", metadata={"help": "wall-clock start of the first block (UTC)"})
+    day_shift_hours: float | None = field(
+        default=None,
+        metadata={
+            "help": "each day starts this many hours (h) later in the clock than the previous one; default -hours/days (days tile the clock backwards from `start`, so both day and night are recorded)"
+        },
+    )
+    speech_fraction_day: float = field(
+        default=0.55, metadata={"help": "target fraction of time with speech in daytime blocks (08:00-22:00)"}
+    )
+    speech_fraction_night: float = field(
+        default=0.12, metadata={"help": "target fraction of time with speech in night blocks"}
+    )
+    hg_snr: float = field(
+        default=3.0,
+        metadata={
+            "help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"
+        },
+    )
+    prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
+    task_minutes: float = field(
+        default=24.0,
+        metadata={
+            "help": "minutes of the task session (narrated speech heard in a quiet room, sentence events, "
+            "recordings_task.tsv); 0: none"
+        },
+    )
+    task_blocks: int = field(default=8, metadata={"help": "blocks the task session is cut into (split by block)"})
+    semantic_snr: float = field(
+        default=1.0,
+        metadata={
+            "help": "task session: std of the semantic drive (a fixed projection of the embedding of the sentence "
+            "and word being heard) / background std of the driven contacts; 0: no semantic component"
+        },
+    )
+    semantic_fraction: float = field(
+        default=0.25, metadata={"help": "fraction of the contacts the semantic component drives"}
+    )
+    semantic_word_weight: float = field(
+        default=0.5, metadata={"help": "weight of the word-level term relative to the sentence-level one"}
+    )
+    semantic_model: str | None = field(
+        default=None,
+        metadata={"help": "local sentence-transformers folder embedding the meaning; default all-MiniLM-L6-v2"},
+    )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# pack
+
+
+@dataclass
+class PreprocessConfig:
+    """Streaming iEEG preprocessing (arXiv 2512.15830 defaults)."""
+
+    line_freq: float = field(
+        default=60.0,
+        metadata={"help": "power-line frequency (Hz); harmonics below Nyquist are notched too; 0 disables"},
+    )
+    l_freq: float = field(default=0.05, metadata={"help": "high-pass edge (Hz); 0 disables"})
+    h_freq: float = field(default=50.0, metadata={"help": "low-pass edge (Hz); capped below the output Nyquist"})
+    sfreq: float = field(default=40.0, metadata={"help": "output sampling rate (Hz)"})
+    montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
+    chunk_s: float = field(default=60.0, metadata={"help": "length of one streaming read (s); bounds memory"})
+    clamp: float = field(default=20.0, metadata={"help": "clamp robust-scaled values at +-clamp"})
+    flat_threshold: float = field(
+        default=1e-9, metadata={"help": "a channel whose std is below this (V) is flat and dropped"}
+    )
+
+
+@dataclass
+class AudioConfig:
+    """Frozen audio targets."""
+
+    features: str = field(default="logmel", metadata={"help": "logmel | wav2vec2"})
+    model: str | None = field(default=None, metadata={"help": "local folder of a HF Wav2Vec2Model (wav2vec2 only)"})
+    layer: int = field(default=19, metadata={"help": "hidden_states index; 0 = input to the first transformer layer"})
+    sfreq: int = field(default=16000, metadata={"help": "audio rate the features are computed at (Hz)"})
+    chunk_s: float = field(default=30.0, metadata={"help": "context of one wav2vec2 forward pass (s)"})
+    n_mels: int = field(default=40, metadata={"help": "mel bands (logmel only)"})
+    device: str = field(default="cpu", metadata={"help": "torch device for feature extraction (cuda: bf16)"})
+    batch_chunks: int = field(default=4, metadata={"help": "chunks per extractor forward pass"})
+    pool_s: float = field(
+        default=0.0,
+        metadata={
+            "help": "store targets averaged over bins of this many seconds (0: every frame at the brain rate); "
+            "1.0 stores 1/40 of the audio bytes, window means stay exact (windows start on the bin grid), "
+            "model.pooling=none then needs frames (0)"
+        },
+    )
+
+
+@dataclass
+class SplitConfig:
+    """Train/val/test split by recording block."""
+
+    val: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for validation"})
+    test: float = field(default=0.15, metadata={"help": "fraction of blocks (per subject) for test"})
+    guard_s: float | None = field(
+        default=None, metadata={"help": "guard gap at split boundaries (s); default window_s + audio context"}
+    )
+    window_s: float = field(default=3.0, metadata={"help": "training window length (s), used for the guard gap"})
+
+
+@dataclass
+class PackConfig:
+    """``ieegfm pack``: recordings table -> WebDataset shards."""
+
+    recordings: str = MISSING
+    out: str = field(default="shards/default", metadata={"help": "output folder for shards, sizes.json, manifest.json"})
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+    chunk_s: float = field(default=60.0, metadata={"help": "length of one shard sample (s): a contiguous chunk"})
+    samples_per_shard: int = field(default=64, metadata={"help": "chunks per tar file"})
+    strict: bool = field(default=False, metadata={"help": "raise on a bad block instead of logging and skipping it"})
+    n_jobs: int = field(default=1, metadata={"help": "blocks processed in parallel (worker processes)"})
+    timezone: str = field(
+        default="UTC",
+        metadata={"help": "IANA time zone of the recording site: day index and daytime (08-22 h) use its clock"},
+    )
+    seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
+    channels_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "shards of a pretraining pack: use its channels, montage, preprocessing and audio targets for "
+            "the same subjects (task data that a pretrained encoder applies to)"
+        },
+    )
