@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -25,6 +25,7 @@ COMMANDS = {
     "compare": "zero-shot vs task-only vs pretrained + finetuned, with paired tests (the paper's comparison)",
     "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
     "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
+    "scale": "scaling law over pretraining hours: nested subsets, pretrain + finetune per point, log-linear fit with CIs",
     "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
 }
 
@@ -95,6 +96,19 @@ def run_import_n2s(cfg) -> None:
     print(import_n2s(cfg))
 
 
+def run_scale(cfg) -> None:
+    from pathlib import Path
+
+    from ieegfm.analysis.scale import scale
+
+    result = scale(cfg)
+    if isinstance(result, Path):
+        print(result)
+        return
+    print((Path(cfg.out) / "scale.md").read_text())
+    print(f"{cfg.out}/fit.json")
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -105,6 +119,7 @@ RUNNERS = {
     "cards": run_cards,
     "generate": run_generate,
     "import-n2s": run_import_n2s,
+    "scale": run_scale,
 }
 
 
@@ -137,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate"):
+        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate", "scale"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -18,6 +18,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
+from ieegfm.config.analysis import ScaleCondition, ScaleConfig, ScaleFinetuneConfig
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -71,6 +72,9 @@ __all__ = [
     "SplitConfig",
     "TextConfig",
     "TrainerConfig",
+    "ScaleCondition",
+    "ScaleConfig",
+    "ScaleFinetuneConfig",
     "SCHEMAS",
     "CHOICES",
     "OPTION_GROUPS",
@@ -90,6 +94,7 @@ SCHEMAS: dict[str, type] = {
     "cards": CardsConfig,
     "generate": GenerateConfig,
     "import-n2s": ImportN2SConfig,
+    "scale": ScaleConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -113,6 +118,17 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "compare": {"objective": ("clip", "regression"), "channels": ("exact", "intersect"), "head": ("linear",)},
     "generate": {"split": ("train", "val", "test"), "channels": ("exact", "intersect")},
+    "scale": {
+        "order": ("recording", "random"),
+        "compute": ("steps", "epochs"),
+        "launcher": ("local", "slurm"),
+        "fit_metric": ("finetuned_frozen", "finetuned_full", "zero_shot"),
+        "model.encoder": ("conv_attention", "linear"),
+        "model.pooling": ("mean", "none"),
+        "loss.name": ("clip", "siglip"),
+        "finetune.objective": ("clip", "regression"),
+        "finetune.channels": ("exact", "intersect"),
+    },
     "import-n2s": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none")},
 }
 
@@ -140,6 +156,7 @@ OPTION_GROUPS: dict[str, dict[str, dict[str, tuple[str, ...]]]] = {
     },
     "compare": {"head": {"linear": ("dropout",)}},
 }
+OPTION_GROUPS["scale"] = dict(OPTION_GROUPS["pretrain"])  # a sweep takes the pretraining keys
 
 
 #: Where the options of a top-level selector live (``head`` -> ``head_options.*``); otherwise beside the selector.
@@ -168,6 +185,7 @@ def load_config(
     config_file: str | Path | None = None,
     overrides: list[str] | None = None,
     check_missing: bool = True,
+    base: dict | None = None,
 ) -> DictConfig:
     """Merge schema defaults, an optional YAML file and dotlist overrides.
 
@@ -182,6 +200,9 @@ def load_config(
         OmegaConf dotlist (``key=value``) merged last.
     check_missing : bool
         Raise when a required key (``???``) is unset (False for ``--print-config``).
+    base : dict, optional
+        Values merged over the defaults before the file and the overrides (a caller's config, e.g. the pretraining
+        keys of a ``scale`` sweep); checked like them.
 
     Returns
     -------
@@ -197,7 +218,7 @@ def load_config(
     if command not in SCHEMAS:
         raise ConfigError(f"unknown command {command!r}; expected one of {sorted(SCHEMAS)}")
     cfg = OmegaConf.structured(SCHEMAS[command])
-    sources: list[tuple[str, Any]] = []
+    sources: list[tuple[str, Any]] = [] if base is None else [("config", OmegaConf.create(base))]
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
@@ -246,7 +267,7 @@ def describe(command: str) -> str:
                 continue
             default = "(required)" if f.default is MISSING else repr(f.default)
             if f.default is dataclasses.MISSING:
-                default = "(required)"
+                default = "(required)" if f.default_factory is dataclasses.MISSING else repr(f.default_factory())
             help_ = f.metadata.get("help", "")
             lines.append(f"  {key:<28} {default:<22} {help_}")
 

@@ -191,6 +191,11 @@ class ShardDataModule(L.LightningDataModule):
                     world,
                 )
                 planner = None
+        if planner is None and self.manifest.get("subset"):
+            raise InputError(
+                f"shards={self.root}: a subset of the training hours (ieegfm scale) is read in epoch mode only; "
+                "expected data.resampled=false and at least as many training windows as ranks"
+            )
         if planner is not None:  # epoch mode: every window exactly once per epoch, same batches on every rank
             stages = [PlannedShardList(planner, self.epoch)]
             worker_batches = 0  # per-worker quotas come from the plan

@@ -50,7 +50,7 @@ def _summary(m: dict) -> dict:
     }
 
 
-def _run_config(cfg, condition: str, seed: int, out: Path):
+def run_config(cfg, condition: str, seed: int, out: Path):
     """The ``ieegfm finetune`` config of one trained row and seed (the comparison's shared keys)."""
     init, freeze = CONDITIONS[condition]
     shared = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("out", "seeds", "conditions")}
@@ -59,12 +59,28 @@ def _run_config(cfg, condition: str, seed: int, out: Path):
     return run
 
 
-def _finished(run: Path, run_cfg) -> bool:
+def finished_run(run: Path, run_cfg) -> bool:
     """A finished run of exactly this config (a rerun of the comparison reuses it)."""
     done = run / "metrics.json"
     if not done.is_file() or not (run / "config.yaml").is_file():
         return False
     return OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) == OmegaConf.to_container(run_cfg, resolve=True)
+
+
+def run_row(cfg, condition: str, seed: int, run: Path) -> dict:
+    """Finetune one trained row and seed into ``run`` (reused when it finished with the same config).
+
+    Returns
+    -------
+    metrics : dict
+        The run's ``metrics.json`` (``test``: summary metrics, ``per_window``: per-window ranks).
+    """
+    run_cfg = run_config(cfg, condition, seed, run)
+    if finished_run(run, run_cfg):
+        logger.info("%s seed %d already done (%s), reused", condition, seed, run)
+    else:
+        finetune(run_cfg)
+    return json.loads((run / "metrics.json").read_text())
 
 
 def compare(cfg) -> dict:
@@ -110,12 +126,7 @@ def compare(cfg) -> dict:
             continue
         for seed in range(cfg.seeds):
             run = out / "runs" / condition / f"seed{seed}"
-            run_cfg = _run_config(cfg, condition, seed, run)
-            if _finished(run, run_cfg):
-                logger.info("compare: %s seed %d already done (%s), reused", condition, seed, run)
-            else:
-                finetune(run_cfg)
-            m = json.loads((run / "metrics.json").read_text())
+            m = run_row(cfg, condition, seed, run)
             results[condition].append({"seed": seed, "run": str(run), **m})
             done += 1
             logger.info(

@@ -1,0 +1,266 @@
+"""Nested subsets of the training hours of a shard set, as views that copy no data (scaling-law sweeps).
+
+A scaling sweep pretrains on 0.5, 1, 2, ... hours of each patient's training data and must change nothing else:
+the validation and test windows stay those of the full set, and a smaller budget is a prefix of a larger one
+(nested), so that a gain with hours is not a different sample of the recording. Chunks (the shards' samples, ~60 s)
+are ordered per subject, in recording order (more days as the budget grows, as in the seed paper's scaling
+analysis, arXiv 2512.15830) or in a seeded random order fixed for all budgets, and each subject keeps the shortest
+prefix that holds the budget.
+
+A subset is a folder with its own ``manifest.json`` whose shard entries point at the source tars (relative paths)
+and whose training entries list the dropped chunks with length 0: the epoch planner
+(:class:`ieegfm.data.plan.EpochPlanner`) gives them no windows and the tar reader seeks past them, so a subset
+reads only its own chunks and copies no bytes. ``manifest["subset"]`` records the request, the source and the
+hours kept per subject; ``manifest["splits"]["train"]`` the kept hours.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ieegfm.data import read_manifest
+from ieegfm.data.tar import tar_members
+from ieegfm.errors import ConfigError, InputError
+
+logger = logging.getLogger(__name__)
+
+ORDERS = ("recording", "random")
+#: the budget that keeps every training chunk
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One training chunk of a shard set: where it is and when it was recorded."""
+
+    shard: int  # index into manifest["shards"]["train"]
+    index: int  # position in that tar
+    subject: str
+    block: str
+    start_time: dt.datetime
+    hours: float
+    n_windows: int
+    day: int
+    daytime: bool
+
+
+def train_chunks(shards: str | Path) -> list[Chunk]:
+    """The training chunks of a shard set, read from their JSON members only (the arrays are skipped by seeks).
+
+    Raises
+    ------
+    InputError
+        No manifest; a tar holding another number of chunks than its manifest entry lists.
+    """
+    root = Path(shards)
+    manifest = read_manifest(root)
+    sfreq, window_n = float(manifest["sfreq"]), int(round(float(manifest["window_s"]) * float(manifest["sfreq"])))
+    chunks = []
+    for i, entry in enumerate(manifest["shards"].get("train", [])):
+        url = root / entry["name"]
+        metas = [
+            json.loads(bytes(data))
+            for name, data in tar_members(str(url), want=lambda n: n.endswith(".json"))
+            if data is not None
+        ]
+        lengths = entry["chunk_lengths"]
+        if len(metas) != len(lengths):
+            raise InputError(f"{url}: {len(metas)} chunks, its manifest entry lists {len(lengths)}")
+        for k, (meta, n) in enumerate(zip(metas, lengths)):
+            chunks.append(
+                Chunk(
+                    shard=i,
+                    index=k,
+                    subject=meta["subject"],
+                    block=meta["block"],
+                    start_time=dt.datetime.fromisoformat(meta["start_time"]),
+                    hours=n / sfreq / 3600,
+                    n_windows=n // window_n,
+                    day=int(meta["day"]),
+                    daytime=bool(meta["daytime"]),
+                )
+            )
+    return chunks
+
+
+def parse_hours(value) -> float | str:
+    """A budget of the hours grid: a positive number of hours per subject, or ``'all'``.
+
+    Raises
+    ------
+    ConfigError
+        Anything else.
+    """
+    if isinstance(value, str) and value.strip().lower() == ALL:
+        return ALL
+    try:
+        hours = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"hours: {value!r} is not a number of hours or 'all'") from None
+    if not np.isfinite(hours) or hours <= 0:
+        raise ConfigError(f"hours: {value!r}: expected a positive number of hours per patient, or 'all'")
+    return hours
+
+
+def chunk_order(chunks: list[Chunk], order: str = "recording", seed: int = 0, daytime_only: bool = False) -> dict:
+    """Subject -> its chunks in the order budgets take them (the same order for every budget: nested prefixes).
+
+    Parameters
+    ----------
+    chunks : list of Chunk
+    order : {'recording', 'random'}
+        Recording order (start time), or a random permutation seeded by ``seed`` (and the subject).
+    seed : int
+    daytime_only : bool
+        Keep only chunks recorded in daytime (08-22 h, the pack's local clock).
+
+    Raises
+    ------
+    ConfigError
+        Unknown order.
+    """
+    if order not in ORDERS:
+        raise ConfigError(f"subset order={order!r}: expected one of {list(ORDERS)}")
+    by_subject: dict[str, list[Chunk]] = {}
+    for c in sorted(chunks, key=lambda c: (c.subject, c.start_time, c.shard, c.index)):
+        if c.daytime or not daytime_only:
+            by_subject.setdefault(c.subject, []).append(c)
+    if order == "random":
+        for s, own in by_subject.items():
+            salt = int.from_bytes(hashlib.sha256(s.encode()).digest()[:4], "little")
+            perm = np.random.default_rng([seed, salt, 104729]).permutation(len(own))
+            by_subject[s] = [own[i] for i in perm]
+    return by_subject
+
+
+def nested_subset(ordered: dict[str, list[Chunk]], hours: float | str, where: str = "shards") -> dict[str, list[Chunk]]:
+    """Each subject's shortest prefix of ``ordered`` holding ``hours`` (all of it for ``'all'``).
+
+    A budget is met to within one chunk (the prefix may exceed it by less than one chunk's length).
+
+    Raises
+    ------
+    InputError
+        A subject holds fewer training hours than the budget (names the subject and both figures).
+    """
+    kept = {}
+    for s, own in ordered.items():
+        total = sum(c.hours for c in own)
+        if hours == ALL:
+            kept[s] = list(own)
+            continue
+        if hours > total + 1e-9:
+            raise InputError(
+                f"{where}: hours={hours:g} per patient, but subject {s!r} has {total:.3f} h of training data; "
+                "expected a grid within that (or 'all')"
+            )
+        cum = np.cumsum([c.hours for c in own])
+        n = int(np.searchsorted(cum, hours - 1e-9)) + 1
+        kept[s] = own[:n]
+    return kept
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def subset_view(
+    shards: str | Path,
+    dst: str | Path,
+    hours: float | str,
+    order: str = "recording",
+    seed: int = 0,
+    daytime_only: bool = False,
+) -> Path:
+    """Write (or reuse) the view of ``shards`` that trains on a nested subset of ``hours`` per subject.
+
+    Parameters
+    ----------
+    shards : str | Path
+        Shards written by ``ieegfm pack``.
+    dst : str | Path
+        Folder of the view (``manifest.json`` only; the tars stay where they are).
+    hours : float | 'all'
+        Training hours per subject.
+    order, seed, daytime_only
+        See :func:`chunk_order`.
+
+    Returns
+    -------
+    dst : Path
+
+    Raises
+    ------
+    InputError
+        No manifest; more hours asked for than a subject holds.
+    """
+    src, dst = Path(shards), Path(dst)
+    manifest = read_manifest(src)
+    hours = parse_hours(hours)
+    request = {
+        "hours": hours,
+        "order": order,
+        "seed": int(seed) if order == "random" else None,
+        "daytime_only": bool(daytime_only),
+        "source": os.path.relpath(src.resolve(), dst.resolve()),
+        "source_manifest_sha256": _sha(src / "manifest.json"),
+    }
+    done = dst / "manifest.json"
+    if done.is_file():
+        old = json.loads(done.read_text()).get("subset", {})
+        if {k: old.get(k) for k in request} == request:
+            return dst
+    chunks = train_chunks(src)
+    kept = nested_subset(chunk_order(chunks, order, seed, daytime_only), hours, where=f"shards={src}")
+    keep = {(c.shard, c.index) for own in kept.values() for c in own}
+    rel = os.path.relpath(src.resolve(), dst.resolve())
+    out = json.loads(json.dumps(manifest))
+    for sp, entries in out["shards"].items():
+        for i, e in enumerate(entries):
+            e["name"] = os.path.join(rel, e["name"])
+            if sp != "train":
+                continue
+            window_n = int(round(float(manifest["window_s"]) * float(manifest["sfreq"])))
+            e["chunk_lengths"] = [n if (i, k) in keep else 0 for k, n in enumerate(e["chunk_lengths"])]
+            e["n_windows"] = sum(n // window_n for n in e["chunk_lengths"])
+    by_key = {(c.shard, c.index): c for c in chunks}
+    stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
+    for key in sorted(keep):
+        c = by_key[key]
+        stats["hours"] += c.hours
+        stats["daytime_hours"] += c.hours if c.daytime else 0.0
+        stats["by_day"][str(c.day)] = stats["by_day"].get(str(c.day), 0.0) + c.hours
+        stats["n_chunks"] += 1
+        stats["n_windows"] += c.n_windows
+        if c.block not in stats["blocks"]:
+            stats["blocks"].append(c.block)
+    out.setdefault("splits", {})["train"] = {**manifest.get("splits", {}).get("train", {}), **stats}
+    out["subset"] = {
+        **request,
+        "hours_per_subject": {s: sum(c.hours for c in own) for s, own in kept.items()},
+        "available_hours_per_subject": {
+            s: sum(c.hours for c in own) for s, own in chunk_order(chunks, order, seed, daytime_only).items()
+        },
+        "rule": "per subject, the shortest prefix of the training chunks (in `order`) holding `hours`; "
+        "validation and test unchanged",
+    }
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / "manifest.json.tmp"
+    tmp.write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, done)
+    logger.info(
+        "subset %s: %s h per subject (%s) of %s",
+        dst,
+        ", ".join(f"{s} {h:.2f}" for s, h in out["subset"]["hours_per_subject"].items()),
+        order,
+        src,
+    )
+    return dst
