@@ -13,9 +13,7 @@ def synthetic(slope, rng, hours=(0.5, 1, 2, 4, 8), seeds=3, windows=150, interce
     for h in hours:
         mean = intercept + slope * np.log10(h)
         values.append(
-            np.array(
-                [mean + difficulty + rng.normal(0, 0.01) + rng.normal(0, 0.05, windows) for _ in range(seeds)]
-            )
+            np.array([mean + difficulty + rng.normal(0, 0.01) + rng.normal(0, 0.05, windows) for _ in range(seeds)])
         )
     return list(hours), values
 
