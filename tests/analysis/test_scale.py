@@ -70,11 +70,11 @@ def test_a_task_split_that_changed_between_points_is_refused(patient, tmp_path, 
     out = tmp_path / "s"
     out.mkdir()
     split = {"blocks": ["sim01_other"], "n_windows": 3, "sha256": ["0" * 64]}
-    (out / "sweep.json").write_text(json.dumps({"task_test_split": split}))
+    (out / "sweep.json").write_text(json.dumps({"task_test_split": {"default": split}}))
     assert main(_args(patient, out, "hours=[0.1]")) == 2
     err = capsys.readouterr().err
     assert "its test split (" in err and "differs from the one" in err and "(3 windows of 1 blocks)" in err
-    assert json.loads((out / "sweep.json").read_text())["task_test_split"] == split  # the record is kept
+    assert json.loads((out / "sweep.json").read_text())["task_test_split"]["default"] == split  # the record is kept
 
 
 def test_bad_condition_override_named_before_training(patient, tmp_path, capsys, no_training):
@@ -123,3 +123,28 @@ def test_slurm_launcher_writes_an_array_job(patient, tmp_path, no_training):
     assert "--signal=TERM@120" in script and "--requeue" in script
     cfg = load_config("scale", out / "spec.yaml", ["point=3"])
     assert list(cfg.hours) == [0.05, 0.1] and cfg.point == 3
+
+
+def test_conditions_with_other_task_test_windows_are_refused(patient, tmp_path, capsys, no_training):
+    task = json.loads((patient["task"] / "manifest.json").read_text())
+    other = tmp_path / "task2"
+    other.mkdir()
+    task["splits"]["test"]["blocks"] = task["splits"]["val"]["blocks"]
+    (other / "manifest.json").write_text(json.dumps(task))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f"conditions:\n  a: {{}}\n  b:\n    task_shards: {other}\n")
+    assert main([*_args(patient, tmp_path / "s", "hours=[0.1]"), "--config", str(spec)]) == 2
+    assert "expected one task split for the whole sweep" in capsys.readouterr().err
+
+
+def test_ready_made_sweeps_load(tmp_path):
+    from pathlib import Path
+
+    specs = sorted((Path(__file__).parents[2] / "sweeps").glob("*.yaml"))
+    assert {s.stem for s in specs} >= {"hours", "targets", "daytime", "encoder", "objective"}
+    for spec in specs:
+        cfg = load_config("scale", spec, ["pretrain_shards=P", "task_shards=T"])
+        assert len(cfg.hours) >= 4 and len(cfg.seeds) >= 3, spec
+    assert (
+        main(["scale", "--config", str(specs[-1].with_name("targets.yaml")), "pretrain_shards=P", "task_shards=T"]) == 2
+    )

@@ -46,6 +46,7 @@ class Point:
     hours: float | str
     seed: int
     pretrain_shards: Path
+    task_shards: Path
     daytime_only: bool
     overrides: list[str]
     task_only: bool = False  # this point also trains the task-only baseline of its (condition, seed)
@@ -68,10 +69,15 @@ def conditions_of(cfg) -> dict:
     ConfigError
         A name that is not a plain folder name.
     """
-    conds = OmegaConf.to_container(cfg.conditions) or {"default": {"pretrain_shards": None, "overrides": []}}
-    for name in conds:
+    conds = OmegaConf.to_container(cfg.conditions) or {"default": {}}
+    for name, c in conds.items():
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
             raise ConfigError(f"conditions.{name}: a condition name must be letters, digits, '_', '-' or '.'")
+        for key, value in c.items():
+            if value == "???":
+                raise ConfigError(f"`ieegfm scale` needs conditions.{name}.{key}=...")
+        c["pretrain_shards"] = Path(c.get("pretrain_shards") or cfg.pretrain_shards)
+        c["task_shards"] = Path(c.get("task_shards") or cfg.task_shards)
     return conds
 
 
@@ -110,18 +116,17 @@ def plan(cfg) -> list[Point]:
         raise ConfigError(f"finetune.rows: unknown {bad}; expected some of {list(FINETUNE_ROWS)}")
     if cfg.fit_metric != "zero_shot" and cfg.fit_metric not in cfg.finetune.rows:
         raise ConfigError(f"fit_metric={cfg.fit_metric}: not among finetune.rows={list(cfg.finetune.rows)}")
-    task = read_manifest(cfg.task_shards)
-    task_subjects = set(task["subjects"])
     out = Path(cfg.out)
     conds = conditions_of(cfg)
     patients: dict[str, set] = {}
     for name, c in conds.items():
-        shards = Path(c.get("pretrain_shards") or cfg.pretrain_shards)
+        shards = c["pretrain_shards"]
         subjects = set(read_manifest(shards)["subjects"])
+        task_subjects = set(read_manifest(c["task_shards"])["subjects"])
         if not task_subjects <= subjects:
             raise InputError(
                 f"conditions.{name}: pretraining shards {shards} hold subjects {sorted(subjects)}, the task shards "
-                f"{cfg.task_shards} {sorted(task_subjects)}; expected the task's patients among the pretraining ones"
+                f"{c['task_shards']} {sorted(task_subjects)}; expected the task's patients among the pretraining ones"
             )
         patients[name] = subjects
         first = next(iter(patients))
@@ -135,7 +140,7 @@ def plan(cfg) -> list[Point]:
             ordered = chunk_order(train_chunks(shards), cfg.order, cfg.order_seed, bool(c.get("daytime_only")))
             nested_subset(ordered, max(numeric), where=f"conditions.{name}: shards={shards}")
         pretrain_config(cfg, c.get("overrides") or [], shards, out, 0)  # bad keys fail now, not mid-sweep
-    check_task_split(cfg)
+    check_task_split(cfg, conds)
     points = []
     for name, c in conds.items():
         for seed in seeds:
@@ -145,7 +150,8 @@ def plan(cfg) -> list[Point]:
                     condition=name,
                     hours=h,
                     seed=seed,
-                    pretrain_shards=Path(c.get("pretrain_shards") or cfg.pretrain_shards),
+                    pretrain_shards=c["pretrain_shards"],
+                    task_shards=c["task_shards"],
                     daytime_only=bool(c.get("daytime_only")),
                     overrides=list(c.get("overrides") or []),
                     task_only=k == 0,
@@ -155,28 +161,39 @@ def plan(cfg) -> list[Point]:
     return points
 
 
-def check_task_split(cfg) -> None:
-    """Record the task shards' test split in ``out/sweep.json``, or check it is the one recorded.
+def check_task_split(cfg, conds: dict) -> None:
+    """Check every condition's task shards have the same test split, and that it is the one recorded in
+    ``out/sweep.json`` by the sweep's earlier runs (or record it).
 
     Raises
     ------
     InputError
-        The task shards' test split differs from the one the sweep's earlier points were scored on.
+        Conditions whose task shards hold other test windows; task shards whose test split (blocks, windows,
+        tar checksums) differs from the one the sweep's earlier points were scored on.
     """
+    splits = {name: test_split_id(c["task_shards"]) for name, c in conds.items()}
+    first = next(iter(splits))
+    for name, split in splits.items():
+        if (split["blocks"], split["n_windows"]) != (splits[first]["blocks"], splits[first]["n_windows"]):
+            raise InputError(
+                f"conditions.{name}: task shards {conds[name]['task_shards']} test on {split['n_windows']} windows of "
+                f"blocks {split['blocks']}, conditions.{first} on {splits[first]['n_windows']} of "
+                f"{splits[first]['blocks']}; expected one task split for the whole sweep"
+            )
     path = Path(cfg.out) / "sweep.json"
-    split = test_split_id(cfg.task_shards)
-    if path.is_file():
-        old = json.loads(path.read_text()).get("task_test_split")
+    recorded = json.loads(path.read_text()).get("task_test_split", {}) if path.is_file() else {}
+    for name, split in splits.items():
+        old = recorded.get(name)
         if old is not None and old != split:
             raise InputError(
-                f"task_shards={cfg.task_shards}: its test split ({split['n_windows']} windows of "
+                f"task_shards={conds[name]['task_shards']}: its test split ({split['n_windows']} windows of "
                 f"{len(split['blocks'])} blocks) differs from the one {path.parent} was scored on "
                 f"({old['n_windows']} windows of {len(old['blocks'])} blocks); expected the same task split at every "
                 "point (repacked task shards need a new out=)"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"task_shards": str(cfg.task_shards), "task_test_split": split}, indent=1))
+    tmp.write_text(json.dumps({"task_test_split": {**recorded, **splits}}, indent=1))
     os.replace(tmp, path)
 
 
@@ -198,14 +215,11 @@ def pretrain_config(cfg, overrides: list[str], shards: Path, out: Path, seed: in
     return pcfg
 
 
-def compare_config(cfg, ckpt: Path):
+def compare_config(cfg, ckpt: Path, task_shards: Path):
     """The comparison keys (``ieegfm compare``) of a point's finetuning runs."""
     f = OmegaConf.to_container(cfg.finetune)
     f.pop("rows")
-    merged = OmegaConf.merge(
-        OmegaConf.structured(CompareConfig), {**f, "ckpt": str(ckpt), "shards": str(cfg.task_shards)}
-    )
-    return merged
+    return OmegaConf.merge(OmegaConf.structured(CompareConfig), {**f, "ckpt": str(ckpt), "shards": str(task_shards)})
 
 
 def _identity(obj) -> str:
@@ -255,7 +269,7 @@ def run_point(cfg, p: Point) -> dict:
             "subset": manifest["subset"],
             "finetune": OmegaConf.to_container(cfg.finetune),
             "task_only": p.task_only,
-            "task_test_split": test_split_id(cfg.task_shards),
+            "task_test_split": test_split_id(p.task_shards),
         }
     )
     card_path = p.folder / "card.json"
@@ -272,11 +286,11 @@ def run_point(cfg, p: Point) -> dict:
     rows: dict[str, dict] = {}
     for name, shards, channels in (
         ("pretrain_test", subset, "exact"),
-        ("zero_shot", cfg.task_shards, cfg.finetune.channels),
+        ("zero_shot", p.task_shards, cfg.finetune.channels),
     ):
         scored = score_split(ckpt, shards, "test", channels)
         rows[name] = {"test": scored["metrics"], "per_window": scored["per_window"]}
-    cmp = compare_config(cfg, ckpt)
+    cmp = compare_config(cfg, ckpt, p.task_shards)
     trained = list(cfg.finetune.rows) + (["task_only"] if p.task_only else [])
     for row in trained:
         rows[row] = run_row(cmp, row, p.seed, p.folder / row)
@@ -290,7 +304,7 @@ def run_point(cfg, p: Point) -> dict:
         "seed": p.seed,
         "compute": compute,
         "pretrain_shards": str(p.pretrain_shards),
-        "task_shards": str(cfg.task_shards),
+        "task_shards": str(p.task_shards),
         "checkpoint": str(ckpt),
         "overrides": p.overrides,
         "rows": {k: {"test": v["test"], "per_window": _slim(v["per_window"])} for k, v in rows.items()},

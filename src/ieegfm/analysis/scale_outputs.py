@@ -223,7 +223,11 @@ def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict]) -> str:
     lines = [
         f"Scaling over pretraining hours: {cfg.fit_metric} test mean relative rank on {cfg.task_shards} "
         f"({table[0]['n_candidates']} candidates, chance 0.5, lower is better); compute per point: {cfg.compute}"
-        + (f" ({cfg.epochs:g} epochs over the subset)" if cfg.compute == "epochs" else f" ({cfg.trainer.max_steps} steps)")
+        + (
+            f" ({cfg.epochs:g} epochs over the subset)"
+            if cfg.compute == "epochs"
+            else f" ({cfg.trainer.max_steps} steps)"
+        )
         + f"; subsets nested in {cfg.order} order.",
         "",
         "| condition | slope per decade of hours [95% CI] | p (slope 0) | intercept (1 h) | task-only | points |",

@@ -16,7 +16,15 @@ class ScaleCondition:
     """One named condition of a sweep: pretraining config overrides, or another pretraining shard set."""
 
     pretrain_shards: str | None = field(
-        default=None, metadata={"help": "pretraining shards of this condition (e.g. wav2vec2 targets); default: the sweep's"}
+        default=None,
+        metadata={"help": "pretraining shards of this condition (e.g. wav2vec2 targets); default: the sweep's"},
+    )
+    task_shards: str | None = field(
+        default=None,
+        metadata={
+            "help": "task shards of this condition (packed with channels_from= its pretraining shards when the audio "
+            "targets differ); the same test blocks and windows as the sweep's; default: the sweep's"
+        },
     )
     overrides: list[str] = field(
         default_factory=list,
@@ -73,7 +81,10 @@ class ScaleConfig:
     epochs: float = field(default=10.0, metadata={"help": "compute=epochs: passes over each point's training windows"})
     conditions: dict[str, ScaleCondition] = field(
         default_factory=dict,
-        metadata={"help": "named conditions: {name: {pretrain_shards, overrides, daytime_only}}; none: one, 'default'"},
+        metadata={
+            "help": "named conditions: {name: {pretrain_shards, task_shards, overrides, daytime_only}}; none: one, "
+            "'default'"
+        },
     )
     fit_metric: str = field(
         default="finetuned_frozen",
