@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -26,6 +26,7 @@ COMMANDS = {
     "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
     "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
     "scale": "scaling law over pretraining hours: nested subsets, pretrain + finetune per point, log-linear fit with CIs",
+    "drift": "the recording day decoded from the embeddings (ridge, CV by block, permutation p), ranks per day and hour",
     "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
 }
 
@@ -109,6 +110,21 @@ def run_scale(cfg) -> None:
     print(f"{cfg.out}/fit.json")
 
 
+def run_drift(cfg) -> None:
+    from ieegfm.analysis.drift import drift
+
+    r = drift(cfg)
+    d = r["day_decoding"]
+    print(
+        f"day decoded from the embeddings: r = {r['day_r']:.3f}, p = {r['day_p_value']:.3g} ({d['n_perm']} "
+        f"permutations of the days among {d['n_blocks']} blocks; null 95th percentile {d['null_r_95']:.3f})"
+    )
+    for split, v in r["retrieval"].items():
+        days = ", ".join(f"day {k}: {g['mean_relative_rank']:.3f}" for k, g in v["by_day"].items())
+        print(f"{split}: mean relative rank {v['mean_relative_rank']:.3f} of {v['n_candidates']} ({days})")
+    print(f"{cfg.out}/drift.json")
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -120,6 +136,7 @@ RUNNERS = {
     "generate": run_generate,
     "import-n2s": run_import_n2s,
     "scale": run_scale,
+    "drift": run_drift,
 }
 
 
@@ -152,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate", "scale"):
+        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate", "scale", "drift"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

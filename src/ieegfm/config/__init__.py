@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ieegfm.config.analysis import ScaleCondition, ScaleConfig, ScaleFinetuneConfig
+from ieegfm.config.analysis import DriftConfig, ScaleCondition, ScaleConfig, ScaleFinetuneConfig
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -72,6 +72,7 @@ __all__ = [
     "SplitConfig",
     "TextConfig",
     "TrainerConfig",
+    "DriftConfig",
     "ScaleCondition",
     "ScaleConfig",
     "ScaleFinetuneConfig",
@@ -95,6 +96,7 @@ SCHEMAS: dict[str, type] = {
     "generate": GenerateConfig,
     "import-n2s": ImportN2SConfig,
     "scale": ScaleConfig,
+    "drift": DriftConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -129,6 +131,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "finetune.objective": ("clip", "regression"),
         "finetune.channels": ("exact", "intersect"),
     },
+    "drift": {"channels": ("exact", "intersect")},
     "import-n2s": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none")},
 }
 

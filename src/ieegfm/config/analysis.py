@@ -103,3 +103,19 @@ class ScaleConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     finetune: ScaleFinetuneConfig = field(default_factory=ScaleFinetuneConfig)
+
+
+@dataclass
+class DriftConfig:
+    """``ieegfm drift``: the recording day decoded from the embeddings, and retrieval per day and local hour."""
+
+    ckpt: str = MISSING
+    shards: str = MISSING
+    out: str = field(default="runs/drift", metadata={"help": "folder: drift.json, drift.png"})
+    splits: list[str] = field(
+        default_factory=lambda: ["train", "val", "test"], metadata={"help": "splits whose windows are embedded"}
+    )
+    n_perm: int = field(default=200, metadata={"help": "permutations of the day labels among blocks (the null)"})
+    channels: str = field(default="exact", metadata={"help": "exact | intersect"})
+    batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
+    seed: int = field(default=0, metadata={"help": "seed of the permutations and the shuffled-pairs control"})
