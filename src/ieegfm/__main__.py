@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift,encode} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -27,6 +27,7 @@ COMMANDS = {
     "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
     "scale": "scaling law over pretraining hours: nested subsets, pretrain + finetune per point, log-linear fit with CIs",
     "drift": "the recording day decoded from the embeddings (ridge, CV by block, permutation p), ranks per day and hour",
+    "encode": "per-electrode encoding models: audio features -> each channel's signal, CV by block, circular-shift null",
     "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
 }
 
@@ -125,6 +126,21 @@ def run_drift(cfg) -> None:
     print(f"{cfg.out}/drift.json")
 
 
+def run_encode(cfg) -> None:
+    from ieegfm.analysis.encode import encode
+
+    r = encode(cfg)
+    ranked = sorted(r["channels"].items(), key=lambda kv: -kv[1]["r"])
+    print(f"{r['subject']}: {r['features']} -> signal, {r['hours']:.2f} h of {r['n_blocks']} blocks; {r['null']}")
+    print("| channel | r | R2 | null 95% | p | significant |\n|---|---|---|---|---|---|")
+    for name, v in ranked:
+        print(
+            f"| {name} | {v['r']:.3f} | {v['r2']:.3f} | {v['null_r_95']:.3f} | {v['p_value']:.3g} | "
+            f"{'yes' if v['significant'] else 'no'} |"
+        )
+    print(f"{cfg.out}/encoding.json")
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -137,6 +153,7 @@ RUNNERS = {
     "import-n2s": run_import_n2s,
     "scale": run_scale,
     "drift": run_drift,
+    "encode": run_encode,
 }
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ieegfm.config.analysis import DriftConfig, ScaleCondition, ScaleConfig, ScaleFinetuneConfig
+from ieegfm.config.analysis import DriftConfig, EncodeConfig, ScaleCondition, ScaleConfig, ScaleFinetuneConfig
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -73,6 +73,7 @@ __all__ = [
     "TextConfig",
     "TrainerConfig",
     "DriftConfig",
+    "EncodeConfig",
     "ScaleCondition",
     "ScaleConfig",
     "ScaleFinetuneConfig",
@@ -97,6 +98,7 @@ SCHEMAS: dict[str, type] = {
     "import-n2s": ImportN2SConfig,
     "scale": ScaleConfig,
     "drift": DriftConfig,
+    "encode": EncodeConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
@@ -132,6 +134,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "finetune.channels": ("exact", "intersect"),
     },
     "drift": {"channels": ("exact", "intersect")},
+    "encode": {"features": ("shards", "logmel", "wav2vec2")},
     "import-n2s": {"model.encoder": ("conv_attention", "linear"), "model.pooling": ("mean", "none")},
 }
 

@@ -119,3 +119,26 @@ class DriftConfig:
     channels: str = field(default="exact", metadata={"help": "exact | intersect"})
     batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
     seed: int = field(default=0, metadata={"help": "seed of the permutations and the shuffled-pairs control"})
+
+
+@dataclass
+class EncodeConfig:
+    """``ieegfm encode``: per-electrode encoding models (audio features -> each channel's signal), CV by block."""
+
+    shards: str = MISSING
+    out: str = field(default="runs/encode", metadata={"help": "folder: encoding.json, encoding.png"})
+    features: str = field(
+        default="shards",
+        metadata={"help": "shards (the packed audio targets) | logmel | wav2vec2 (must be what the shards hold)"},
+    )
+    subject: str | None = field(default=None, metadata={"help": "subject of the shards; default: the only one"})
+    splits: list[str] = field(default_factory=lambda: ["train", "val", "test"], metadata={"help": "splits read"})
+    bin_s: float = field(default=0.1, metadata={"help": "signal and features averaged over bins of this length (s)"})
+    tmin_s: float = field(default=0.0, metadata={"help": "first lag (s; positive: audio before the signal)"})
+    tmax_s: float = field(default=0.5, metadata={"help": "last lag (s)"})
+    max_hours_per_block: float = field(
+        default=0.1, metadata={"help": "hours read per block at most (spreads the data over blocks; 0: all)"}
+    )
+    n_shifts: int = field(default=100, metadata={"help": "circular shifts of the null"})
+    min_shift_s: float = field(default=10.0, metadata={"help": "smallest circular shift of the null (s)"})
+    seed: int = field(default=0, metadata={"help": "seed of the null's shifts"})

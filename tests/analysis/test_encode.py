@@ -1,0 +1,63 @@
+"""Encoding models find the simulator's responsive electrodes, and the ridge matches scikit-learn's RidgeCV."""
+
+import json
+
+import numpy as np
+from sklearn.linear_model import RidgeCV
+
+from ieegfm.__main__ import main
+from ieegfm.analysis.encode import ALPHAS, FoldedRidge, encoding_scores, lagged, shaft_of
+
+
+def test_encode_finds_the_truths_responsive_electrodes(patient, tmp_path, capsys):
+    out = tmp_path / "enc"
+    assert main(["encode", f"shards={patient['root'] / 'amb'}", f"out={out}", "n_shifts=20", "features=logmel"]) == 0
+    result = json.loads((out / "encoding.json").read_text())
+    truth = json.loads((patient["root"] / "sim" / "truth.json").read_text())
+    responsive = set(truth["brain"]["responsive"])
+    ch = result["channels"]
+    hit = {n: any(c in responsive for c in n.split("-")) for n in ch}  # a bipolar channel with a responsive contact
+    assert any(hit.values()) and not all(hit.values())
+    r_hit = [ch[n]["r"] for n in ch if hit[n]]
+    r_other = [ch[n]["r"] for n in ch if not hit[n]]
+    assert min(r_hit) > max(r_other)  # the responsive electrodes come out on top
+    assert all(ch[n]["r"] > ch[n]["null_r_95"] for n in ch if hit[n])
+    assert np.median(r_other) < 0.05 and np.median(r_hit) > 0.3
+    assert (out / "encoding.png").stat().st_size > 10_000
+    assert "| channel | r | R2 |" in capsys.readouterr().out
+
+
+def test_features_other_than_the_shards_are_one_line(patient, tmp_path, capsys):
+    assert main(["encode", f"shards={patient['root'] / 'amb'}", f"out={tmp_path}", "features=wav2vec2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "hold logmel audio features; features=wav2vec2 needs shards packed with" in err
+    assert len(err.splitlines()) == 1
+
+
+def test_folded_ridge_equals_ridgecv_per_target():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1200, 12)).astype(np.float32)
+    y = x @ (rng.standard_normal((12, 5)) * [0, 0.01, 0.1, 1, 3]) + rng.standard_normal((1200, 5))
+    groups = np.repeat(np.arange(6), 200)
+    ridge = FoldedRidge(x, groups, 3)
+    pred = ridge.predict(y)
+    for train, test, *_ in ridge.folds:
+        mu, sd = x[train].mean(0), x[train].std(0) + 1e-6
+        ref = RidgeCV(alphas=ALPHAS, alpha_per_target=True).fit((x[train] - mu) / sd, y[train])
+        np.testing.assert_allclose(pred[test], ref.predict((x[test] - mu) / sd), rtol=1e-5, atol=1e-5)
+
+
+def test_null_is_calibrated_without_coupling():
+    rng = np.random.default_rng(1)
+    audio = rng.standard_normal((4, 3000))
+    x = lagged(audio, [0, 1, 2])
+    y = rng.standard_normal((3000, 20))
+    s = encoding_scores(x, y, np.repeat(np.arange(5), 600), n_shifts=40, min_shift=50)
+    assert np.mean(s["p_value"] < 0.05) <= 0.15 and abs(np.median(s["r"])) < 0.05
+
+
+def test_lags_and_shafts():
+    x = np.arange(5, dtype=float)[None, :]
+    np.testing.assert_array_equal(lagged(x, [0, 2])[:, 1], [0, 0, 0, 1, 2])  # past feature at lag 2
+    np.testing.assert_array_equal(lagged(x, [-1])[:, 0], [1, 2, 3, 4, 0])
+    assert shaft_of("LA3-LA4") == "LA" and shaft_of("A'1-A'2") == "A'" and shaft_of("RH10") == "RH"
