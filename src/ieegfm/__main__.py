@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift,encode} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -28,6 +28,7 @@ COMMANDS = {
     "scale": "scaling law over pretraining hours: nested subsets, pretrain + finetune per point, log-linear fit with CIs",
     "drift": "the recording day decoded from the embeddings (ridge, CV by block, permutation p), ranks per day and hour",
     "encode": "per-electrode encoding models: audio features -> each channel's signal, CV by block, circular-shift null",
+    "report": "one HTML (or Markdown) file of the sweeps, comparisons, cards, drift and encoding results under a folder",
     "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
 }
 
@@ -141,6 +142,12 @@ def run_encode(cfg) -> None:
     print(f"{cfg.out}/encoding.json")
 
 
+def run_report(cfg) -> None:
+    from ieegfm.analysis.report import report
+
+    print(report(cfg))
+
+
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
@@ -154,6 +161,7 @@ RUNNERS = {
     "scale": run_scale,
     "drift": run_drift,
     "encode": run_encode,
+    "report": run_report,
 }
 
 
@@ -193,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     overrides = list(args.overrides)
-    if args.command == "cards" and overrides and "=" not in overrides[0]:  # ieegfm cards RUNS_DIR
+    if args.command in ("cards", "report") and overrides and "=" not in overrides[0]:  # ieegfm cards RUNS_DIR
         overrides[0] = f"runs_dir={overrides[0]}"
     if args.command == "import-n2s" and overrides and "=" not in overrides[0]:  # ieegfm import-n2s FILE.pkl ...
         overrides[0] = f"file={overrides[0]}"

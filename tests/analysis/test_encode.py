@@ -25,6 +25,11 @@ def test_encode_finds_the_truths_responsive_electrodes(patient, tmp_path, capsys
     assert np.median(r_other) < 0.05 and np.median(r_hit) > 0.3
     assert (out / "encoding.png").stat().st_size > 10_000
     assert "| channel | r | R2 |" in capsys.readouterr().out
+    assert main(["report", str(out), f"out={tmp_path / 'r' / 'report.md'}"]) == 0
+    page = (tmp_path / "r" / "report.md").read_text()
+    assert "## Encoding models" in page and "(../enc/encoding.png)" in page
+    top = max(ch, key=lambda n: ch[n]["r"])
+    assert f"| {top} | {ch[top]['shaft']} | {ch[top]['r']:.3f} |" in page
 
 
 def test_features_other_than_the_shards_are_one_line(patient, tmp_path, capsys):

@@ -107,6 +107,10 @@ def test_sweep_end_to_end_and_resumed(patient, tmp_path, monkeypatch, capsys):
     assert fit["slope_ci"][0] <= fit["slope"] <= fit["slope_ci"][1] and len(fit["raw"]) == 3
     assert (out / "scale_default.png").stat().st_size > 10_000
     assert "slope per decade" in (out / "scale.md").read_text()
+    assert main(["report", str(out), f"out={tmp_path / 'report.html'}"]) == 0
+    page = (tmp_path / "report.html").read_text()
+    assert "Scaling sweep" in page and "data:image/png;base64," in page and "spec.yaml" in page
+    assert "Model cards" in page and "finetuned_frozen" in page
     shutil.rmtree(out / "points" / "default" / "0.1h" / "seed0" / "finetuned_frozen")
     (out / "points" / "default" / "0.1h" / "seed0" / "card.json").unlink()  # killed after pretraining
     calls.clear()
@@ -151,3 +155,10 @@ def test_ready_made_sweeps_load(patient, capsys, no_training):
         main(["scale", "--config", str(targets), f"pretrain_shards={amb}", f"task_shards={task}", "hours=[0.1]"]) == 2
     )
     assert "shards=MEL_SHARDS: no manifest.json" in capsys.readouterr().err  # the placeholder is named
+
+
+def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
+    assert main(["report", str(tmp_path), f"out={tmp_path / 'r.html'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no fit.json, comparison.md, drift.json, encoding.json or card.json under it" in err
+    assert not (tmp_path / "r.html").exists()

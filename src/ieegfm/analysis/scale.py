@@ -372,6 +372,7 @@ def scale(cfg) -> dict | Path:
             raise ConfigError(f"point={cfg.point}: the sweep has points 0..{len(points) - 1}")
         run_point(cfg, points[cfg.point])
         return points[cfg.point].folder / "card.json"
+    OmegaConf.save(cfg, Path(cfg.out) / "spec.yaml", resolve=True)  # the config that made the sweep
     if cfg.launcher == "slurm":
         script = write_sbatch(cfg, points)
         logger.info("scale: %d points; submit with `sbatch %s`", len(points), script)

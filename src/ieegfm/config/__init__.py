@@ -18,7 +18,14 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
 
-from ieegfm.config.analysis import DriftConfig, EncodeConfig, ScaleCondition, ScaleConfig, ScaleFinetuneConfig
+from ieegfm.config.analysis import (
+    DriftConfig,
+    EncodeConfig,
+    ReportConfig,
+    ScaleCondition,
+    ScaleConfig,
+    ScaleFinetuneConfig,
+)
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -74,6 +81,7 @@ __all__ = [
     "TrainerConfig",
     "DriftConfig",
     "EncodeConfig",
+    "ReportConfig",
     "ScaleCondition",
     "ScaleConfig",
     "ScaleFinetuneConfig",
@@ -99,6 +107,7 @@ SCHEMAS: dict[str, type] = {
     "scale": ScaleConfig,
     "drift": DriftConfig,
     "encode": EncodeConfig,
+    "report": ReportConfig,
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {

@@ -142,3 +142,11 @@ class EncodeConfig:
     n_shifts: int = field(default=100, metadata={"help": "circular shifts of the null"})
     min_shift_s: float = field(default=10.0, metadata={"help": "smallest circular shift of the null (s)"})
     seed: int = field(default=0, metadata={"help": "seed of the null's shifts"})
+
+
+@dataclass
+class ReportConfig:
+    """``ieegfm report RUNS_DIR out=FILE``: one file with the sweeps, comparisons, cards, drift and encoding results."""
+
+    runs_dir: str = MISSING
+    out: str = field(default="report.html", metadata={"help": "report file: .html (self-contained) or .md (+ PNGs)"})
