@@ -26,6 +26,7 @@ def write_block(
     fmt: str = "edf",
     seed: int = 0,
     audio_sfreq: int = 16000,
+    gain: float = 1.0,
 ) -> tuple[Path, Path]:
     """One block: iEEG (8 sEEG contacts on 2 shafts + EKG1 + DC01) whose first shaft follows the audio envelope."""
     rng = np.random.default_rng(seed)
@@ -43,6 +44,7 @@ def write_block(
     data[len(NEURAL)] = 1e-3 * (np.sin(2 * np.pi * 1.1 * t_brain) > 0.99)  # EKG-like
     data[len(NEURAL) + 1] = 0.5 * (t_brain > duration / 2)  # DC step
     data[: len(NEURAL)] += 30e-6 * np.sin(2 * np.pi * 60 * t_brain)
+    data[: len(NEURAL)] *= gain  # an amplifier gain (day-to-day drift)
     names = NEURAL + ["EKG1", "DC01"]
     if flat is not None:
         data[names.index(flat)] = 0.0

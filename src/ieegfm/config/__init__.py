@@ -111,7 +111,11 @@ SCHEMAS: dict[str, type] = {
 }
 
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
-    "pack": {"preprocess.montage": ("bipolar", "average", "none"), "audio.features": ("logmel", "wav2vec2")},
+    "pack": {
+        "preprocess.montage": ("bipolar", "average", "none"),
+        "preprocess.scale_by": ("train", "day", "block"),
+        "audio.features": ("logmel", "wav2vec2"),
+    },
     "pretrain": {
         "model.encoder": ("conv_attention", "linear"),
         "model.pooling": ("mean", "none"),

@@ -95,6 +95,13 @@ class PreprocessConfig:
     montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
     chunk_s: float = field(default=60.0, metadata={"help": "length of one streaming read (s); bounds memory"})
     clamp: float = field(default=20.0, metadata={"help": "clamp robust-scaled values at +-clamp"})
+    scale_by: str = field(
+        default="train",
+        metadata={
+            "help": "robust scaling fitted on: train (the training split, once per subject; the paper) | day (each "
+            "recording day's blocks, all splits: drift-robust) | block (each block on itself)"
+        },
+    )
     flat_threshold: float = field(
         default=1e-9, metadata={"help": "a channel whose std is below this (V) is flat and dropped"}
     )

@@ -213,7 +213,14 @@ def pack(cfg) -> Path:
     if not any(split[_block_id(b)] == "train" for b in blocks):
         raise InputError(f"{cfg.recordings}: no training block left to fit the scaling on")
 
-    # 5. scaling fitted on training blocks only ----------------------------------------------------------------
+    # 5. scaling fitted on training blocks only (or per day / block: preprocess.scale_by) ----------------------
+    def local(t: dt.datetime) -> dt.datetime:  # naive times are UTC (recordings table convention)
+        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(tz)
+
+    first_day = {  # day indices count local calendar days
+        s: min(local(headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
+        for s in subjects
+    }
     brain_scalers: dict[str, RobustScaler] = {}
     audio_scaler = StandardScaler()
     step = int(600 * sfreq_out)
@@ -232,6 +239,26 @@ def pack(cfg) -> Path:
                     audio_scaler.partial_fit(np.asarray(audio[:, i : i + step]), valid=v)
         brain_scalers[s] = scaler
 
+    def unit(b: Block) -> str:  # the scaler that transforms a block
+        if pcfg.scale_by == "train":
+            return b.subject
+        if pcfg.scale_by == "block":
+            return _block_id(b)
+        day = (local(headers[_block_id(b)].meas_date or b.start_time).date() - first_day[b.subject]).days
+        return f"{b.subject}/day{day}"
+
+    scaling_unit = {_block_id(b): unit(b) for b in blocks}
+    unit_scalers = {u: RobustScaler() for u in set(scaling_unit.values())} if pcfg.scale_by != "train" else {}
+    for b in blocks if unit_scalers else []:  # every split: the unit's own statistics (label-free)
+        brain = np.load(work / f"{_block_id(b)}.brain.npy", mmap_mode="r")
+        valid = np.load(work / f"{_block_id(b)}.valid.npy")
+        for i in range(0, brain.shape[1], step):
+            if valid[i : i + step].any():
+                unit_scalers[scaling_unit[_block_id(b)]].partial_fit(
+                    np.asarray(brain[:, i : i + step]), valid=valid[i : i + step]
+                )
+    brain_scalers.update(unit_scalers)
+
     # 6. shards -------------------------------------------------------------------------------------------------
     for stale in list(out.glob("*.tar")) + list(out.glob("*.tar.tmp")):
         stale.unlink()
@@ -239,13 +266,6 @@ def pack(cfg) -> Path:
     window_n = int(round(cfg.split.window_s * sfreq_out))
     pool_n = audio_pool_n(cfg.audio.pool_s, sfreq_out, window_n)
 
-    def local(t: dt.datetime) -> dt.datetime:  # naive times are UTC (recordings table convention)
-        return (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)).astimezone(tz)
-
-    first_day = {  # day indices count local calendar days
-        s: min(local(headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
-        for s in subjects
-    }
     shards: dict[str, list[dict]] = {}
     hours: dict[str, dict] = {}
     names: dict[str, list[str]] = {}
@@ -267,7 +287,7 @@ def pack(cfg) -> Path:
             block_words = words.get(bid)
             for lo, hi in _chunks(valid, chunk_n, window_n):
                 hi = lo + (hi - lo) // pool_n * pool_n  # whole audio bins (window_n is a multiple of pool_n)
-                x = brain_scalers[b.subject].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
+                x = brain_scalers[scaling_unit[bid]].transform(np.asarray(brain[:, lo:hi]), clamp=pcfg.clamp)
                 y = audio_scaler.transform(np.asarray(audio[:, lo:hi]))
                 if pool_n > 1:  # bin means: what the window-mean target needs, 1/pool_n of the bytes
                     y = y.reshape(y.shape[0], -1, pool_n).mean(axis=2)
@@ -356,6 +376,17 @@ def pack(cfg) -> Path:
         },
         "n_chans_max": max(len(v) for v in names.values()) if names else 0,
         "audio_scaler": audio_scaler.to_dict(),
+        "scaling": {
+            "by": pcfg.scale_by,
+            "rule": {
+                "train": "robust scaling per subject fitted on its training blocks (subjects.<s>.scaler)",
+                "day": "robust scaling per subject and local recording day, fitted on all of that day's blocks (every "
+                "split; no labels), so a day's gain drift is divided out",
+                "block": "robust scaling per block, fitted on the block itself (every split; no labels)",
+            }[pcfg.scale_by],
+            "unit_of_block": scaling_unit,
+            "scalers": {u: sc.to_dict() for u, sc in unit_scalers.items()},
+        },
         "splits": hours,
         "shards": shards,
         "blocks": {
