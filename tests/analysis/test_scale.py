@@ -117,6 +117,13 @@ def test_sweep_end_to_end_and_resumed(patient, tmp_path, monkeypatch, capsys):
     assert main(_args(patient, out, *grid)) == 0
     assert calls == []  # its pretraining was finished: reused, only the finetuning redone
     assert (out / "points" / "default" / "0.1h" / "seed0" / "card.json").is_file()
+    # another pretraining config: every point pretrains again from scratch, none resumes the old checkpoints
+    assert main(_args(patient, out, *grid, "optim.lr=1e-3")) == 0
+    assert len(calls) == 3
+    cfg = (out / "points" / "default" / "all" / "seed0" / "pretrain" / "config.yaml").read_text()
+    assert "lr: 0.001" in cfg
+    summary = json.loads((out / "points" / "default" / "all" / "seed0" / "pretrain" / "summary.json").read_text())
+    assert summary["resumed_from"] is None
 
 
 def test_slurm_launcher_writes_an_array_job(patient, tmp_path, no_training):

@@ -20,6 +20,7 @@ import math
 import os
 import re
 import shlex
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,11 +276,15 @@ def run_point(cfg, p: Point) -> dict:
         if card.get("identity") == identity:
             return card
     p.folder.mkdir(parents=True, exist_ok=True)
-    summary = p.folder / "pretrain" / "summary.json"
-    done = summary.is_file() and OmegaConf.to_container(OmegaConf.load(p.folder / "pretrain" / "config.yaml")) == (
+    run = p.folder / "pretrain"
+    same = (run / "config.yaml").is_file() and OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) == (
         OmegaConf.to_container(pcfg, resolve=True)
     )
-    ckpt = Path(json.loads(summary.read_text())["best_checkpoint"]) if done else pretrain(pcfg)
+    if run.is_dir() and not same:  # another config's run: resuming its checkpoints would mix two experiments
+        logger.warning("scale: %s was pretrained with another config; starting it again", run)
+        shutil.rmtree(run)
+    done = same and (run / "summary.json").is_file()
+    ckpt = Path(json.loads((run / "summary.json").read_text())["best_checkpoint"]) if done else pretrain(pcfg)
     rows: dict[str, dict] = {}
     for name, shards, channels in (
         ("pretrain_test", subset, "exact"),
