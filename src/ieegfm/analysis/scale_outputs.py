@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.analysis.fit import bootstrap_log_linear
+from ieegfm.data import read_manifest
 from ieegfm.errors import InputError
 from ieegfm.evaluation.stats import paired_wilcoxon
 
@@ -87,6 +88,11 @@ def points_table(cards: list[dict], rows: list[str]) -> list[dict]:
     return table
 
 
+def _subject_names(task_shards: str) -> dict:
+    """Subject index (as in per-window records) -> label, from the task shards' manifest."""
+    return {v["index"]: s for s, v in read_manifest(task_shards)["subjects"].items()}
+
+
 def _fit(cards: list[dict], row: str, n_boot: int, subject: str | None = None) -> dict | None:
     by_hours: dict[str, list[dict]] = {}
     for c in cards:
@@ -127,12 +133,15 @@ def fits(cfg, cards: list[dict]) -> dict:
         main = _fit(own, cfg.fit_metric, cfg.n_boot)
         subjects = sorted(set(own[0]["rows"][cfg.fit_metric]["per_window"]["subject"]))
         task_only = [c["rows"]["task_only"]["test"][RANK] for c in own if "task_only" in c["rows"]]
+        names = _subject_names(own[0]["task_shards"])
         out[cond] = {
             "metric": f"{cfg.fit_metric} {RANK} (test split of the task shards; lower is better, chance 0.5)",
             **(main or {"slope": None, "slope_ci": None, "intercept": None, "note": "fewer than 2 budgets"}),
             "fit": "metric = intercept + slope * log10(hours per patient); slope per decade of hours, bootstrap "
             "over seeds (per budget) and test windows (paired across budgets)",
-            "per_patient": {s: _fit(own, cfg.fit_metric, cfg.n_boot, s) for s in subjects} if len(subjects) > 1 else {},
+            "per_patient": {names.get(s, str(s)): _fit(own, cfg.fit_metric, cfg.n_boot, s) for s in subjects}
+            if len(subjects) > 1
+            else {},
             "other_metrics": {
                 r: _fit(own, r, cfg.n_boot) for r in ["pretrain_test", "zero_shot", *rows] if r != cfg.fit_metric
             },
@@ -166,8 +175,9 @@ def paired_tests(cfg, cards: list[dict]) -> list[dict]:
             t = {"condition": other, "baseline": conds[0], "hours": h, "metric": cfg.fit_metric}
             t["mean_difference"] = float(np.mean(ra - rb))
             t["p_value"] = paired_wilcoxon(ra, rb, alternative="two-sided")["p_value"]
+            names = _subject_names(a[0]["task_shards"])
             t["p_values"] = {
-                str(s): paired_wilcoxon(ra[subj == s], rb[subj == s], alternative="two-sided")["p_value"]
+                names.get(s, str(s)): paired_wilcoxon(ra[subj == s], rb[subj == s], alternative="two-sided")["p_value"]
                 for s in np.unique(subj)
                 if (subj == s).sum() >= 2
             }
