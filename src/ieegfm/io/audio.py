@@ -18,12 +18,14 @@ MARGIN_S = 0.5
 
 @dataclass(frozen=True)
 class AudioInfo:
-    """Header of an audio file: ``sfreq`` (Hz), ``n_samples`` per channel, ``n_channels``."""
+    """Header of an audio file: ``sfreq`` (Hz), ``n_samples`` per channel (what the file holds), ``n_channels``;
+    ``declared_samples``: what a WAV header declares when it differs (truncated copy), else None."""
 
     path: Path
     sfreq: int
     n_samples: int
     n_channels: int
+    declared_samples: int | None = None  # a WAV header's data size, when the file holds another length
 
     @property
     def duration(self) -> float:
@@ -46,7 +48,43 @@ def audio_info(path: str | Path) -> AudioInfo:
         info = sf.info(str(path))
     except Exception as err:
         raise InputError(f"{path}: cannot read audio ({str(err).splitlines()[0]}); expected WAV/FLAC/OGG") from None
-    return AudioInfo(path=path, sfreq=int(info.samplerate), n_samples=int(info.frames), n_channels=int(info.channels))
+    declared = wav_declared_frames(path) if path.suffix.lower() == ".wav" else None
+    return AudioInfo(
+        path=path,
+        sfreq=int(info.samplerate),
+        n_samples=int(info.frames),
+        n_channels=int(info.channels),
+        declared_samples=declared if declared is not None and declared != int(info.frames) else None,
+    )
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames a RIFF/WAVE header declares (its ``data`` chunk size / block align); None when it cannot tell
+    (streaming sizes 0 or 0xFFFFFFFF, RF64, no ``fmt``/``data`` chunk)."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            riff = f.read(12)
+            if riff[:4] != b"RIFF" or riff[8:12] != b"WAVE":
+                return None
+            align = None
+            while True:
+                head = f.read(8)
+                if len(head) < 8:
+                    return None
+                tag, size = head[:4], struct.unpack("<I", head[4:])[0]
+                if tag == b"fmt ":
+                    fmt = f.read(size + size % 2)
+                    align = struct.unpack("<H", fmt[12:14])[0]
+                elif tag == b"data":
+                    if align in (None, 0) or size in (0, 0xFFFFFFFF):
+                        return None
+                    return size // align
+                else:
+                    f.seek(size + size % 2, 1)
+    except (OSError, struct.error):
+        return None
 
 
 def read_segment(path: str | Path, tmin: float, tmax: float, sfreq: int) -> np.ndarray:

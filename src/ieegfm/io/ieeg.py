@@ -67,6 +67,10 @@ class IEEGHeader:
         Channel name -> MNE type after channels.tsv / name rules.
     bads : dict
         Channel name -> reason, for channels marked bad in channels.tsv.
+    declared_duration : float | None
+        Seconds the header declares when the file holds another length (a truncated copy, a recorder that
+        crashed, bytes appended); None when they agree or the format does not declare it. ``n_times`` is what
+        the file holds (what MNE reads).
     """
 
     path: Path
@@ -76,6 +80,7 @@ class IEEGHeader:
     ch_names: list[str]
     ch_types: dict[str, str]
     bads: dict[str, str] = field(default_factory=dict)
+    declared_duration: float | None = None  # what the header declares, when the file holds another length
 
     @property
     def duration(self) -> float:
@@ -151,6 +156,32 @@ def channel_types(ch_names: list[str], channels_tsv: Path | None) -> tuple[dict[
     return types, bads
 
 
+def edf_declared_duration(path: str | Path) -> float | None:
+    """Seconds an EDF/BDF header declares (data records x record duration) when the file holds another length.
+
+    The header's record count and per-signal sample counts fix the file size; MNE, when they disagree, infers the
+    records from the file size and only warns. Returns None when size and header agree, when the header leaves
+    the count open (-1, a recording in progress) or cannot be parsed (MNE's reader reports that).
+    """
+    path = Path(path)
+    width = 3 if path.suffix.lower() == ".bdf" else 2
+    try:
+        with open(path, "rb") as f:
+            fixed = f.read(256)
+            n_signals = int(fixed[252:256])
+            n_records, record_s = int(fixed[236:244]), float(fixed[244:252])
+            f.seek(256 + n_signals * 216)
+            samples = [int(f.read(8)) for _ in range(n_signals)]
+    except (ValueError, OSError):
+        return None
+    per_record = sum(samples) * width
+    if n_records < 0 or per_record <= 0:
+        return None
+    if path.stat().st_size == 256 * (n_signals + 1) + n_records * per_record:
+        return None
+    return n_records * record_s
+
+
 def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeader:
     """Open a file lazily and describe it (see :class:`IEEGHeader`).
 
@@ -170,6 +201,7 @@ def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeade
         ch_names=list(raw.ch_names),
         ch_types=types,
         bads=bads,
+        declared_duration=edf_declared_duration(path) if Path(path).suffix.lower() in (".edf", ".bdf") else None,
     )
 
 

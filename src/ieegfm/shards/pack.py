@@ -83,6 +83,33 @@ def _skip_or_raise(err: InputError, b: Block, strict: bool, skipped: dict[str, s
     skipped[str(b.ieeg)] = str(err)
 
 
+def _length_mismatches(h: IEEGHeader, a) -> list[dict]:
+    """Header-vs-file length differences of a block's iEEG (EDF/BDF records) and audio (WAV data size)."""
+    out = []
+    if h.declared_duration is not None:
+        out.append(
+            {
+                "file": str(h.path),
+                "declared_s": h.declared_duration,
+                "held_s": h.duration,
+                "message": f"{h.path}: the EDF header declares {h.declared_duration:.1f} s of data records, the file "
+                f"holds {h.duration:.1f} s (a truncated copy or a crashed recorder?)",
+            }
+        )
+    if a.declared_samples is not None:
+        declared, held = a.declared_samples / a.sfreq, a.duration
+        out.append(
+            {
+                "file": str(a.path),
+                "declared_s": declared,
+                "held_s": held,
+                "message": f"{a.path}: the WAV header declares {declared:.1f} s, the file holds {held:.1f} s "
+                "(a truncated copy?)",
+            }
+        )
+    return out
+
+
 def _check_block(b: Block, header: IEEGHeader, audio_duration: float) -> tuple[float, float, float]:
     """Offset of the audio in iEEG time and the shared interval ``(offset, t0, t1)`` (s)."""
     ieeg_start = header.meas_date or b.start_time
@@ -128,6 +155,7 @@ def pack(cfg) -> Path:
     work.mkdir(parents=True, exist_ok=True)
     extractor = build_extractor(cfg.audio)
     skipped: dict[str, str] = {}
+    mismatches: list[dict] = []  # files whose header declares another length than they hold
 
     # 1. headers, alignment, sampling rates ----------------------------------------------------------------------
     headers: dict[str, IEEGHeader] = {}
@@ -138,6 +166,11 @@ def pack(cfg) -> Path:
         try:
             h = read_header(b.ieeg, b.channels)
             a = audio_info(b.audio)
+            for entry in _length_mismatches(h, a):  # header vs file: never lose data silently
+                if cfg.strict:
+                    raise InputError(entry["message"])
+                logger.warning("%s; using what the file holds (strict=true: an error)", entry["message"])
+                mismatches.append(entry)
             align[_block_id(b)] = _check_block(b, h, a.duration)
             if not h.neural:
                 raise InputError(
@@ -346,6 +379,17 @@ def pack(cfg) -> Path:
         shards[sp] = writer.close()
         hours[sp] = stats
 
+    asked = {"train": 1.0, "val": cfg.split.val, "test": cfg.split.test}
+    empty = [sp for sp in SPLITS if hours[sp]["n_chunks"] == 0 and asked[sp] > 0]
+    for sp in empty:  # asked for (a non-zero fraction) but nothing came out: blocks skipped or too short
+        logger.warning(
+            "split %r is empty: no chunk of at least one window%s (skipped or too-short blocks; see above)",
+            sp,
+            f" although split.{sp}={asked[sp]}" if sp != "train" else "",
+        )
+    if cfg.strict and empty:
+        raise InputError(f"{cfg.recordings}: split(s) {empty} came out empty (strict=true); see the warnings above")
+
     # 7. sizes.json + manifest.json ------------------------------------------------------------------------------
     _json_dump({s["name"]: s["n_samples"] for sp in SPLITS for s in shards[sp]}, out / "sizes.json")
     manifest = {
@@ -403,6 +447,8 @@ def pack(cfg) -> Path:
             for b in blocks
         },
         "skipped": skipped,
+        "length_mismatches": [{k: v for k, v in m.items() if k != "message"} for m in mismatches],
+        "empty_splits": empty,
         "channels_from": reference["provenance"] if reference is not None else None,
         "config": OmegaConf.to_container(cfg),
         "audio": extractor.config(),

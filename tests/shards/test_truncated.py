@@ -1,0 +1,61 @@
+"""No silent data loss: a header that declares more than its file holds is a warning naming both lengths, recorded
+in the manifest, an error under strict=true; a split that comes out empty is a warning."""
+
+import json
+import logging
+from pathlib import Path
+
+from ieegfm.__main__ import main
+
+
+def _rows(table):
+    lines = table.read_text().splitlines()
+    return [dict(zip(lines[0].split("\t"), line.split("\t"))) for line in lines[1:]]
+
+
+def _truncate(path, keep_bytes):
+    data = path.read_bytes()
+    path.write_bytes(data[:keep_bytes])
+    return len(data)
+
+
+def test_truncated_edf_is_a_warning_recorded_in_the_manifest(recordings, tmp_path, caplog):
+    assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 'intact'}"]) == 0
+    blocks = json.loads((tmp_path / "intact" / "manifest.json").read_text())["blocks"]
+    (edf,) = [Path(b["ieeg"]) for b in blocks.values() if b["split"] == "test"]  # the test split's only block
+    _truncate(edf, 20_000)  # header + ~3 s of 60: shorter than a chunk of one window
+    with caplog.at_level(logging.WARNING):
+        assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    (entry,) = m["length_mismatches"]
+    assert entry["file"] == str(edf) and entry["declared_s"] == 60.0 and entry["held_s"] < 5
+    assert f"{edf}: the EDF header declares 60.0 s of data records, the file holds" in caplog.text
+    assert m["empty_splits"] == ["test"]  # the split it emptied is said and listed
+    assert "split 'test' is empty: no chunk of at least one window although split.test=0.15" in caplog.text
+
+
+def test_truncated_edf_under_strict_is_one_line(recordings, tmp_path, capsys):
+    edf = recordings.parent / _rows(recordings)[1]["ieeg"]
+    _truncate(edf, 20_000)
+    assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}", "strict=true"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ieegfm")]
+    assert len(err) == 1 and "the EDF header declares 60.0 s" in err[0] and str(edf) in err[0]
+    assert not (tmp_path / "s" / "manifest.json").exists()
+
+
+def test_truncated_wav_is_named_with_both_lengths(recordings, tmp_path, caplog):
+    wav = recordings.parent / _rows(recordings)[0]["audio"]
+    _truncate(wav, 200_000)  # ~6 s of 60 at 16 kHz, 16-bit
+    with caplog.at_level(logging.WARNING):
+        assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    (entry,) = m["length_mismatches"]
+    assert entry["file"] == str(wav) and abs(entry["declared_s"] - 60.0) < 0.01 and entry["held_s"] < 7
+    assert f"{wav}: the WAV header declares 60.0 s, the file holds" in caplog.text
+    assert any(str(k).endswith(_rows(recordings)[0]["ieeg"].split("/")[-1]) for k in m["skipped"])
+
+
+def test_intact_files_record_no_mismatch(recordings, tmp_path):
+    assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert m["length_mismatches"] == [] and m["empty_splits"] == []
