@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from recording_fixtures import T0, write_block, write_table
+from recording_fixtures import FAST, T0, TINY_MODEL, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.config import load_config
@@ -28,10 +28,6 @@ def recordings(tmp_path) -> Path:
 def caplog_info(caplog):
     caplog.set_level(logging.INFO)
     return caplog
-
-
-TINY_MODEL = ["model.hidden=32", "model.depth=2", "model.projected_chans=16"]
-FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,9 @@ import soundfile as sf
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 T0 = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.timezone.utc)
+#: a small encoder and quiet CPU training for tests
+TINY_MODEL = ["model.hidden=32", "model.depth=2", "model.projected_chans=16"]
+FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
 NEURAL = [f"{s}{i}" for s in ("LA", "LH") for i in range(1, 5)]
 
 

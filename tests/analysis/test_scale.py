@@ -5,7 +5,7 @@ import json
 import shutil
 
 import pytest
-from conftest import FAST, TINY_MODEL
+from recording_fixtures import FAST, TINY_MODEL
 
 import ieegfm.pretrain.run as pretrain_run
 from ieegfm.__main__ import main

@@ -18,6 +18,7 @@ from omegaconf import OmegaConf
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import InputError
+from ieegfm.io.lock import exclusive_output
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder
 from ieegfm.pretrain.control import control_shards
@@ -142,6 +143,14 @@ def pretrain(cfg) -> Path:
         The run folder ``cfg.out`` holds ``config.yaml`` (resolved), ``checkpoints/``, TensorBoard logs and
         ``summary.json``.
     """
+    if launch_rank() != 0:  # the other ranks write under rank 0's lock
+        return _pretrain(cfg)
+    with exclusive_output(cfg.out, "pretrain"):
+        return _pretrain(cfg)
+
+
+def _pretrain(cfg) -> Path:
+    """:func:`pretrain` (the lock, if any, held by the caller)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(cfg.seed, workers=True, verbose=False)

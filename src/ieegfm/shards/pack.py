@@ -36,6 +36,7 @@ from ieegfm.io.audio import audio_info
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.events import Event, read_events_tsv, read_words_tsv
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
+from ieegfm.io.lock import exclusive_output
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
 from ieegfm.shards.channels import channels_from_pack, select_channels
@@ -140,11 +141,18 @@ def pack(cfg) -> Path:
     Raises
     ------
     InputError
+        Another process writing to ``out`` (a lock: one writer per folder);
         Empty or malformed table, missing files, sampling rate differing between blocks of a session, no usable
         block or channel; with ``strict=true`` also any bad block (corrupt file, audio shorter than its block).
     ConfigError
         Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``, bad ``audio.pool_s``.
     """
+    with exclusive_output(cfg.out, "pack"):
+        return _pack(cfg)
+
+
+def _pack(cfg) -> Path:
+    """:func:`pack` while holding the output folder's lock."""
     reference = channels_from_pack(cfg)
     pcfg = cfg.preprocess
     tz = local_timezone(cfg.timezone)
