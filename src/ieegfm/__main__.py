@@ -213,7 +213,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"# ieegfm {args.command}: defaults (see `ieegfm {args.command} --help`)")
             print(OmegaConf.to_yaml(cfg), end="")
             return 0
-        RUNNERS[args.command](cfg)
+        from tqdm.contrib.logging import logging_redirect_tqdm
+
+        with logging_redirect_tqdm():  # log lines go above the progress bars instead of through them
+            RUNNERS[args.command](cfg)
     except IeegfmError as err:
         print(f"ieegfm {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -59,3 +59,20 @@ def test_intact_files_record_no_mismatch(recordings, tmp_path):
     assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
     m = json.loads((tmp_path / "s" / "manifest.json").read_text())
     assert m["length_mismatches"] == [] and m["empty_splits"] == []
+
+
+def test_warnings_do_not_write_over_the_progress_bars(recordings, tmp_path):
+    import subprocess
+    import sys
+
+    wav = recordings.parent / _rows(recordings)[0]["audio"]
+    _truncate(wav, 200_000)
+    run = subprocess.run(
+        [sys.executable, "-m", "ieegfm", "pack", f"recordings={recordings}", f"out={tmp_path / 's'}"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0
+    lines = run.stderr.replace("\r", "\n").splitlines()
+    (warning,) = [line for line in lines if "the WAV header declares" in line]
+    assert warning.split(" ", 2)[1] == "WARNING", warning  # a line of its own: time, level, logger, message
