@@ -5,6 +5,8 @@ import json
 import logging
 from pathlib import Path
 
+import pytest
+
 from ieegfm.__main__ import main
 
 
@@ -76,3 +78,34 @@ def test_warnings_do_not_write_over_the_progress_bars(recordings, tmp_path):
     lines = run.stderr.replace("\r", "\n").splitlines()
     (warning,) = [line for line in lines if "the WAV header declares" in line]
     assert warning.split(" ", 2)[1] == "WARNING", warning  # a line of its own: time, level, logger, message
+
+
+def test_the_pack_bar_counts_the_seconds_that_are_packed(recordings, tmp_path, monkeypatch):
+    import ieegfm.shards.pack as pack_module
+
+    bars = []
+
+    class Recording:
+        def __init__(self, iterable=None, total=None, **kwargs):
+            self.iterable, self.total, self.n = iterable, total, 0.0
+            bars.append(self)
+
+        def __iter__(self):
+            return iter(self.iterable)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, n):
+            self.n += n
+
+    monkeypatch.setattr(pack_module, "tqdm", Recording)
+    assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
+    (bar,) = [b for b in bars if b.total is not None and b.iterable is None]
+    blocks = json.loads((tmp_path / "s" / "manifest.json").read_text())["blocks"].values()
+    packed = sum(b["duration_s"] - sum(b["guard_trim_s"]) for b in blocks)
+    assert bar.total == pytest.approx(packed) and bar.n == pytest.approx(bar.total)  # never past its total
+    assert packed < sum(b["duration_s"] for b in blocks)  # the guard trims are not counted

@@ -228,9 +228,12 @@ def _pack(cfg) -> Path:
     sfreq_out = float(pcfg.sfreq)
     config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()}, sort_keys=True)
     work_done = set()
-    total_s = sum(headers[_block_id(b)].duration for b in blocks)
+    span_s = {  # the seconds each block will pack: its audio-aligned interval less the guard trims
+        _block_id(b): max(align[_block_id(b)][2] - align[_block_id(b)][1] - sum(trims[_block_id(b)]), 0.0)
+        for b in blocks
+    }
     jobs = []
-    with tqdm(total=round(total_s), desc="pack (recorded s)", unit="s", unit_scale=True) as bar:
+    with tqdm(total=sum(span_s.values()), desc="pack (recorded s)", unit="s", unit_scale=True) as bar:
         for b in blocks:
             bid = _block_id(b)
             h = headers[bid]
@@ -239,7 +242,7 @@ def _pack(cfg) -> Path:
             params = [picks[b.subject], pcfg.montage, t0 + head, t1 - tail, offset, str(b.ieeg), str(b.audio)]
             key = hashlib.sha256((config_key + json.dumps(params)).encode()).hexdigest()
             if _block_is_done(work / bid, key):  # finished by an earlier (interrupted) run: checked by checksum
-                bar.update(h.duration)
+                bar.update(span_s[bid])
                 work_done.add(bid)
                 continue
             args = (b, h, picks[b.subject], pcfg, work / bid, offset, (t0 + head, t1 - tail), cfg.audio.batch_chunks)
@@ -552,7 +555,7 @@ def _run_blocks(jobs: list, extractor, cfg, bar):
     if n_jobs <= 1:
         for b, key, args in jobs:
             yield b, key, _work_block(args, extractor)
-            bar.update(args[1].duration)
+            bar.update(max(args[6][1] - args[6][0], 0.0))  # the block's packed interval (s)
         return
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding torch/BLAS threads
     with ProcessPoolExecutor(
@@ -561,7 +564,7 @@ def _run_blocks(jobs: list, extractor, cfg, bar):
         futures = {pool.submit(_work_block, args): (b, key, args) for b, key, args in jobs}
         for fut in as_completed(futures):
             b, key, args = futures[fut]
-            bar.update(args[1].duration)
+            bar.update(max(args[6][1] - args[6][0], 0.0))
             yield b, key, fut.result()
 
 
