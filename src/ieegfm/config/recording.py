@@ -159,6 +159,16 @@ class PackConfig:
         metadata={"help": "IANA time zone of the recording site: day index and daytime (08-22 h) use its clock"},
     )
     seed: int = field(default=0, metadata={"help": "seed for the scaling subsample"})
+    anonymize: bool = field(
+        default=False,
+        metadata={
+            "help": "move every written date back by a secret per-subject number of days (never written; local clock "
+            "time and relative times kept), as mne-bids' anonymize"
+        },
+    )
+    anonymize_daysback: int | None = field(
+        default=None, metadata={"help": "a known shift (days) instead of the secret one (implies anonymize)"}
+    )
     channels_from: str | None = field(
         default=None,
         metadata={

@@ -26,7 +26,8 @@ LOCK_NAME = ".ieegfm.lock"
 
 @contextlib.contextmanager
 def exclusive_output(out: str | Path, command: str) -> Iterator[None]:
-    """Hold the output folder's lock for the duration of the block.
+    """Hold the output folder's lock for the duration of the block. A folder it had to create and that holds
+    nothing but the lock afterwards (the command failed before writing) is removed again.
 
     Parameters
     ----------
@@ -47,6 +48,7 @@ def exclusive_output(out: str | Path, command: str) -> Iterator[None]:
         yield
         return
     out = Path(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     path = out / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -75,3 +77,7 @@ def exclusive_output(out: str | Path, command: str) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
+        if created and [p.name for p in out.iterdir()] == [LOCK_NAME]:  # failed before writing: leave nothing
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()

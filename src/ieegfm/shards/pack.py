@@ -39,6 +39,7 @@ from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
 from ieegfm.io.lock import exclusive_output
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
+from ieegfm.shards import deidentify
 from ieegfm.shards.channels import channels_from_pack, select_channels
 from ieegfm.shards.split import SPLITS, BlockSpan, assign_splits, guard_trims
 from ieegfm.shards.writer import ShardWriter
@@ -265,6 +266,21 @@ def _pack(cfg) -> Path:
         s: min(local(headers[_block_id(b)].meas_date or b.start_time).date() for b in blocks if b.subject == s)
         for s in subjects
     }
+    daysback = None  # dates as written: moved back per subject when anonymising (deidentify.py)
+    if cfg.anonymize or cfg.anonymize_daysback is not None:
+        daysback = {
+            s: int(cfg.anonymize_daysback)
+            if cfg.anonymize_daysback is not None
+            else deidentify.secret_daysback(s, first_day[s])
+            for s in subjects
+        }
+
+    def published(t: dt.datetime, subject: str) -> tuple[str, str]:  # (start_time, local_time) as written
+        if daysback is None:
+            return t.isoformat(), local(t).isoformat()
+        utc, loc = deidentify.shift(t, daysback[subject], tz)
+        return utc.isoformat(), loc.isoformat()
+
     brain_scalers: dict[str, RobustScaler] = {}
     audio_scaler = StandardScaler()
     step = int(600 * sfreq_out)
@@ -345,8 +361,8 @@ def _pack(cfg) -> Path:
                     "source": b.ieeg.name,
                     "audio": b.audio.name,
                     "block": bid,
-                    "start_time": t.isoformat(),
-                    "local_time": t_local.isoformat(),
+                    "start_time": published(t, b.subject)[0],
+                    "local_time": published(t, b.subject)[1],
                     "tmin": lo / sfreq_out,
                     "day": day,
                     "daytime": daytime,
@@ -449,7 +465,7 @@ def _pack(cfg) -> Path:
                 "split": split[_block_id(b)],
                 "ieeg": str(b.ieeg),
                 "audio": str(b.audio),
-                "start_time": (headers[_block_id(b)].meas_date or b.start_time).isoformat(),
+                "start_time": published(headers[_block_id(b)].meas_date or b.start_time, b.subject)[0],
                 "duration_s": headers[_block_id(b)].duration,
                 "audio_offset_s": align[_block_id(b)][0],
                 "guard_trim_s": trims[_block_id(b)],
@@ -458,6 +474,18 @@ def _pack(cfg) -> Path:
             for b in blocks
         },
         "skipped": skipped,
+        "anonymized": {
+            "dates_shifted": daysback is not None,
+            "daysback": None
+            if daysback is None
+            else (
+                int(cfg.anonymize_daysback)
+                if cfg.anonymize_daysback is not None
+                else "secret (per subject, not written)"
+            ),
+            "rule": "every written date moved back by whole local calendar days; local clock time, day indices and "
+            "all relative times kept (ieegfm.shards.deidentify)",
+        },
         "length_mismatches": [{k: v for k, v in m.items() if k != "message"} for m in mismatches],
         "empty_splits": empty,
         "channels_from": reference["provenance"] if reference is not None else None,
