@@ -205,8 +205,16 @@ def main(argv: list[str] | None = None) -> int:
         overrides[0] = f"runs_dir={overrides[0]}"
     if args.command == "import-n2s" and overrides and "=" not in overrides[0]:  # ieegfm import-n2s FILE.pkl ...
         overrides[0] = f"file={overrides[0]}"
+    config_file = args.config
+    specs = [o for o in overrides if o.startswith("spec=")]
+    if args.command == "scale" and specs:  # `ieegfm scale spec=SPEC.yaml ...`: the sweep spec is the config file
+        if config_file is not None or len(specs) > 1:
+            print("ieegfm scale: error: give the sweep spec once (spec=FILE or --config FILE)", file=sys.stderr)
+            return 2
+        config_file = specs[0].partition("=")[2]
+        overrides = [o for o in overrides if o not in specs]
     try:
-        cfg = load_config(args.command, args.config, overrides, check_missing=not args.print_config)
+        cfg = load_config(args.command, config_file, overrides, check_missing=not args.print_config)
         if args.print_config:
             from omegaconf import OmegaConf
 

@@ -6,7 +6,8 @@ import numpy as np
 from sklearn.linear_model import RidgeCV
 
 from ieegfm.__main__ import main
-from ieegfm.analysis.encode import ALPHAS, FoldedRidge, encoding_scores, lagged, shaft_of
+from ieegfm.analysis.encode import encoding_scores, lagged, shaft_of
+from ieegfm.analysis.ridge import ALPHAS, FoldedRidge
 
 
 def test_encode_finds_the_truths_responsive_electrodes(patient, tmp_path, capsys):

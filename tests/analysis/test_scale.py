@@ -158,9 +158,7 @@ def test_ready_made_sweeps_load(patient, capsys, no_training):
         assert len(cfg.hours) >= 4 and len(cfg.seeds) >= 3, spec
     targets = specs[0].with_name("targets.yaml")
     amb, task = patient["root"] / "amb", patient["task"]
-    assert (
-        main(["scale", "--config", str(targets), f"pretrain_shards={amb}", f"task_shards={task}", "hours=[0.1]"]) == 2
-    )
+    assert main(["scale", f"spec={targets}", f"pretrain_shards={amb}", f"task_shards={task}", "hours=[0.1]"]) == 2
     assert "shards=MEL_SHARDS: no manifest.json" in capsys.readouterr().err  # the placeholder is named
 
 

@@ -19,22 +19,13 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from ieegfm.analysis.ridge import FoldedRidge
 from ieegfm.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 
-def _cv_predict(x: np.ndarray, y: np.ndarray, groups: np.ndarray, n_splits: int) -> np.ndarray:
-    from sklearn.linear_model import RidgeCV
-    from sklearn.model_selection import GroupKFold
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    pred = np.empty(len(y))
-    for train, test in GroupKFold(n_splits=n_splits).split(x, y, groups):
-        model = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 15)))
-        pred[test] = model.fit(x[train], y[train]).predict(x[test])
-    return pred
+DAY_ALPHAS = np.logspace(-2, 5, 15)
 
 
 def day_decoding(
@@ -96,10 +87,12 @@ def day_decoding(
     idx = {s: np.flatnonzero(subject == s) for s in usable}
     folds = {s: min(max_folds, len(np.unique(block[i]))) for s, i in idx.items()}
 
+    ridges = {s: FoldedRidge(x[i], block[i], folds[s], DAY_ALPHAS) for s, i in idx.items()}  # once per subject
+
     def run(labels: np.ndarray) -> np.ndarray:
         pred = np.empty(len(labels))
         for s, i in idx.items():
-            pred[i] = _cv_predict(x[i], labels[i].astype(float), block[i], folds[s])
+            pred[i] = ridges[s].predict(labels[i].astype(float)[:, None])[:, 0]
         return pred
 
     def r_of(pred: np.ndarray, labels: np.ndarray) -> float:
@@ -133,14 +126,27 @@ def day_decoding(
             }
             for s, i in idx.items()
         },
-        "cv": "ridge (RidgeCV over alphas 1e-2..1e5, standardised features) per subject, leave-one-block-out "
+        "cv": "ridge (penalty by GCV over 1e-2..1e5, standardised features) per subject, leave-one-block-out "
         f"(GroupKFold when a subject has more than {max_folds} blocks)",
         "prediction": pred.tolist(),
     }
 
 
 def local_hours(manifest: dict, block: np.ndarray, tmin: np.ndarray) -> np.ndarray:
-    """Local clock hour (0-23, the pack's ``timezone``) at the start of each window."""
+    """Local clock hour (0-23, the pack's ``timezone``) at the start of each window.
+
+    Parameters
+    ----------
+    manifest : dict
+        The shards' manifest (``blocks.<id>.start_time``, ``timezone``).
+    block : ndarray of str, shape (n_windows,)
+    tmin : ndarray, shape (n_windows,)
+        Window start in its block (s).
+
+    Returns
+    -------
+    ndarray of int, shape (n_windows,)
+    """
     tz = ZoneInfo(manifest.get("timezone") or "UTC")
     starts = {}
     for b in np.unique(block):

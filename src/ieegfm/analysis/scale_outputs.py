@@ -99,26 +99,22 @@ def _fit(cards: list[dict], row: str, n_boot: int, subject: str | None = None) -
         by_hours.setdefault(str(c["hours"]), []).append(c)
     if len(by_hours) < 2:
         return None
-    hours, values = [], []
-    for group in sorted(by_hours.values(), key=lambda g: _hours_of(g[0])):
-        pw = group[0]["rows"][row]["per_window"]
-        idx = np.arange(len(pw["key"])) if subject is None else np.flatnonzero(np.asarray(pw["subject"]) == subject)
-        if len(idx) == 0:
-            return None
-        hours.append(float(np.mean([_hours_of(c, subject) for c in group])))
-        values.append(np.array([np.asarray(c["rows"][row]["per_window"]["relative_rank"])[idx] for c in group]))
+
+    def ranks(c: dict) -> np.ndarray:  # the per-window metric of a point, restricted to the subject
+        pw = c["rows"][row]["per_window"]
+        r = np.asarray(pw["relative_rank"])
+        return r if subject is None else r[np.asarray(pw["subject"]) == subject]
+
+    groups = sorted(by_hours.values(), key=lambda g: _hours_of(g[0]))
+    values = [np.array([ranks(c) for c in g]) for g in groups]
+    if values[0].shape[1] == 0:
+        return None
+    hours = [float(np.mean([_hours_of(c, subject) for c in g])) for g in groups]
     fit = bootstrap_log_linear(hours, values, n_boot=n_boot)
     fit["raw"] = [
-        {"hours": _hours_of(c, subject), "seed": c["seed"], "value": float(np.mean(v))}
-        for group in by_hours.values()
-        for c in group
-        for v in [
-            np.asarray(c["rows"][row]["per_window"]["relative_rank"])
-            if subject is None
-            else np.asarray(c["rows"][row]["per_window"]["relative_rank"])[
-                np.asarray(c["rows"][row]["per_window"]["subject"]) == subject
-            ]
-        ]
+        {"hours": _hours_of(c, subject), "seed": c["seed"], "value": float(np.mean(ranks(c)))}
+        for g in groups
+        for c in g
     ]
     fit["n_windows"] = int(values[0].shape[1])
     return fit

@@ -29,6 +29,7 @@ import numpy as np
 from ieegfm.data import read_manifest
 from ieegfm.data.tar import tar_members
 from ieegfm.errors import ConfigError, InputError
+from ieegfm.io.checksum import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -168,10 +169,6 @@ def nested_subset(ordered: dict[str, list[Chunk]], hours: float | str, where: st
     return kept
 
 
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def subset_view(
     shards: str | Path,
     dst: str | Path,
@@ -211,7 +208,7 @@ def subset_view(
         "seed": int(seed) if order == "random" else None,
         "daytime_only": bool(daytime_only),
         "source": os.path.relpath(src.resolve(), dst.resolve()),
-        "source_manifest_sha256": _sha(src / "manifest.json"),
+        "source_manifest_sha256": sha256_file(src / "manifest.json"),
     }
     done = dst / "manifest.json"
     if done.is_file():
