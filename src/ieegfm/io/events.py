@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from ieegfm.errors import InputError
+from ieegfm.io.tsv import read_tsv
 
 
 @dataclass(frozen=True)
@@ -71,31 +71,20 @@ def read_words_tsv(path: str | Path) -> list[Event]:
 
 def _read_timed_tsv(path: str | Path, what: str, expected: str, word_col: str | None) -> list[Event]:
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{what} {path} not found")
-    with path.open(newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        cols = reader.fieldnames or []
-        needed = ["onset", "duration"] + ([word_col] if word_col else [])
-        if any(c not in cols for c in needed):
+    needed = ("onset", "duration") + ((word_col,) if word_col else ())
+    events = []
+    for i, r in read_tsv(path, what, needed, expected):
+        try:
+            onset = float(r["onset"])
+            duration = 0.0 if r["duration"] in ("", "n/a") else float(r["duration"])
+        except ValueError:
             raise InputError(
-                f"{path}: expected {expected} with {', '.join(repr(c) for c in needed)} columns, found {cols}"
-            )
-        events = []
-        for i, r in enumerate(reader, start=1):
-            try:
-                onset = float(r["onset"])
-                duration = 0.0 if (r["duration"] or "").strip() in ("", "n/a") else float(r["duration"])
-            except (TypeError, ValueError):
-                raise InputError(
-                    f"{path}, row {i}: onset {r['onset']!r} / duration {r['duration']!r} are not numbers (s)"
-                ) from None
-            if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
-                raise InputError(f"{path}, row {i}: expected a finite onset and a duration >= 0 (s)")
-            if word_col:
-                events.append(Event(onset, duration, "word", (r.get(word_col) or "").strip()))
-            else:
-                events.append(
-                    Event(onset, duration, (r.get("trial_type") or "").strip(), (r.get("value") or "").strip())
-                )
+                f"{path}, row {i}: onset {r['onset']!r} / duration {r['duration']!r} are not numbers (s)"
+            ) from None
+        if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
+            raise InputError(f"{path}, row {i}: expected a finite onset and a duration >= 0 (s)")
+        if word_col:
+            events.append(Event(onset, duration, "word", r[word_col]))
+        else:
+            events.append(Event(onset, duration, r.get("trial_type", ""), r.get("value", "")))
     return sorted(events, key=lambda e: e.onset)

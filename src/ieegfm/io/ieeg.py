@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ _NON_NEURAL_NAMES = [
         "misc",
     ),
 ]
+#: Sampling rates (Hz) a header may give: anything else is a damaged header (clinical iEEG: 128 Hz to ~32 kHz).
+SFREQ_RANGE = (1.0, 1e6)
 READERS = (".edf", ".bdf", ".fif", ".fif.gz", ".vhdr", ".set", ".gdf")
 
 
@@ -175,7 +178,7 @@ def edf_declared_duration(path: str | Path) -> float | None:
     except (ValueError, OSError):
         return None
     per_record = sum(samples) * width
-    if n_records < 0 or per_record <= 0:
+    if n_records < 0 or per_record <= 0 or not (math.isfinite(record_s) and record_s > 0) or n_signals < 1:
         return None
     if path.stat().st_size == 256 * (n_signals + 1) + n_records * per_record:
         return None
@@ -191,12 +194,25 @@ def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeade
         As :func:`open_raw`.
     """
     raw = open_raw(path)
+    sfreq, n_times = float(raw.info["sfreq"]), int(raw.n_times)
+    if not (SFREQ_RANGE[0] <= sfreq <= SFREQ_RANGE[1]) or n_times < 1 or not raw.ch_names:  # (False for NaN)
+        raise InputError(
+            f"{path}: header gives sfreq {sfreq:g} Hz, {n_times} samples, {len(raw.ch_names)} channels; expected a "
+            f"sampling rate of {SFREQ_RANGE[0]:g} Hz to {SFREQ_RANGE[1]:g} Hz (record duration and samples per "
+            "record) and data"
+        )
+    unreadable = [c for c in raw.ch_names if not c.isprintable()]
+    if unreadable:  # NUL or control bytes: such a name cannot be picked again (numpy drops trailing NULs)
+        raise InputError(
+            f"{path}: channel label(s) {unreadable[:3]} hold control or NUL bytes; expected printable labels "
+            "(a damaged header?)"
+        )
     types, bads = channel_types(raw.ch_names, channels_tsv)
     md = raw.info["meas_date"]
     return IEEGHeader(
         path=Path(path),
-        sfreq=float(raw.info["sfreq"]),
-        n_times=int(raw.n_times),
+        sfreq=sfreq,
+        n_times=n_times,
         meas_date=md.astimezone(dt.timezone.utc) if md is not None else None,
         ch_names=list(raw.ch_names),
         ch_types=types,
@@ -215,7 +231,7 @@ def probe_std(raw: mne.io.BaseRaw, picks: list[str], n_probes: int = 5, probe_s:
     std : ndarray, shape (n_picks,)
         Minimum over probes of the per-probe std (V), so a channel flat in any probed segment shows as flat.
     """
-    n = int(round(probe_s * raw.info["sfreq"]))
+    n = max(int(round(probe_s * raw.info["sfreq"])), 1)
     starts = np.linspace(0, max(raw.n_times - n, 0), n_probes).astype(int)
     stds = [np.nanstd(raw.get_data(picks=picks, start=s, stop=min(s + n, raw.n_times)), axis=1) for s in starts]
     return np.min(stds, axis=0)

@@ -9,12 +9,12 @@ offset is given). Optional columns: ``channels`` (a BIDS ``channels.tsv``; by de
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from ieegfm.errors import InputError
+from ieegfm.io.tsv import read_tsv
 
 REQUIRED_COLUMNS = ("subject", "session", "ieeg", "audio", "start_time")
 
@@ -69,13 +69,33 @@ def parse_time(value: str, where: str) -> dt.datetime:
     """
     try:
         t = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=dt.timezone.utc)
+        return t.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # not ISO 8601, or out of range once in UTC (year 1 at +05:00)
         raise InputError(
             f"{where}: start_time {value!r} is not an ISO 8601 time (expected e.g. 2026-03-02T08:00:00+00:00)"
         ) from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=dt.timezone.utc)
-    return t.astimezone(dt.timezone.utc)
+
+
+def _file(root: Path, cell: str, what: str, problems: list[str], required: bool) -> Path | None:
+    """The file a table cell names (relative to the table), or None (and a problem) when it is not a file."""
+    if not cell:
+        if required:
+            problems.append(f"{what}: empty")
+        return None
+    shown = cell
+    try:
+        p = (root / cell).resolve()
+        if p.is_file():
+            return p
+        shown = str(p)
+    except (OSError, ValueError):  # a NUL byte, a name too long, a loop of links
+        pass
+    problems.append(
+        f"{what} {shown if shown.isprintable() else repr(shown)} not found (paths are relative to the table)"
+    )
+    return None
 
 
 def _sibling_channels_tsv(ieeg: Path) -> Path | None:
@@ -108,52 +128,39 @@ def read_recordings(path: str | Path) -> list[Block]:
         unparsable times, the same iEEG file twice.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"recordings table {path}: file not found")
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        columns = reader.fieldnames or []
-        missing_cols = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing_cols:
-            raise InputError(
-                f"recordings table {path}: missing column(s) {missing_cols}; expected tab-separated "
-                f"columns {list(REQUIRED_COLUMNS)}, found {columns}"
-            )
-        rows = [r for r in reader if any((v or "").strip() for v in r.values())]
+    rows = read_tsv(path, "recordings table", REQUIRED_COLUMNS, "one row per recording block")
     if not rows:
         raise InputError(f"recordings table {path}: no rows; expected one row per recording block")
     root = path.parent
     blocks: list[Block] = []
     problems: list[str] = []
     seen: set[Path] = set()
-    for i, r in enumerate(rows, start=1):
+    for i, r in rows:
         where = f"{path}, row {i}"
-        ieeg = (root / r["ieeg"].strip()).resolve()
-        audio = (root / r["audio"].strip()).resolve()
-        for kind, p in (("ieeg", ieeg), ("audio", audio)):
-            if not p.is_file():
-                problems.append(f"{where}: {kind} file {p} not found")
-        channels = None
-        if (r.get("channels") or "").strip():
-            channels = (root / r["channels"].strip()).resolve()
-            if not channels.is_file():
-                problems.append(f"{where}: channels file {channels} not found")
-        elif ieeg.is_file():
+        empty = [c for c in REQUIRED_COLUMNS if not r[c]]
+        if empty:
+            problems.append(f"{where}: empty {', '.join(empty)}")
+            continue
+        files = {}
+        for kind in ("ieeg", "audio", "channels", "words", "events"):
+            files[kind] = _file(root, r.get(kind, ""), f"{where}: {kind} file", problems, kind in ("ieeg", "audio"))
+        ieeg, audio, channels, words, events = (files[k] for k in ("ieeg", "audio", "channels", "words", "events"))
+        if ieeg is None or audio is None:
+            continue
+        if channels is None and not r.get("channels"):
             channels = _sibling_channels_tsv(ieeg)
-        words = (root / r["words"].strip()).resolve() if (r.get("words") or "").strip() else None
-        events = None
-        if (r.get("events") or "").strip():
-            events = (root / r["events"].strip()).resolve()
-            if not events.is_file():
-                problems.append(f"{where}: events file {events} not found")
         if ieeg in seen:
             problems.append(f"{where}: ieeg file {ieeg} listed twice")
         seen.add(ieeg)
-        start = parse_time(r["start_time"], where)
+        try:
+            start = parse_time(r["start_time"], where)
+        except InputError as err:
+            problems.append(str(err))
+            continue
         blocks.append(
             Block(
-                subject=r["subject"].strip(),
-                session=r["session"].strip(),
+                subject=r["subject"],
+                session=r["session"],
                 ieeg=ieeg,
                 audio=audio,
                 start_time=start,
@@ -175,10 +182,7 @@ def read_channels_tsv(path: Path) -> dict[str, dict[str, str]]:
     Raises
     ------
     InputError
-        No ``name`` column.
+        As :func:`ieegfm.io.tsv.read_tsv` (missing file, not UTF-8, no ``name`` column...).
     """
-    with Path(path).open(newline="") as f:
-        reader = csv.DictReader(f, delimiter="\t")
-        if "name" not in (reader.fieldnames or []):
-            raise InputError(f"{path}: expected a BIDS channels.tsv with a 'name' column")
-        return {r["name"]: {k: (v or "").strip() for k, v in r.items()} for r in reader}
+    rows = read_tsv(path, "channels file", ("name",), "a BIDS channels.tsv")
+    return {r["name"]: r for _, r in rows}

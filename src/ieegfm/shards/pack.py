@@ -161,7 +161,6 @@ def _pack(cfg) -> Path:
     blocks = read_recordings(cfg.recordings)
     out = Path(cfg.out)
     work = out / ".work"
-    work.mkdir(parents=True, exist_ok=True)
     extractor = build_extractor(cfg.audio)
     skipped: dict[str, str] = {}
     mismatches: list[dict] = []  # files whose header declares another length than they hold
@@ -226,6 +225,7 @@ def _pack(cfg) -> Path:
     trims = guard_trims(spans, split, guard_s)
 
     # 4. per-block streaming preprocessing + audio targets into work files -------------------------------------
+    work.mkdir(parents=True, exist_ok=True)
     sfreq_out = float(pcfg.sfreq)
     config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()}, sort_keys=True)
     work_done = set()
