@@ -226,12 +226,21 @@ def main(argv: list[str] | None = None) -> int:
         with logging_redirect_tqdm():  # log lines go above the progress bars instead of through them
             RUNNERS[args.command](cfg)
     except IeegfmError as err:
-        print(f"ieegfm {args.command}: error: {err}", file=sys.stderr)
+        print(f"ieegfm {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"ieegfm {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def one_line(err: Exception) -> str:
+    """The message of a user error, also when a DataLoader worker raised it (torch then wraps it as
+    ``Caught InputError in DataLoader worker process 0.\nOriginal Traceback …\nieegfm.errors.InputError: <message>``)."""
+    msg = str(err)
+    if "\nOriginal Traceback" in msg:
+        msg = msg.rstrip().splitlines()[-1].split(": ", 1)[-1]
+    return msg
 
 
 if __name__ == "__main__":

@@ -114,3 +114,31 @@ def test_siglip_is_selectable_end_to_end(shards, tmp_path, tiny):
 
     state, contract = load_checkpoint(run / "checkpoints" / "last.ckpt")
     assert contract.training["objective"] == "siglip" and float(state["state_dict"]["loss.logit_bias"]) != 0
+
+
+def _garble(tar) -> None:
+    """Overwrite the first member's tar header, keeping the size (damage only reading finds)."""
+    data = bytearray(tar.read_bytes())
+    data[100:500] = b"\xa5" * 400
+    tar.write_bytes(bytes(data))
+
+
+def test_corrupt_shards_are_counted_in_the_summary_and_all_corrupt_is_one_line(tmp_path, tiny, capsys):
+    from recording_fixtures import pack_consecutive_blocks
+
+    over = ("split.val=0.25", "split.test=0.25", "chunk_s=30", "audio.n_mels=8", "samples_per_shard=2")
+    copy = pack_consecutive_blocks(tmp_path, 4, 120.0, *over)
+    train = sorted(copy.glob("train-*.tar"))
+    assert len(train) >= 2
+    _garble(train[0])
+    train[1].write_bytes(train[1].read_bytes()[:5000])  # a copy that did not finish
+    run = [f"shards={copy}", "trainer.max_steps=6", "data.num_workers=1", "trainer.val_check_interval=3", *tiny]
+    assert main(["pretrain", *run, f"out={tmp_path / 'r'}"]) == 0
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())  # counted in the loader's worker process
+    assert summary["corrupt_shards"] == [train[0].name, train[1].name] and summary["corrupt_shards_skipped"] == 2
+    capsys.readouterr()
+    for tar in train[2:]:
+        _garble(tar)
+    assert main(["pretrain", *run, f"out={tmp_path / 'r2'}"]) == 2  # not a hang, not a traceback
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ieegfm")]
+    assert len(err) == 1 and "no training batch could be read this epoch" in err[0], err

@@ -133,7 +133,8 @@ class ShardDataModule(L.LightningDataModule):
         self.n_chans = int(self.manifest["n_chans_max"])
         self.n_features = int(self.manifest["n_features"])
         self.subjects = {s: v["index"] for s, v in self.manifest["subjects"].items()}
-        self.corrupt = CorruptCounter()
+        #: shards found missing, truncated or cut short by a read error (each once); samples that did not decode
+        self.corrupt = CorruptCounter([u for sp in self.manifest["shards"] for u in self.urls(sp)])
 
     def check_pooling(self, pooling: str) -> None:
         """Check the stored audio serves the encoder's ``pooling``.
@@ -153,6 +154,41 @@ class ShardDataModule(L.LightningDataModule):
         """Shard paths of a split."""
         return [str(self.root / s["name"]) for s in self.manifest["shards"].get(split, [])]
 
+    def readable(self, split: str) -> tuple[list[dict], list[str]]:
+        """Manifest entries and paths of the shards of ``split`` that are present with their recorded size.
+
+        A shard missing or of another size than ``manifest.json`` records (a truncated copy) is skipped with a
+        warning and counted in :attr:`corrupt`; damage that keeps the size is found while reading.
+
+        Raises
+        ------
+        InputError
+            The split has shards and none of them is readable.
+        """
+        entries, urls = self.manifest["shards"].get(split, []), self.urls(split)
+        keep, problems = [], []
+        for e, url in zip(entries, urls):
+            path = Path(url)
+            size = path.stat().st_size if path.is_file() else None
+            if size is None or ("bytes" in e and size != e["bytes"]):
+                problems.append(f"{path.name}: " + ("missing" if size is None else f"{size} bytes, not {e['bytes']}"))
+            else:
+                keep.append((e, url))
+        if problems and not keep:
+            raise InputError(
+                f"shards={self.root}: none of the {len(urls)} {split} shard(s) is readable ({problems[0]}"
+                f"{f'; and {len(problems) - 1} more' if len(problems) > 1 else ''}); expected the files and sizes "
+                "manifest.json lists (a copy that did not finish?)"
+            )
+        for url in set(urls) - {u for _, u in keep}:
+            self.corrupt.mark(url)
+        if problems:
+            logger.warning(
+                "skipping %d of %d %s shard(s), missing or truncated: %s", len(problems), len(urls), split,
+                "; ".join(problems[:5]),
+            )  # fmt: skip
+        return [e for e, _ in keep], [u for _, u in keep]
+
     def n_windows(self, split: str) -> int:
         """Non-overlapping windows of a split (from the manifest)."""
         return int(sum(s["n_windows"] for s in self.manifest["shards"].get(split, [])))
@@ -171,11 +207,10 @@ class ShardDataModule(L.LightningDataModule):
         return int(trainer.world_size) if trainer is not None else 1
 
     def train_dataloader(self) -> TimedWebLoader:
-        urls = self.urls("train")
-        if not urls:
+        if not self.urls("train"):
             raise InputError(f"shards={self.root}: no training shards")
+        entries, urls = self.readable("train")
         world, workers = self._world(), max(self.num_workers, 1)
-        entries = self.manifest["shards"]["train"]
         planner = None
         if not self.resampled and all("chunk_lengths" in e for e in entries):
             planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed, self.audio_step)
@@ -202,7 +237,7 @@ class ShardDataModule(L.LightningDataModule):
         else:  # resampled mode (or a manifest without chunk lengths): shards drawn with replacement
             if not self.resampled and planner is None and not all("chunk_lengths" in e for e in entries):
                 logger.warning("manifest without chunk lengths (packed by an older ieegfm): resampled mode")
-            windows = self.samples_per_epoch or self.n_windows("train")
+            windows = self.samples_per_epoch or int(sum(e["n_windows"] for e in entries))
             batches = max(windows // (self.batch_size * world), 1)
             worker_batches = math.ceil(batches / workers)
             batches = worker_batches * workers
@@ -244,9 +279,9 @@ class ShardDataModule(L.LightningDataModule):
         the same number of validation steps (DDP synchronises buffers in each forward; uneven ranks hang), and
         the metrics are identical on all ranks without a gather.
         """
-        urls = self.urls(split)
-        if not urls:
+        if not self.urls(split):
             raise InputError(f"shards={self.root}: no {split!r} shards (see manifest.json 'splits')")
+        _, urls = self.readable(split)
         stages = [
             wds.SimpleShardList(urls),
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),

@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from ieegfm.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
@@ -303,7 +305,11 @@ class EpochBatches(wds.PipelineStage):
             produced, last = produced + 1, batch
         if produced < n_batches:  # a corrupt shard left the stream short: keep every rank in step
             if last is None:
-                raise RuntimeError(f"rank {rank}, worker {worker}: no training batch could be read this epoch")
+                raise InputError(
+                    f"no training batch could be read this epoch (rank {rank}, worker {worker}): every training "
+                    "shard it was given is corrupt (see the warnings above); expected shards whose sha256 matches "
+                    "manifest.json (repack, or copy them again)"
+                )
             logger.warning(
                 "rank %d worker %d: stream ran %d batch(es) short (corrupt shards?); repeating its "
                 "last batch so that all ranks run the same number of steps",

@@ -9,24 +9,70 @@ from __future__ import annotations
 import io
 import json
 import logging
+import multiprocessing
 import re
 import tarfile
 from collections.abc import Iterator
 
 import numpy as np
 
+from ieegfm.errors import InputError
+
 logger = logging.getLogger(__name__)
 
 
-class CorruptCounter:
-    """Handler for corrupt samples: log, count and continue (``handler=`` of WebDataset stages)."""
+class ShardReadError(Exception):
+    """A shard that could not be read (to its end): ``url`` and the ``cause``."""
 
-    def __init__(self) -> None:
-        self.count = 0
+    def __init__(self, url: str, cause: Exception) -> None:
+        super().__init__(f"{url}: {cause!r}")
+        self.url, self.cause = url, cause
+
+
+class CorruptCounter:
+    """Handler for corrupt shards and samples: log, count and continue (``handler=`` of WebDataset stages).
+
+    Shards are counted once each, however often they are read (every epoch, every validation); samples that do
+    not decode are counted per read. Both counts live in shared memory, so the skips of DataLoader worker
+    processes (forked or spawned with the loader) are seen by the main process that writes the run summary.
+
+    Parameters
+    ----------
+    urls : list of str
+        Every shard that may be reported (a :class:`ShardReadError` naming another one counts as a sample).
+    """
+
+    def __init__(self, urls: list[str]) -> None:
+        self._index = {u: i for i, u in enumerate(urls)}
+        self._urls = list(urls)
+        self._flags = multiprocessing.Array("b", max(len(urls), 1))
+        self._samples = multiprocessing.Value("q", 0)
+
+    @property
+    def shards(self) -> list[str]:
+        """Shards found corrupt so far (in ``urls`` order), by any process sharing this counter."""
+        return [u for u, f in zip(self._urls, self._flags[: len(self._urls)]) if f]
+
+    @property
+    def samples(self) -> int:
+        """Samples that could not be decoded so far."""
+        return int(self._samples.value)
+
+    def mark(self, url: str) -> None:
+        """Count ``url`` as a corrupt shard."""
+        if url in self._index:
+            self._flags[self._index[url]] = 1
 
     def __call__(self, exn: Exception) -> bool:
-        self.count += 1
-        logger.warning("skipping corrupt sample (%d so far): %r", self.count, exn)
+        if isinstance(exn, ShardReadError) and exn.url in self._index:
+            new = not self._flags[self._index[exn.url]]
+            self.mark(exn.url)
+            if new:
+                logger.warning("skipping the rest of a corrupt shard (%d so far): %s", len(self.shards), exn)
+        else:
+            with self._samples.get_lock():
+                self._samples.value += 1
+            logger.warning("skipping a corrupt sample (%d so far): %r", self.samples, exn)
         return True
 
 
@@ -146,7 +192,7 @@ def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
     ranges, attached to the samples as ``__offset__`` and ``__take__``); chunks with nothing to take are skipped
     without reading their data (seeks), and reading stops after the last chunk needed. A shard that cannot be
     read, or holds more chunks than its manifest entry, is passed to ``handler`` (log, count, continue) instead
-    of stopping the epoch; ``MAX_FAILED_SHARDS_IN_A_ROW`` unreadable shards in a row raise ``RuntimeError`` (a
+    of stopping the epoch; ``MAX_FAILED_SHARDS_IN_A_ROW`` unreadable shards in a row raise ``InputError`` (a
     resampled stream would otherwise skip forever when the shards are gone).
     """
     failures = 0  # shards in a row that could not be read
@@ -190,8 +236,11 @@ def tar_samples(src: Iterator[dict], handler=None) -> Iterator[dict]:
         except Exception as exn:  # corrupt or truncated shard
             failures += 1
             if failures >= MAX_FAILED_SHARDS_IN_A_ROW:  # e.g. the shard folder is gone: fail, do not spin
-                raise RuntimeError(f"{failures} shards in a row could not be read; the last, {url}: {exn!r}") from exn
-            if handler is None or not handler(exn):
+                raise InputError(
+                    f"{failures} shards in a row could not be read (the last, {url}: {exn!r}); expected the shard "
+                    "files manifest.json lists (were they moved or deleted?)"
+                ) from None
+            if handler is None or not handler(ShardReadError(url, exn)):
                 raise
 
 

@@ -257,6 +257,11 @@ def _pretrain(cfg) -> Path:
     if not on_sigterm.interrupted:  # (an interrupted run already saved where it can resume exactly)
         trainer.save_checkpoint(last)  # the final state, whatever the periodic schedule
     chosen = Path(best.best_model_path) if best.best_model_path else last
+    urls = [u for sp in dm.manifest["shards"] for u in dm.urls(sp)]
+    bad = set(dm.corrupt.shards)  # each rank (with its loader workers) knows the shards it found corrupt: union
+    flags = trainer.strategy.reduce(torch.tensor([u in bad for u in urls] + [0], dtype=torch.float64), "sum")
+    bad_shards = [Path(u).name for u, f in zip(urls, flags.tolist()) if f > 0]
+    bad_samples = int(trainer.strategy.reduce(torch.tensor(float(dm.corrupt.samples)), "sum"))
     if trainer.is_global_zero:
         summary = {
             "best_checkpoint": str(chosen),
@@ -268,7 +273,9 @@ def _pretrain(cfg) -> Path:
             "encoder": enc_cfg,
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
             "train_windows": dm.n_windows("train"),
-            "corrupt_samples_skipped": dm.corrupt.count,
+            "corrupt_shards_skipped": len(bad_shards),  # missing, truncated or cut short by a read error
+            "corrupt_shards": bad_shards,
+            "corrupt_samples_skipped": bad_samples,  # read but not decodable (per read, summed over ranks)
             "control": cfg.control,
             "shards": str(shards),
         }
