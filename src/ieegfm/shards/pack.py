@@ -225,6 +225,8 @@ def _pack(cfg) -> Path:
     trims = guard_trims(spans, split, guard_s)
 
     # 4. per-block streaming preprocessing + audio targets into work files -------------------------------------
+    for previous in ("manifest.json", "sizes.json"):  # a pack already here stops looking complete before any write
+        (out / previous).unlink(missing_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     sfreq_out = float(pcfg.sfreq)
     config_key = json.dumps({"preprocess": OmegaConf.to_container(pcfg), "audio": extractor.config()}, sort_keys=True)
