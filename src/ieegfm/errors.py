@@ -13,3 +13,7 @@ class ConfigError(IeegfmError):
 
 class InputError(IeegfmError):
     """A recording, table or audio file that cannot be used as given (names the file and what was expected)."""
+
+
+class OutputError(IeegfmError):
+    """An output that cannot be written: disk full, a file size limit, a read-only folder (names the folder)."""

@@ -1,4 +1,5 @@
-"""One writer per output folder: an advisory lock that a second ``ieegfm pack`` / ``pretrain`` / ``scale`` refuses.
+"""Output folders: one writer per folder (an advisory lock that a second ``ieegfm pack`` / ``pretrain`` / ``scale``
+refuses), and write errors (disk full, a file size limit, read-only) reported in one line.
 
 The lock is ``flock`` on ``<out>/.ieegfm.lock``, held for the whole command. The kernel releases it when the
 process ends, however it ends (``kill -9``, a node failure), so a crash never leaves a stale lock behind; the file
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import json
 import logging
 import os
@@ -17,7 +19,7 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
-from ieegfm.errors import InputError
+from ieegfm.errors import InputError, OutputError
 
 logger = logging.getLogger(__name__)
 
@@ -81,3 +83,47 @@ def exclusive_output(out: str | Path, command: str) -> Iterator[None]:
             path.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 out.rmdir()
+
+
+#: errno values of a write that cannot succeed until the user acts (free space, raise a limit, fix permissions).
+WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for a file size limit (ulimit -f) or the file system",
+    errno.EROFS: "read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EIO: "input/output error",
+}
+
+
+@contextlib.contextmanager
+def write_errors_as_output_error(out: str | Path) -> Iterator[None]:
+    """Turn an ``OSError`` of :data:`WRITE_ERRNOS` raised in the block into a one-line :class:`OutputError`.
+
+    Raises
+    ------
+    OutputError
+        Names ``out``, the file when the system call reported it, the reason, and what to do.
+    """
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        if err.errno in (errno.EACCES, errno.EIO) and not _inside(err.filename, out):  # (a read of an input?)
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        raise OutputError(
+            f"out={out}: cannot write{where}: {WRITE_ERRNOS[err.errno]} [errno {err.errno}]; nothing incomplete "
+            "looks finished (temporary names, no manifest): free space or fix the folder, then run the same "
+            "command again (finished work is kept)"
+        ) from None
+
+
+def _inside(filename, folder: str | Path) -> bool:
+    if not filename:
+        return False
+    try:
+        return Path(os.fsdecode(filename)).resolve().is_relative_to(Path(folder).resolve())
+    except (OSError, ValueError):
+        return False

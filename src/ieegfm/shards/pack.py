@@ -36,7 +36,7 @@ from ieegfm.io.audio import audio_info
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.events import Event, read_events_tsv, read_words_tsv
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw, read_header
-from ieegfm.io.lock import exclusive_output
+from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.recordings import Block, read_recordings
 from ieegfm.preprocess import RobustScaler, StandardScaler, StreamingPreprocessor, apply_montage
 from ieegfm.shards import deidentify
@@ -141,6 +141,9 @@ def pack(cfg) -> Path:
 
     Raises
     ------
+    OutputError
+        ``out`` cannot be written (disk full, a file size limit, read-only): one line; what was written so far is
+        either complete (finished blocks, kept for the rerun) or under a temporary name, never a manifest.
     InputError
         Another process writing to ``out`` (a lock: one writer per folder);
         Empty or malformed table, missing files, sampling rate differing between blocks of a session, no usable
@@ -148,7 +151,7 @@ def pack(cfg) -> Path:
     ConfigError
         Bad split fractions, wav2vec2 model folder or layer, unknown ``timezone``, bad ``audio.pool_s``.
     """
-    with exclusive_output(cfg.out, "pack"):
+    with write_errors_as_output_error(cfg.out), exclusive_output(cfg.out, "pack"):
         return _pack(cfg)
 
 
@@ -555,6 +558,18 @@ def _block_is_done(stem: Path, key: str) -> bool:
     return bool(done.get("sha256"))
 
 
+def open_work_array(path: str, shape: tuple[int, int]) -> np.memmap:
+    """A float32 ``.npy`` work file mapped for writing, its blocks allocated on disk up front.
+
+    Writing into a sparse memory map on a full disk kills the process with SIGBUS; allocated first, a full disk
+    is an ``OSError`` (ENOSPC) here instead, which ``pack`` reports in one line.
+    """
+    arr = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    with open(path, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+    return arr
+
+
 _WORKER_EXTRACTOR = None
 
 
@@ -622,7 +637,7 @@ def _process_block(
         sfreq_out=sfreq_out,
     )
     _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage)
-    brain = np.lib.format.open_memmap(f"{stem}.brain.npy", mode="w+", dtype=np.float32, shape=(len(names), n_out))
+    brain = open_work_array(f"{stem}.brain.npy", (len(names), n_out))
     valid = np.zeros(n_out, dtype=bool)
     pos = 0
 
@@ -648,9 +663,7 @@ def _process_block(
     times = np.arange(n_out) / sfreq_out
     valid &= (times >= keep[0]) & (times < keep[1])
     lo, hi = np.searchsorted(times, keep, side="left")
-    audio = np.lib.format.open_memmap(
-        f"{stem}.audio.npy", mode="w+", dtype=np.float32, shape=(extractor.n_features, n_out)
-    )
+    audio = open_work_array(f"{stem}.audio.npy", (extractor.n_features, n_out))
     audio[:] = 0.0
     targets_at(extractor, b.audio, times[lo:hi] - offset, audio[:, lo:hi], extractor.chunk_s, batch_chunks)
     brain.flush()
