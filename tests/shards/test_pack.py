@@ -11,6 +11,7 @@ from ieegfm.__main__ import main
 from ieegfm.config import load_config
 from ieegfm.errors import InputError
 from ieegfm.shards import pack as pack_mod
+from ieegfm.shards import work as work_mod
 from ieegfm.shards.pack import pack
 
 BASE = ["split.val=0.25", "split.test=0.25", "chunk_s=20", "samples_per_shard=2"]
@@ -210,26 +211,26 @@ def test_parallel_blocks_give_the_same_shards(recordings, tmp_path):
 
 def test_rerun_after_a_crash_skips_finished_blocks(recordings, tmp_path, monkeypatch):
     ref = json.loads(pack(_cfg(recordings, tmp_path / "ref")).read_text())
-    real = pack_mod._process_block
+    real = work_mod.process_block
     calls = []
 
-    def crashing(b, *args, **kwargs):
+    def crashing(job, *args, **kwargs):
         if len(calls) == 2:
             raise KeyboardInterrupt  # killed while packing the third block
-        calls.append(b.ieeg.name)
-        return real(b, *args, **kwargs)
+        calls.append(job.block.ieeg.name)
+        return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(pack_mod, "_process_block", crashing)
+    monkeypatch.setattr(work_mod, "process_block", crashing)
     with pytest.raises(KeyboardInterrupt):
         pack(_cfg(recordings, tmp_path / "run"))
     assert len(calls) == 2 and not (tmp_path / "run" / "manifest.json").exists()
     done = list(calls)
 
-    def counting(b, *args, **kwargs):
-        calls.append(b.ieeg.name)
-        return real(b, *args, **kwargs)
+    def counting(job, *args, **kwargs):
+        calls.append(job.block.ieeg.name)
+        return real(job, *args, **kwargs)
 
-    monkeypatch.setattr(pack_mod, "_process_block", counting)
+    monkeypatch.setattr(work_mod, "process_block", counting)
     run = json.loads(pack(_cfg(recordings, tmp_path / "run")).read_text())
     assert sorted(calls[2:]) == sorted(
         {"sub-01_run-0_ieeg.edf", "sub-01_run-1_ieeg.edf", "sub-01_run-2_ieeg.edf", "sub-01_run-3_ieeg.edf"} - set(done)

@@ -81,7 +81,7 @@ def test_warnings_do_not_write_over_the_progress_bars(recordings, tmp_path):
 
 
 def test_the_pack_bar_counts_the_seconds_that_are_packed(recordings, tmp_path, monkeypatch):
-    import ieegfm.shards.pack as pack_module
+    import ieegfm.shards.work as work_module
 
     bars = []
 
@@ -102,7 +102,7 @@ def test_the_pack_bar_counts_the_seconds_that_are_packed(recordings, tmp_path, m
         def update(self, n):
             self.n += n
 
-    monkeypatch.setattr(pack_module, "tqdm", Recording)
+    monkeypatch.setattr(work_module, "tqdm", Recording)
     assert main(["pack", f"recordings={recordings}", f"out={tmp_path / 's'}"]) == 0
     (bar,) = [b for b in bars if b.total is not None and b.iterable is None]
     blocks = json.loads((tmp_path / "s" / "manifest.json").read_text())["blocks"].values()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -22,22 +21,9 @@ from ieegfm.data.plan import (
 from ieegfm.data.tar import CorruptCounter, decode_sample, tar_samples
 from ieegfm.data.windows import ShuffledWindowBatches, SliceWindows, collate, identity
 from ieegfm.errors import InputError
+from ieegfm.io.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
-
-
-def read_manifest(shards: str | Path) -> dict:
-    """Load ``manifest.json`` of a shard folder.
-
-    Raises
-    ------
-    InputError
-        No manifest (not an ``ieegfm pack`` output folder).
-    """
-    path = Path(shards) / "manifest.json"
-    if not path.is_file():
-        raise InputError(f"shards={shards}: no manifest.json; expected a folder written by `ieegfm pack`")
-    return json.loads(path.read_text())
 
 
 class ShardDataModule(L.LightningDataModule):

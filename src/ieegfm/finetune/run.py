@@ -36,11 +36,10 @@ from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
 from ieegfm.heads import HEADS, LANGUAGE_MODEL_HEADS, SENTENCE_HEADS, build_head
 from ieegfm.io.checksum import sha256_file
+from ieegfm.io.manifest import SPLITS
 from ieegfm.losses import build_loss
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 def task_label(cfg) -> str:

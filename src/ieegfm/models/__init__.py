@@ -33,6 +33,36 @@ def _init_params(cls: type) -> set[str]:
     }
 
 
+def encoder_kwargs(model, *, n_chans: int, n_subjects: int, n_times: int, sfreq: float, n_features: int) -> dict:
+    """Arguments of :func:`build_encoder` from a ``model.*`` config group and the shape of the data.
+
+    Parameters
+    ----------
+    model : DictConfig
+        ``encoder``, ``pooling``, ``projected_chans``, ``hidden``, ``depth``, ``kernel_size``, ``dropout``.
+    n_chans, n_subjects, n_times : int
+        Channels (the shards' ``n_chans_max``), subjects, samples per window.
+    sfreq : float
+        Hz.
+    n_features : int
+        Output features per time step (the audio targets' features, or an embedding size for brain-only shards).
+    """
+    return {
+        "name": model.encoder,
+        "n_chans": int(n_chans),
+        "n_subjects": int(n_subjects),
+        "n_times": int(n_times),
+        "sfreq": float(sfreq),
+        "n_features": int(n_features),
+        "pooling": model.pooling,
+        "projected_chans": model.projected_chans,
+        "hidden": model.hidden,
+        "depth": model.depth,
+        "kernel_size": model.kernel_size,
+        "dropout": model.dropout,
+    }
+
+
 def build_encoder(name: str, **kwargs) -> BrainEncoder:
     """Build a brain encoder by name.
 

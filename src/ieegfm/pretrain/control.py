@@ -19,10 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ieegfm.data import read_manifest
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
-from ieegfm.shards.split import SPLITS
+from ieegfm.io.manifest import SPLITS, read_manifest, write_manifest
 from ieegfm.shards.writer import ShardWriter
 
 logger = logging.getLogger(__name__)
@@ -145,10 +144,7 @@ def mismatched_shards(src: str | Path, dst: str | Path, window_n: int) -> Path:
         "source": str(src),
         "source_manifest_sha256": source_sha,
     }
-    (dst / "sizes.json").write_text(json.dumps({e["name"]: e["n_samples"] for v in out["shards"].values() for e in v}))
-    tmp = dst / "manifest.json.tmp"
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True))
-    os.replace(tmp, done)
+    write_manifest(dst, out)
     logger.info("control=mismatched: %s (%d blocks re-paired) -> %s", src, len(pairs), dst)
     return dst
 

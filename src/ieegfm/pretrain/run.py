@@ -20,7 +20,7 @@ from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import InputError
 from ieegfm.io.lock import exclusive_output
 from ieegfm.losses import build_loss
-from ieegfm.models import build_encoder
+from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.pretrain.control import control_shards
 from ieegfm.pretrain.module import ContrastivePretraining
 from ieegfm.pretrain.throughput import ThroughputMonitor
@@ -111,21 +111,14 @@ def launch_rank() -> int:
 
 def encoder_config(cfg, dm: ShardDataModule) -> dict:
     """Arguments of :func:`ieegfm.models.build_encoder` for a pretrain config and its shards."""
-    m = cfg.model
-    return {
-        "name": m.encoder,
-        "n_chans": dm.n_chans,
-        "n_subjects": len(dm.subjects),
-        "n_times": dm.window_n,
-        "sfreq": dm.sfreq,
-        "n_features": dm.n_features,
-        "pooling": m.pooling,
-        "projected_chans": m.projected_chans,
-        "hidden": m.hidden,
-        "depth": m.depth,
-        "kernel_size": m.kernel_size,
-        "dropout": m.dropout,
-    }
+    return encoder_kwargs(
+        cfg.model,
+        n_chans=dm.n_chans,
+        n_subjects=len(dm.subjects),
+        n_times=dm.window_n,
+        sfreq=dm.sfreq,
+        n_features=dm.n_features,
+    )
 
 
 def pretrain(cfg) -> Path:
@@ -259,9 +252,9 @@ def _pretrain(cfg) -> Path:
     chosen = Path(best.best_model_path) if best.best_model_path else last
     urls = [u for sp in dm.manifest["shards"] for u in dm.urls(sp)]
     bad = set(dm.corrupt.shards)  # each rank (with its loader workers) knows the shards it found corrupt: union
-    flags = trainer.strategy.reduce(torch.tensor([u in bad for u in urls] + [0], dtype=torch.float64), "sum")
+    flags = trainer.strategy.reduce(torch.tensor([u in bad for u in urls] + [0], dtype=torch.float64), reduce_op="sum")
     bad_shards = [Path(u).name for u, f in zip(urls, flags.tolist()) if f > 0]
-    bad_samples = int(trainer.strategy.reduce(torch.tensor(float(dm.corrupt.samples)), "sum"))
+    bad_samples = int(trainer.strategy.reduce(torch.tensor(float(dm.corrupt.samples)), reduce_op="sum"))
     if trainer.is_global_zero:
         summary = {
             "best_checkpoint": str(chosen),

@@ -19,7 +19,6 @@ No ieegfm checkpoint knows these electrodes, so the importer also writes ``encod
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -30,16 +29,15 @@ from omegaconf import OmegaConf
 import ieegfm
 from ieegfm.checkpoint import CONTRACT_KEY, CheckpointContract, shards_provenance, subjects_of
 from ieegfm.errors import ConfigError, InputError
+from ieegfm.io.manifest import SPLITS, Manifest, count_chunk, new_split_stats, write_manifest
 from ieegfm.io.n2s import read_n2s
-from ieegfm.models import build_encoder
+from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.preprocess.scaling import RobustScaler
 from ieegfm.shards.writer import ShardWriter
 
 __all__ = ["import_n2s", "split_trials"]
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 def split_trials(n: int, val: float, test: float, where: str = "trials") -> list[str]:
@@ -100,7 +98,7 @@ def import_n2s(cfg) -> Path:
     shards, stats = {}, {}
     for sp in SPLITS:
         writer = ShardWriter(out, sp, cfg.samples_per_shard)
-        st = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
+        st = new_split_stats()
         for i, (trial, split) in enumerate(zip(rec.trials, splits)):
             if split != sp:
                 continue
@@ -121,11 +119,9 @@ def import_n2s(cfg) -> Path:
                 n_win = (hi - lo) // window_n
                 writer.write(f"{block}_{lo:09d}", {"brain.npy": x[:, lo:hi], "audio.npy": np.zeros((0, hi - lo),
                              np.float16), "json": meta}, n_windows=n_win, n_times=hi - lo)  # fmt: skip
-                st["hours"] += (hi - lo) / sfreq / 3600
-                st["n_chunks"] += 1
-                st["n_windows"] += n_win
+                count_chunk(st, (hi - lo) / sfreq / 3600, n_win)  # (no clock: no day, no daytime)
         shards[sp], stats[sp] = writer.close(), st
-    manifest = {
+    manifest: Manifest = {
         "ieegfm_version": ieegfm.__version__,
         "format": {
             "brain": "float16 (n_chans, n_times), Neuro2Semantic band envelopes, robust-scaled (median/IQR), clamped",
@@ -175,7 +171,7 @@ def import_n2s(cfg) -> Path:
         "config": OmegaConf.to_container(cfg),
         "audio": None,
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    write_manifest(out, manifest)
     _write_init_checkpoint(cfg, manifest, out, window_n)
     logger.info(
         "imported %s: %d trials (%s), %d channels (%d electrodes x %s) at %g Hz -> %s",
@@ -187,11 +183,8 @@ def import_n2s(cfg) -> Path:
 
 def _write_init_checkpoint(cfg, manifest: dict, out: Path, window_n: int) -> Path:
     """``encoder_init.ckpt``: the ``model.*`` encoder for these shards, seeded, never trained."""
-    m = cfg.model
-    enc_cfg = {"name": m.encoder, "n_chans": int(manifest["n_chans_max"]), "n_subjects": 1, "n_times": window_n,
-               "sfreq": float(manifest["sfreq"]), "n_features": m.n_features, "pooling": m.pooling,
-               "projected_chans": m.projected_chans, "hidden": m.hidden, "depth": m.depth,
-               "kernel_size": m.kernel_size, "dropout": m.dropout}  # fmt: skip
+    enc_cfg = encoder_kwargs(cfg.model, n_chans=manifest["n_chans_max"], n_subjects=1, n_times=window_n,
+                             sfreq=manifest["sfreq"], n_features=cfg.model.n_features)  # fmt: skip
     torch.manual_seed(int(cfg.seed))
     try:
         encoder = build_encoder(**enc_cfg)

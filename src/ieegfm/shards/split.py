@@ -16,8 +16,6 @@ import numpy as np
 
 from ieegfm.errors import ConfigError
 
-SPLITS = ("train", "val", "test")
-
 
 @dataclass
 class BlockSpan:

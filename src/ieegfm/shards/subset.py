@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ieegfm.data import read_manifest
 from ieegfm.data.tar import tar_members
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.checksum import sha256_file
+from ieegfm.io.manifest import read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -250,9 +250,7 @@ def subset_view(
         "validation and test unchanged",
     }
     dst.mkdir(parents=True, exist_ok=True)
-    tmp = dst / "manifest.json.tmp"
-    tmp.write_text(json.dumps(out, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, done)
+    write_manifest(dst, out)
     logger.info(
         "subset %s: %s h per subject (%s) of %s",
         dst,

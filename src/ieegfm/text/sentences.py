@@ -23,13 +23,12 @@ import torch
 
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
+from ieegfm.io.manifest import SPLITS
 from ieegfm.text.embed import normalise_text
 
 __all__ = ["SentenceItem", "SentenceSet", "load_sentences", "collate_sentences", "read_blocks"]
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("train", "val", "test")
 
 
 @dataclass

@@ -1,0 +1,176 @@
+"""Pack phase 1: every block's headers read and checked before any sample is (lazily, with MNE and soundfile).
+
+A block whose files cannot be used is skipped with a warning naming the file (an error with ``strict=true``);
+a header that declares another length than its file holds is a warning recorded in the manifest, never silent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from ieegfm.errors import InputError
+from ieegfm.io.audio import AudioInfo, audio_info
+from ieegfm.io.events import Event, read_events_tsv, read_words_tsv
+from ieegfm.io.ieeg import IEEGHeader, read_header
+from ieegfm.io.recordings import Block
+from ieegfm.shards.clock import block_start
+
+logger = logging.getLogger(__name__)
+
+#: Audio may start or end this much (s) inside its iEEG block before the block counts as mismatched.
+ALIGN_TOLERANCE_S = 1.0
+
+
+@dataclass(frozen=True)
+class BlockInfo:
+    """What phase 1 learns about one block.
+
+    Attributes
+    ----------
+    block : Block
+        Its row of the recordings table.
+    header : IEEGHeader
+        The iEEG file's header.
+    offset : float
+        Start of the audio on the iEEG clock (s; positive: the audio starts later).
+    t0, t1 : float
+        The interval (s, iEEG clock) both files cover.
+    events, words : list of Event | None
+        ``events.tsv`` rows (iEEG clock) and the transcript's words (moved from the audio clock to the iEEG clock).
+    """
+
+    block: Block
+    header: IEEGHeader
+    offset: float
+    t0: float
+    t1: float
+    events: list[Event] | None = None
+    words: list[Event] | None = None
+
+    @property
+    def id(self) -> str:
+        """``<subject>_<file stem>``: the block's key in work files, shard keys and the manifest."""
+        return f"{self.block.subject}_{self.block.name}"
+
+    @property
+    def start(self) -> dt.datetime:
+        """When its iEEG starts (:func:`~ieegfm.shards.clock.block_start`)."""
+        return block_start(self.block, self.header)
+
+
+def skip_or_raise(err: InputError, b: Block, strict: bool, skipped: dict[str, str]) -> None:
+    """Raise ``err`` (``strict``), or log it and record the block under ``skipped``."""
+    if strict:
+        raise err
+    logger.warning("skipping block %s: %s", b.ieeg.name, err)
+    skipped[str(b.ieeg)] = str(err)
+
+
+def length_mismatches(h: IEEGHeader, a: AudioInfo) -> list[dict]:
+    """Header-vs-file length differences of a block's iEEG (EDF/BDF records) and audio (WAV data size)."""
+    out = []
+    if h.declared_duration is not None:
+        out.append(
+            {
+                "file": str(h.path),
+                "declared_s": h.declared_duration,
+                "held_s": h.duration,
+                "message": f"{h.path}: the EDF header declares {h.declared_duration:.1f} s of data records, the file "
+                f"holds {h.duration:.1f} s (a truncated copy or a crashed recorder?)",
+            }
+        )
+    if a.declared_samples is not None:
+        declared, held = a.declared_samples / a.sfreq, a.duration
+        out.append(
+            {
+                "file": str(a.path),
+                "declared_s": declared,
+                "held_s": held,
+                "message": f"{a.path}: the WAV header declares {declared:.1f} s, the file holds {held:.1f} s "
+                "(a truncated copy?)",
+            }
+        )
+    return out
+
+
+def align(b: Block, header: IEEGHeader, audio_duration: float) -> tuple[float, float, float]:
+    """Offset of the audio in iEEG time and the shared interval ``(offset, t0, t1)`` (s).
+
+    Raises
+    ------
+    InputError
+        The audio does not cover its iEEG block (within :data:`ALIGN_TOLERANCE_S`).
+    """
+    offset = (b.start_time - block_start(b, header)).total_seconds()
+    t0, t1 = max(0.0, offset), min(header.duration, offset + audio_duration)
+    if offset > ALIGN_TOLERANCE_S or offset + audio_duration < header.duration - ALIGN_TOLERANCE_S:
+        raise InputError(
+            f"{b.audio}: audio covers {max(t1 - t0, 0):.1f} s of the {header.duration:.1f} s iEEG "
+            f"block {b.ieeg.name} (audio starts {offset:+.1f} s after it); expected audio at least as "
+            "long as its iEEG block"
+        )
+    return offset, t0, t1
+
+
+def read_block(b: Block, strict: bool, mismatches: list[dict]) -> BlockInfo:
+    """Read and check one block's headers, events and words (length mismatches appended to ``mismatches``).
+
+    Raises
+    ------
+    InputError
+        Unreadable iEEG or audio, audio not covering the block, no neural channel, bad events or words; with
+        ``strict`` also a header declaring another length than its file holds.
+    """
+    h = read_header(b.ieeg, b.channels)
+    a = audio_info(b.audio)
+    for entry in length_mismatches(h, a):  # header vs file: never lose data silently
+        if strict:
+            raise InputError(entry["message"])
+        logger.warning("%s; using what the file holds (strict=true: an error)", entry["message"])
+        mismatches.append(entry)
+    offset, t0, t1 = align(b, h, a.duration)
+    if not h.neural:
+        raise InputError(
+            f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad channels; "
+            f"found {h.ch_names[:8]}..."
+        )
+    events = read_events_tsv(b.events) if b.events is not None else None
+    words = None
+    if b.words is not None:  # transcript on the audio clock -> the iEEG clock of events and tmin
+        words = [Event(w.onset + offset, w.duration, w.trial_type, w.value) for w in read_words_tsv(b.words)]
+    return BlockInfo(b, h, offset, t0, t1, events, words)
+
+
+def read_blocks(blocks: list[Block], strict: bool, where: str) -> tuple[list[BlockInfo], dict[str, str], list[dict]]:
+    """Phase 1: every block's :class:`BlockInfo`, the skipped blocks (file -> reason) and the length mismatches.
+
+    Raises
+    ------
+    InputError
+        No usable block; sampling rates differing within a session; with ``strict`` any bad block.
+    """
+    skipped: dict[str, str] = {}
+    mismatches: list[dict] = []
+    infos = []
+    for b in tqdm(blocks, desc="headers", unit="block", leave=False):
+        try:
+            infos.append(read_block(b, strict, mismatches))
+        except InputError as err:
+            skip_or_raise(err, b, strict, skipped)
+    if not infos:
+        raise InputError(f"{where}: no usable block ({len(skipped)} skipped; see the warnings above)")
+    first_of_session: dict[tuple[str, str], BlockInfo] = {}
+    for info in infos:
+        first = first_of_session.setdefault((info.block.subject, info.block.session), info)
+        f1, f2 = first.header.sfreq, info.header.sfreq
+        if abs(f1 - f2) > 1e-6 * f1:
+            raise InputError(
+                f"{info.block.ieeg}: sfreq {f2} Hz differs from {f1} Hz of {first.block.ieeg.name} in the same "
+                f"session (subject {info.block.subject}, session {info.block.session}); expected one sampling rate "
+                "per session"
+            )
+    return infos, skipped, mismatches

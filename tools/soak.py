@@ -1,0 +1,164 @@
+"""Soak run: a 24-h simulated recording packed with ``n_jobs=2``, then a DDP (2-process gloo) pretraining.
+
+Usage: ``python tools/soak.py --out /tmp/soak [--hours 24] [--steps 300] [--json soak.json]``.
+
+1. ``ieegfm simulate`` of ``--hours`` hours (2 days, 20-min blocks);
+2. ``ieegfm pack n_jobs=2`` of the first hour of blocks (the baseline), then of all of them, each in a fresh
+   process tree whose resident memory (main process + pack workers, summed) is sampled every 0.2 s with psutil;
+3. ``ieegfm pretrain`` on the full shards with ``trainer.devices=2 trainer.strategy=ddp`` on CPU (gloo), the two
+   ranks' RSS sampled every second.
+
+Prints, and writes to ``--json``: peak RSS of the 24-h pack vs the 1-h pack (goal: ratio <= 1.2), and the training
+ranks' RSS after warm-up (the first quarter of the run): median of its first and last tenth, growth in % (goal:
+flat). Never gates CI; ``tests/test_soak.py`` (marker ``soak``, deselected by default) runs it with the goals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+
+def tree_rss_mb(proc: psutil.Process) -> dict[int, float]:
+    """RSS (MB) of a process and all its descendants, by pid."""
+    out = {}
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            out[p.pid] = p.memory_info().rss / 2**20
+        except psutil.Error:
+            pass
+    return out
+
+
+def run_sampled(cmd: list[str], every_s: float, log: Path) -> dict:
+    """Run ``cmd``; sample its process tree's RSS every ``every_s``. Returns wall time and the samples."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    t0 = time.perf_counter()
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, env=env)
+    root = psutil.Process(proc.pid)
+    samples: list[tuple[float, dict[int, float]]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                samples.append((time.perf_counter() - t0, tree_rss_mb(root)))
+            except psutil.Error:
+                pass
+            stop.wait(every_s)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    rc = proc.wait()
+    stop.set()
+    thread.join()
+    if rc != 0:
+        sys.exit(f"{' '.join(cmd[:4])} failed (exit {rc}); see {log}")
+    return {"wall_s": time.perf_counter() - t0, "samples": samples}
+
+
+def pack_figures(table: Path, out: Path, log: Path) -> dict:
+    cmd = [sys.executable, "-m", "ieegfm", "pack", f"recordings={table}", f"out={out}", "n_jobs=2"]
+    cmd += ["audio.features=logmel"]
+    r = run_sampled(cmd, 0.2, log)
+    totals = [sum(s.values()) for _, s in r["samples"]]
+    largest = [max(s.values(), default=0.0) for _, s in r["samples"]]
+    manifest = json.loads((out / "manifest.json").read_text())
+    hours = sum(manifest["splits"][sp]["hours"] for sp in manifest["splits"])
+    return {
+        "packed_hours": round(hours, 3),
+        "wall_s": round(r["wall_s"], 1),
+        "peak_rss_tree_mb": round(max(totals), 1),
+        "peak_rss_one_process_mb": round(max(largest), 1),
+        "n_processes_max": max(len(s) for _, s in r["samples"]),
+    }
+
+
+def train_figures(shards: Path, out: Path, steps: int, log: Path) -> dict:
+    cmd = [sys.executable, "-m", "ieegfm", "pretrain", f"shards={shards}", f"out={out}", f"trainer.max_steps={steps}"]
+    cmd += ["trainer.devices=2", "trainer.strategy=ddp", "trainer.accelerator=cpu"]
+    cmd += [f"trainer.val_check_interval={max(steps // 3, 1)}", "trainer.enable_progress_bar=false"]
+    r = run_sampled(cmd, 1.0, log)
+    # the two ranks: the Lightning launcher's main process (rank 0) and its child running rank 1
+    series: dict[int, list[tuple[float, float]]] = {}
+    for t, s in r["samples"]:
+        for pid, mb in s.items():
+            series.setdefault(pid, []).append((t, mb))
+    ranks = sorted(series, key=lambda pid: -max(mb for _, mb in series[pid]))[:2]
+    per_rank = []
+    for pid in ranks:
+        t, mb = map(np.asarray, zip(*series[pid]))
+        after = mb[t >= t[0] + 0.25 * (t[-1] - t[0])]  # after warm-up: the first quarter of the run
+        k = max(len(after) // 10, 1)
+        first, last = float(np.median(after[:k])), float(np.median(after[-k:]))
+        per_rank.append(
+            {
+                "peak_rss_mb": round(float(mb.max()), 1),
+                "after_warmup_first_mb": round(first, 1),
+                "after_warmup_last_mb": round(last, 1),
+                "growth_pct": round(100 * (last - first) / first, 2),
+                "n_samples_after_warmup": int(len(after)),
+            }
+        )
+    summary = json.loads((out / "summary.json").read_text())
+    return {"steps": summary["global_step"], "wall_s": round(r["wall_s"], 1), "ranks": per_rank}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--hours", type=float, default=24.0)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "data"
+    if not (data / "recordings.tsv").is_file():
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ieegfm",
+                "simulate",
+                f"out={data}",
+                f"hours={args.hours}",
+                "days=2",
+                "seed=0",
+                "block_minutes=20",
+            ],
+            check=True,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        print(f"simulated {args.hours:g} h in {time.perf_counter() - t:.0f} s")
+    rows = (data / "recordings.tsv").read_text().splitlines()
+    (data / "one_hour.tsv").write_text("\n".join(rows[:4]) + "\n")  # header + three 20-min blocks
+    figures: dict = {"hours": args.hours}
+    for name, table in (("pack_1h", data / "one_hour.tsv"), ("pack_full", data / "recordings.tsv")):
+        figures[name] = pack_figures(table, out / f"shards_{name}", out / f"{name}.log")
+        print(name, figures[name], flush=True)
+    figures["pack_peak_ratio"] = round(
+        figures["pack_full"]["peak_rss_tree_mb"] / figures["pack_1h"]["peak_rss_tree_mb"], 3
+    )
+    figures["train"] = train_figures(out / "shards_pack_full", out / "run", args.steps, out / "train.log")
+    print("train", figures["train"], flush=True)
+    print(json.dumps(figures, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()
