@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 OUT    ?= demo
 LLM_STEPS ?= 0
 
-.PHONY: help install demo demo-language test test-fast lint format bench clean
+.PHONY: help install demo demo-language test test-fast soak lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,7 +29,10 @@ test: install  ## run the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -m "not slow and not soak"
+
+soak: install  ## the 24-h soak: pack with n_jobs=2 vs 1 h, then DDP (2 gloo processes) pretraining; RSS figures (~20 min)
+	$(BIN)/python -m pytest -q -s -m soak tests/test_soak.py
 
 bench: install  ## benchmarks (print figures against named baselines; GPU ones only where CUDA is present)
 	$(BIN)/python tools/bench_preprocess.py
