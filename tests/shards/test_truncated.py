@@ -109,3 +109,55 @@ def test_the_pack_bar_counts_the_seconds_that_are_packed(recordings, tmp_path, m
     packed = sum(b["duration_s"] - sum(b["guard_trim_s"]) for b in blocks)
     assert bar.total == pytest.approx(packed) and bar.n == pytest.approx(bar.total)  # never past its total
     assert packed < sum(b["duration_s"] for b in blocks)  # the guard trims are not counted
+
+
+def _brainvision_from(fif: Path, keep: float = 1.0) -> Path:
+    """The recording of ``fif`` as BrainVision (float32 µV, multiplexed), its ``.eeg`` holding ``keep`` of the
+    samples while the header's ``DataPoints`` declares them all."""
+    import mne
+    import numpy as np
+
+    raw = mne.io.read_raw_fif(fif, preload=True, verbose="error")
+    data = raw.get_data() * 1e6
+    n = data.shape[1]
+    stem = fif.with_name(fif.name.replace("_ieeg.fif", "_ieeg"))
+    chans = "\n".join(f"Ch{i + 1}={name},,1,µV" for i, name in enumerate(raw.ch_names))
+    stem.with_suffix(".vhdr").write_text(
+        "Brain Vision Data Exchange Header File Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        f"DataFile={stem.name}.eeg\nMarkerFile={stem.name}.vmrk\nDataFormat=BINARY\nDataOrientation=MULTIPLEXED\n"
+        f"NumberOfChannels={len(raw.ch_names)}\nDataPoints={n}\nSamplingInterval={1e6 / raw.info['sfreq']:g}\n"
+        f"[Binary Infos]\nBinaryFormat=IEEE_FLOAT_32\n[Channel Infos]\n{chans}\n"
+    )
+    stem.with_suffix(".vmrk").write_text(
+        "Brain Vision Data Exchange Marker File, Version 1.0\n[Common Infos]\nCodepage=UTF-8\n"
+        f"DataFile={stem.name}.eeg\n[Marker Infos]\nMk1=New Segment,,1,1,0,{raw.info['meas_date']:%Y%m%d%H%M%S%f}\n"
+    )
+    data[:, : int(keep * n)].T.astype(np.float32).tofile(stem.with_suffix(".eeg"))
+    return stem.with_suffix(".vhdr")
+
+
+def test_truncated_brainvision_and_audio_longer_than_its_block_are_said(tmp_path, caplog, capsys):
+    from recording_fixtures import T0, write_block, write_table
+
+    rows = []
+    for i in range(3):
+        start = T0.replace(minute=i)
+        fif, wav = write_block(
+            tmp_path / "d", f"r{i}", start, fmt="fif", seed=i, audio_duration=70.0 if i == 1 else None
+        )
+        rows.append(("01", "1", _brainvision_from(fif, keep=0.5 if i == 2 else 1.0), wav, start))
+    table = write_table(tmp_path / "d", rows)
+    with caplog.at_level(logging.WARNING):
+        assert main(["pack", f"recordings={table}", f"out={tmp_path / 's'}", "split.val=0", "split.test=0.34"]) == 0
+    vhdr, wav = rows[2][2], rows[1][3]
+    assert f"{vhdr}: the BrainVision header declares 60.0 s (DataPoints), the file holds 30.0 s" in caplog.text
+    assert f"{wav}: the audio runs 10.0 s past the end of its 60.0-s iEEG block r1_ieeg.vhdr" in caplog.text
+    m = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert {(e["file"], e["kind"]) for e in m["length_mismatches"]} == {
+        (str(vhdr), "BrainVision header vs file"),
+        (str(wav), "audio longer than its iEEG block (the rest is not packed)"),
+    }
+    capsys.readouterr()
+    assert main(["pack", f"recordings={table}", f"out={tmp_path / 'strict'}", "split.val=0", "strict=true"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ieegfm")]
+    assert len(err) == 1 and "the audio runs 10.0 s past the end" in err[0] and "(strict=true)" in err[0]

@@ -185,6 +185,29 @@ def edf_declared_duration(path: str | Path) -> float | None:
     return n_records * record_s
 
 
+def vhdr_declared_samples(path: str | Path) -> int | None:
+    """Samples per channel a BrainVision header declares (``DataPoints=`` of ``[Common Infos]``, optional), or None
+    when it declares none or cannot be read (MNE infers the length from the data file's size)."""
+    try:
+        text = Path(path).read_bytes().decode("latin-1")
+    except OSError:
+        return None
+    m = re.search(r"^\s*DataPoints\s*=\s*(\d+)\s*$", text, flags=re.M)
+    return int(m.group(1)) if m else None
+
+
+def declared_duration(path: Path, n_times: int, sfreq: float) -> float | None:
+    """Seconds the header of an EDF/BDF (data records) or BrainVision (``DataPoints``) file declares when the file
+    holds another length than that, else None."""
+    suffix = path.suffix.lower()
+    if suffix in (".edf", ".bdf"):
+        return edf_declared_duration(path)
+    if suffix == ".vhdr":
+        n = vhdr_declared_samples(path)
+        return n / sfreq if n is not None and n != n_times else None
+    return None
+
+
 def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeader:
     """Open a file lazily and describe it (see :class:`IEEGHeader`).
 
@@ -217,7 +240,7 @@ def read_header(path: str | Path, channels_tsv: Path | None = None) -> IEEGHeade
         ch_names=list(raw.ch_names),
         ch_types=types,
         bads=bads,
-        declared_duration=edf_declared_duration(path) if Path(path).suffix.lower() in (".edf", ".bdf") else None,
+        declared_duration=declared_duration(Path(path), n_times, sfreq),
     )
 
 

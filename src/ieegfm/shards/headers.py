@@ -74,13 +74,16 @@ def length_mismatches(h: IEEGHeader, a: AudioInfo) -> list[dict]:
     """Header-vs-file length differences of a block's iEEG (EDF/BDF records) and audio (WAV data size)."""
     out = []
     if h.declared_duration is not None:
+        what = "EDF header declares" if h.path.suffix.lower() in (".edf", ".bdf") else "BrainVision header declares"
         out.append(
             {
                 "file": str(h.path),
+                "kind": f"{what.split()[0]} header vs file",
                 "declared_s": h.declared_duration,
                 "held_s": h.duration,
-                "message": f"{h.path}: the EDF header declares {h.declared_duration:.1f} s of data records, the file "
-                f"holds {h.duration:.1f} s (a truncated copy or a crashed recorder?)",
+                "message": f"{h.path}: the {what} {h.declared_duration:.1f} s"
+                f"{' of data records' if 'EDF' in what else ' (DataPoints)'}, the file holds {h.duration:.1f} s "
+                "(a truncated copy or a crashed recorder?)",
             }
         )
     if a.declared_samples is not None:
@@ -88,6 +91,7 @@ def length_mismatches(h: IEEGHeader, a: AudioInfo) -> list[dict]:
         out.append(
             {
                 "file": str(a.path),
+                "kind": "WAV header vs file",
                 "declared_s": declared,
                 "held_s": held,
                 "message": f"{a.path}: the WAV header declares {declared:.1f} s, the file holds {held:.1f} s "
@@ -133,6 +137,15 @@ def read_block(b: Block, strict: bool, mismatches: list[dict]) -> BlockInfo:
         logger.warning("%s; using what the file holds (strict=true: an error)", entry["message"])
         mismatches.append(entry)
     offset, t0, t1 = align(b, h, a.duration)
+    extra = offset + a.duration - (h.declared_duration or h.duration)  # (a truncated iEEG is said above)
+    if extra > ALIGN_TOLERANCE_S:  # audio past the iEEG's end has no brain to pair with: said, not silently dropped
+        message = (f"{b.audio}: the audio runs {extra:.1f} s past the end of its {h.duration:.1f}-s iEEG block "
+                   f"{b.ieeg.name}; those {extra:.1f} s are not packed")  # fmt: skip
+        if strict:
+            raise InputError(message + " (strict=true)")
+        logger.warning("%s", message)
+        mismatches.append({"file": str(b.audio), "kind": "audio longer than its iEEG block (the rest is not packed)",
+                           "declared_s": h.duration, "held_s": offset + a.duration})  # fmt: skip
     if not h.neural:
         raise InputError(
             f"{b.ieeg}: no neural (sEEG/ECoG) channel left after dropping non-neural and bad channels; "
