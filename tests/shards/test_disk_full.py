@@ -96,3 +96,25 @@ def test_read_errors_of_inputs_are_not_reported_as_output_errors(tmp_path):
     with pytest.raises(PermissionError):  # a read of an input elsewhere: not the output folder's fault
         with write_errors_as_output_error(out):
             raise PermissionError(13, "Permission denied", str(tmp_path / "input.edf"))
+
+
+def test_pretrain_that_cannot_write_its_checkpoint_is_one_line(recordings, tmp_path):
+    from recording_fixtures import TINY_MODEL
+
+    shards = tmp_path / "s"
+    pack_module.pack(load_config("pack", overrides=[f"recordings={recordings}", f"out={shards}"]))
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))  # config and logs fit, a checkpoint does not
+
+    run = [f"shards={shards}", f"out={tmp_path / 'run'}", "trainer.max_steps=2", "trainer.accelerator=cpu"]
+    failed = subprocess.run(
+        [sys.executable, "-m", "ieegfm", "pretrain", *run, "trainer.enable_progress_bar=false", *TINY_MODEL],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, preexec_fn=limit, timeout=300,
+    )  # fmt: skip
+    assert failed.returncode == 2, failed.stderr[-3000:]
+    err = [line for line in failed.stderr.splitlines() if line.startswith("ieegfm")]
+    assert len(err) == 1 and "cannot write" in err[0] and "file too large" in err[0], failed.stderr[-3000:]
+    assert "Traceback" not in failed.stderr
+    assert not list((tmp_path / "run").rglob("*.ckpt"))  # no checkpoint that looks complete but is not

@@ -30,7 +30,7 @@ from omegaconf import OmegaConf
 from ieegfm.config import CompareConfig, load_config
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
-from ieegfm.io.lock import exclusive_output
+from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.shards.subset import ALL, chunk_order, nested_subset, parse_hours, subset_view, train_chunks
 
 logger = logging.getLogger(__name__)
@@ -378,7 +378,10 @@ def scale(cfg) -> dict | Path:
             raise ConfigError(f"point={cfg.point}: the sweep has points 0..{len(points) - 1}")
         run_point(cfg, points[cfg.point])
         return points[cfg.point].folder / "card.json"
-    with exclusive_output(cfg.out, "scale"):  # one sweep runner per folder (array tasks lock their points' runs)
+    with (
+        write_errors_as_output_error(cfg.out),
+        exclusive_output(cfg.out, "scale"),
+    ):  # one sweep runner per folder (array tasks lock their points' runs)
         return _run_local(cfg, points)
 
 

@@ -18,7 +18,7 @@ from omegaconf import OmegaConf
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import InputError
-from ieegfm.io.lock import exclusive_output
+from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.pretrain.control import control_shards
@@ -135,11 +135,20 @@ def pretrain(cfg) -> Path:
         The best checkpoint by validation mean relative rank (the last one when there is no validation split).
         The run folder ``cfg.out`` holds ``config.yaml`` (resolved), ``checkpoints/``, TensorBoard logs and
         ``summary.json``.
+
+    Raises
+    ------
+    InputError
+        Another run writing to ``out``; shards missing, damaged or all unreadable; a bad ``resume``.
+    OutputError
+        ``out`` cannot be written (disk full, a file size limit): one line; a checkpoint is written to a temporary
+        name and renamed (Lightning, fsspec transaction), so ``resume=last`` continues from the last complete one.
     """
-    if launch_rank() != 0:  # the other ranks write under rank 0's lock
-        return _pretrain(cfg)
-    with exclusive_output(cfg.out, "pretrain"):
-        return _pretrain(cfg)
+    with write_errors_as_output_error(cfg.out):  # disk full, a file size limit: one line
+        if launch_rank() != 0:  # the other ranks write under rank 0's lock
+            return _pretrain(cfg)
+        with exclusive_output(cfg.out, "pretrain"):
+            return _pretrain(cfg)
 
 
 def _pretrain(cfg) -> Path:
