@@ -19,6 +19,7 @@ from ieegfm.errors import IeegfmError
 COMMANDS = {
     "simulate": "write the built-in simulated dataset (EDF + WAV + TSV + truth.json)",
     "pack": "recordings table -> preprocessed WebDataset shards",
+    "verify": "check every shard of a folder against its manifest (present, size, sha256); exit 2 if any is damaged",
     "pretrain": "contrastive pretraining of the brain encoder",
     "evaluate": "retrieval metrics of a pretraining or finetuning checkpoint, with its controls",
     "finetune": "attach a head to a pretrained encoder and train it on a patient's task data",
@@ -43,6 +44,13 @@ def run_pack(cfg) -> None:
     from ieegfm.shards.pack import pack
 
     print(pack(cfg))
+
+
+def run_verify(cfg) -> None:
+    from ieegfm.io.manifest import verify_shards
+
+    report = verify_shards(cfg.shards)
+    print(json.dumps(report, indent=1))
 
 
 def run_pretrain(cfg) -> None:
@@ -151,6 +159,7 @@ def run_report(cfg) -> None:
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
+    "verify": run_verify,
     "pretrain": run_pretrain,
     "evaluate": run_evaluate,
     "finetune": run_finetune,

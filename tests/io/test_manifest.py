@@ -77,3 +77,23 @@ def test_every_shard_folder_kind_reads_through_the_one_reader(patient):
         assert json.loads((folder / SIZES).read_text()) == {
             e["name"]: e["n_samples"] for entries in m["shards"].values() for e in entries
         }
+
+
+def test_verify_finds_damage_that_reading_does_not(patient, tmp_path, capsys):
+    """A flipped byte inside an array keeps the tar readable; `ieegfm verify` finds it by the manifest's sha256."""
+    import shutil
+
+    copy = tmp_path / "task"
+    shutil.copytree(patient["task"], copy)
+    assert main(["verify", f"shards={copy}"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] == report["shards"] == sum(len(v) for v in read_manifest(copy)["shards"].values())
+    tar = sorted(copy.glob("train-*.tar"))[0]
+    data = bytearray(tar.read_bytes())
+    data[2000] ^= 0xFF  # inside the first member's .npy bytes: same size, same tar headers
+    tar.write_bytes(bytes(data))
+    assert main(["verify", f"shards={copy}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        len(err) == 1 and f"1 of {report['shards']} shard(s) damaged or missing ({tar.name}: sha256 differs" in err[0]
+    )

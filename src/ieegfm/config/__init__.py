@@ -39,7 +39,14 @@ from ieegfm.config.finetune import (
     LLMConfig,
     TextConfig,
 )
-from ieegfm.config.recording import AudioConfig, PackConfig, PreprocessConfig, SimulateConfig, SplitConfig
+from ieegfm.config.recording import (
+    AudioConfig,
+    PackConfig,
+    PreprocessConfig,
+    SimulateConfig,
+    SplitConfig,
+    VerifyConfig,
+)
 from ieegfm.config.train import (
     DataConfig,
     EvaluateConfig,
@@ -97,6 +104,7 @@ __all__ = [
 SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
     "pack": PackConfig,
+    "verify": VerifyConfig,
     "pretrain": PretrainConfig,
     "evaluate": EvaluateConfig,
     "finetune": FinetuneConfig,

@@ -176,3 +176,10 @@ class PackConfig:
             "the same subjects (task data that a pretrained encoder applies to)"
         },
     )
+
+
+@dataclass
+class VerifyConfig:
+    """``ieegfm verify``: every shard of a folder checked against its manifest (present, size, sha256)."""
+
+    shards: str = MISSING

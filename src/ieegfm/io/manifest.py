@@ -232,3 +232,45 @@ def withdraw_manifest(folder: str | Path) -> None:
     """Remove ``manifest.json`` and ``sizes.json`` (before a rewrite: the folder stops looking finished)."""
     for name in (MANIFEST, SIZES):
         (Path(folder) / name).unlink(missing_ok=True)
+
+
+def verify_shards(folder: str | Path) -> dict:
+    """Check every shard a manifest lists: present, of the recorded size, of the recorded sha256.
+
+    Damage inside a shard's arrays is invisible while reading (only tar headers carry checksums): run this after
+    copying shards, or when training reports corrupt shards.
+
+    Returns
+    -------
+    report : dict
+        ``{"shards": n, "bytes": total, "ok": n_ok}`` when every shard is intact.
+
+    Raises
+    ------
+    InputError
+        A damaged manifest (see :func:`read_manifest`), or shards missing or damaged (how many, and the first ones
+        with what is wrong).
+    """
+    from ieegfm.io.checksum import sha256_file
+
+    m = read_manifest(folder)
+    bad, n, total = [], 0, 0
+    for entries in m["shards"].values():
+        for e in entries:
+            n += 1
+            path = Path(folder) / e["name"]
+            if not path.is_file():
+                bad.append(f"{e['name']}: missing")
+                continue
+            size = path.stat().st_size
+            total += size
+            if "bytes" in e and size != e["bytes"]:
+                bad.append(f"{e['name']}: {size} bytes, not {e['bytes']}")
+            elif "sha256" in e and sha256_file(path) != e["sha256"]:
+                bad.append(f"{e['name']}: sha256 differs from the manifest's")
+    if bad:
+        raise InputError(
+            f"shards={folder}: {len(bad)} of {n} shard(s) damaged or missing ({'; '.join(bad[:3])}"
+            f"{f'; and {len(bad) - 3} more' if len(bad) > 3 else ''}); copy them again or repack"
+        )
+    return {"shards": n, "bytes": total, "ok": n}
