@@ -1,5 +1,5 @@
 """The soak run (marker ``soak``, deselected by default; ``make soak``): a 24-h simulated recording packed with
-``n_jobs=2`` within 1.2x the peak memory of a 1-h pack, then a DDP (2-process gloo) pretraining of 300 steps whose
+``n_jobs=2`` within 1.2x the peak memory of a 1-h pack, then a DDP (2-process gloo) pretraining of 600 steps whose
 memory is flat after warm-up. Figures: ``tools/soak.py`` (printed; README)."""
 
 import json
@@ -33,6 +33,6 @@ def test_soak_24h_pack_and_ddp_pretraining(tmp_path):
     print(json.dumps(figures, indent=1))
     assert figures["pack_full"]["packed_hours"] > 20 * figures["pack_1h"]["packed_hours"]
     assert figures["pack_peak_ratio"] <= 1.2
-    assert figures["train"]["steps"] == 300 and len(figures["train"]["ranks"]) == 2
+    assert figures["train"]["steps"] == 600 and len(figures["train"]["ranks"]) == 2
     for rank in figures["train"]["ranks"]:
-        assert rank["growth_pct"] < 5.0, rank  # flat after warm-up: no growth from one validation to the next
+        assert rank["growth_pct"] < 5.0, rank  # flat after warm-up (medians of the 3rd vs 4th quarter)
