@@ -24,7 +24,7 @@ def test_soak_24h_pack_and_ddp_pretraining(tmp_path):
         "--hours",
         "24",
         "--steps",
-        "300",
+        "600",
         "--json",
         str(out / "f.json"),
     ]
