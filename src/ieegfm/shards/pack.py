@@ -115,8 +115,17 @@ def _pack(cfg) -> Path:
     infos = [i for i in infos if i.id in finished]
     if not any(split[i.id] == "train" for i in infos):
         raise InputError(f"{cfg.recordings}: no training block left to fit the scaling on")
+    untrained = [s for s in subjects if any(i.block.subject == s for i in infos)
+                 and not any(i.block.subject == s and split[i.id] == "train" for i in infos)]  # fmt: skip
+    if untrained:  # its training blocks were skipped: nothing to fit its scaling on
+        raise InputError(
+            f"{cfg.recordings}: subject(s) {untrained} have no training block left to fit their scaling on (skipped; "
+            "see the warnings above)"
+        )
     # 5. scalers -------------------------------------------------------------------------------------------------
-    starts = {s: [i.start for i in infos if i.block.subject == s] for s in subjects}
+    starts: dict = {}
+    for i in infos:  # (a subject whose every block was skipped has none)
+        starts.setdefault(i.block.subject, []).append(i.start)
     clock = SiteClock.for_starts(starts, tz, cfg.anonymize, cfg.anonymize_daysback)
     scalers = fit_scalers(infos, split, work, cfg.preprocess, clock)
     # 6. shards --------------------------------------------------------------------------------------------------
