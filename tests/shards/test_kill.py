@@ -1,4 +1,5 @@
-"""`kill -9` of `ieegfm pack` at seeded moments spread over a whole run: the rerun finishes with byte-identical
+"""`kill -9` of `ieegfm pack` at seeded points spread over a whole run (placed by the pack's own progress: blocks
+done, shards written; every other rerun killed again at a random moment): the rerun finishes with byte-identical
 shards each time, and no kill leaves a file that looks complete but is not."""
 
 from __future__ import annotations
@@ -60,6 +61,30 @@ def _kill_after(table: Path, out: Path, seconds: float) -> None:
     proc.wait(timeout=60)
 
 
+def _progress(out: Path) -> int:
+    """How far a pack into a fresh folder got: 1 once its work folder exists, + finished blocks (checksum
+    markers), + complete shards, + 1 for the manifest."""
+    work = out / ".work"
+    done = len(list(work.glob("*.done.json"))) if work.is_dir() else 0
+    return (
+        int(work.is_dir() or (out / "manifest.json").exists())
+        + done
+        + len(list(out.glob("*.tar")))
+        + int((out / "manifest.json").exists())
+    )
+
+
+def _kill_at(table: Path, out: Path, step: int, jitter_s: float) -> None:
+    """Kill a pack into a fresh folder once it reaches ``step`` of :func:`_progress`, then ``jitter_s`` later:
+    moments placed by the pack's own progress, so the kills land in the same phases however fast the machine."""
+    proc, _ = _pack(table, out)
+    while proc.poll() is None and _progress(out) < step:
+        time.sleep(0.001)
+    time.sleep(jitter_s)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
 def _published(out: Path) -> dict[str, bytes]:
     """What readers see: complete shards, sizes.json and manifest.json (without the output path it records)."""
     files = {p.name: p.read_bytes() for p in sorted(out.glob("*.tar"))}
@@ -98,18 +123,27 @@ def test_kill_9_at_seeded_moments_then_rerun_is_byte_identical(table, tmp_path):
     rng = np.random.default_rng(20261202)
     reference_s = _finish(table, tmp_path / "ref")
     reference = _published(tmp_path / "ref")
+    total = 1 + 6 + sum(name.endswith(".tar") for name in reference) + 1  # started, blocks, shards, manifest
     assert "manifest.json" in reference and len(reference) > 5
     states = []
     for i in range(N_TRIALS):
         out = tmp_path / f"t{i}"
-        moment = reference_s * (i + rng.random()) / N_TRIALS  # stratified: every part of a run gets a kill
-        _kill_after(table, out, moment)
-        states.append(f"kill at {moment:.2f} s: " + _check_nothing_looks_complete_but_is_not(out, reference))
+        step = int(total * (i + rng.random()) / N_TRIALS)  # stratified over the run's progress
+        jitter = 0.004 * rng.random()  # (a shard is written in a few ms)
+        _kill_at(table, out, step, jitter)
+        states.append(
+            f"kill at step {step}/{total} + {jitter:.3f} s: " + _check_nothing_looks_complete_but_is_not(out, reference)
+        )
         if i % 2:  # and kill the rerun too, at another moment (also over a finished pack: its manifest goes first)
             _kill_after(table, out, reference_s * rng.random())
             _check_nothing_looks_complete_but_is_not(out, reference)
         _finish(table, out)
         assert _published(out) == reference, f"trial {i}: the rerun's shards differ"
+        if i >= N_TRIALS - 3:  # a rerun over the finished pack, killed: its manifest is withdrawn before any write
+            _kill_after(table, out, reference_s * (0.3 + 0.7 * rng.random()))
+            _check_nothing_looks_complete_but_is_not(out, reference)
+            _finish(table, out)
+            assert _published(out) == reference, f"trial {i}: the rerun's shards differ"
         assert not (out / ".work").exists() and not list(out.glob("*.tmp"))
         shutil.rmtree(out)
     print(f"\npack: {reference_s:.2f} s after its first output\n" + "\n".join(states))
