@@ -17,7 +17,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import shlex
 import shutil
@@ -31,6 +30,7 @@ from ieegfm.config import CompareConfig, load_config
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
+from ieegfm.io.manifest import write_json_atomic
 from ieegfm.shards.subset import ALL, chunk_order, nested_subset, parse_hours, subset_view, train_chunks
 
 logger = logging.getLogger(__name__)
@@ -191,9 +191,7 @@ def check_task_split(cfg, conds: dict) -> None:
                 "point (repacked task shards need a new out=)"
             )
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"task_test_split": {**recorded, **splits}}, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic({"task_test_split": {**recorded, **splits}}, path, sort_keys=False)
 
 
 def pretrain_config(cfg, overrides: list[str], shards: Path, out: Path, seed: int):
@@ -314,9 +312,7 @@ def run_point(cfg, p: Point) -> dict:
         "identity": identity,
         "wall_s": time.perf_counter() - tic,
     }
-    tmp = card_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(card, indent=1, default=str))
-    os.replace(tmp, card_path)
+    write_json_atomic(card, card_path, sort_keys=False)
     return card
 
 

@@ -199,9 +199,12 @@ def read_manifest(folder: str | Path) -> Manifest:
     return m  # type: ignore[return-value]
 
 
-def _atomic_json(obj, path: Path, indent: int | None = 1) -> None:
+def write_json_atomic(obj, path: str | Path, sort_keys: bool = True) -> None:
+    """Write ``obj`` as JSON (indent 1; non-JSON values as ``str``) to ``path`` through a temporary name and a
+    rename, so a crash never leaves a partial file under the final name."""
+    path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=indent, sort_keys=True, default=str))
+    tmp.write_text(json.dumps(obj, indent=1, sort_keys=sort_keys, default=str))
     os.replace(tmp, path)
 
 
@@ -223,8 +226,8 @@ def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
     if bad is not None:
         raise InputError(f"{folder}: refusing to write a manifest whose key {bad!r} is not {REQUIRED[bad]}")
     sizes = {e["name"]: e["n_samples"] for entries in manifest["shards"].values() for e in entries}
-    _atomic_json(sizes, folder / SIZES)
-    _atomic_json(manifest, folder / MANIFEST)
+    write_json_atomic(sizes, folder / SIZES)
+    write_json_atomic(manifest, folder / MANIFEST)
     return folder / MANIFEST
 
 

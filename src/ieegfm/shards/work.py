@@ -27,6 +27,7 @@ from ieegfm.errors import InputError
 from ieegfm.features import build_extractor, targets_at
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw
+from ieegfm.io.manifest import write_json_atomic
 from ieegfm.io.recordings import Block
 from ieegfm.preprocess import StreamingPreprocessor, apply_montage
 from ieegfm.shards.headers import BlockInfo, skip_or_raise
@@ -105,15 +106,9 @@ def process_blocks(jobs: list[BlockJob], extractor, cfg, strict: bool, skipped: 
             if isinstance(outcome, InputError):
                 skip_or_raise(outcome, job.block, strict, skipped)
                 continue
-            _json_dump({"key": job.key, "sha256": outcome}, Path(f"{job.stem}.done.json"))
+            write_json_atomic({"key": job.key, "sha256": outcome}, Path(f"{job.stem}.done.json"))
             done.add(job.stem.name)
     return done
-
-
-def _json_dump(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
 
 
 def block_is_done(stem: Path, key: str) -> bool:
