@@ -1,6 +1,7 @@
 """ieegfm finetune / compare / cards on a small simulated patient (CLI, as a user runs them)."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -57,7 +58,8 @@ def test_compare_pretrained_finetuned_beats_task_only(patient, tmp_path):
     """Ground truth: the simulator's task session shares the ambient response kernels, so pretraining helps."""
     out = tmp_path / "cmp"
     args = ["compare", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", f"out={out}", "seeds=2"]
-    assert main([*args, "trainer.max_steps=120", *FT]) == 0
+    grid = ["lr_grid=[1e-3,3e-3]", "encoder_lr_scales=[0.1,1.0]"]
+    assert main([*args, *grid, "trainer.max_steps=120", *FT]) == 0
     c = json.loads((out / "comparison.json").read_text())
     rows = {r["condition"]: r for r in c["rows"]}
     assert list(rows) == ["zero_shot", "task_only", "finetuned_frozen", "finetuned_full"]
@@ -79,14 +81,22 @@ def test_compare_pretrained_finetuned_beats_task_only(patient, tmp_path):
     best = min(rows["finetuned_frozen"]["mean_relative_rank"], rows["finetuned_full"]["mean_relative_rank"])
     assert best < rows["task_only"]["mean_relative_rank"] - 0.02, {n: r["mean_relative_rank"] for n, r in rows.items()}
     assert best < 0.4
-    assert (out / "comparison.md").read_text().count("\n| ") == 5 and (out / "comparison.png").stat().st_size > 5000
-    card = json.loads((out / "runs" / "finetuned_full" / "seed1" / "card.json").read_text())
+    md = (out / "comparison.md").read_text()
+    assert md.count("\n| ") == 5 + 2 + 2 + 4 + 1 and (out / "comparison.png").stat().st_size > 5000  # rows, grid
+    assert rows["zero_shot"]["selection"] is None
+    assert [len(rows[n]["selection"]["grid"]) for n in ("task_only", "finetuned_frozen", "finetuned_full")] == [2, 2, 4]
+    assert {g["encoder_lr_scale"] for g in rows["task_only"]["selection"]["grid"]} == {1.0}
+    assert {g["encoder_lr_scale"] for g in rows["finetuned_frozen"]["selection"]["grid"]} == {None}
+    full = rows["finetuned_full"]
+    card = json.loads((Path(full["seeds"][1]["run"]) / "card.json").read_text())
+    assert card["seed"] == 1 and (card["lr"], card["encoder_lr_scale"]) == (full["lr"], full["encoder_lr_scale"])
     assert (
         card["comparison"]["condition"] == "finetuned_full"
         and card["comparison"]["p_value"] == rows["finetuned_full"]["p_value"]
     )
     assert card["pretraining"]["used"] is True and card["init"] == "pretrained"
-    assert json.loads((out / "runs" / "task_only" / "seed0" / "card.json").read_text())["pretraining"]["used"] is False
+    scratch = json.loads((Path(rows["task_only"]["seeds"][0]["run"]) / "card.json").read_text())
+    assert scratch["pretraining"]["used"] is False and scratch["encoder_lr_scale"] == 1.0
 
 
 def test_bad_input_is_a_one_line_error(patient, tmp_path, capsys):

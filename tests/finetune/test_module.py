@@ -55,3 +55,38 @@ def test_frozen_encoder_gets_no_gradient_and_no_optimizer_group():
     assert not in_opt & {id(p) for p in m.encoder.parameters()}
     with pytest.raises(ValueError, match="objective must be one of"):
         _module("ridge", "none")
+
+
+def test_encoder_learning_rate_scale_protects_pretrained_weights_only():
+    from ieegfm.finetune.module import PRETRAINED_ENCODER_LR_SCALE, resolve_encoder_lr_scale
+
+    assert resolve_encoder_lr_scale("pretrained", "none") == PRETRAINED_ENCODER_LR_SCALE == 0.1
+    assert resolve_encoder_lr_scale("scratch", "none") == 1.0  # random weights: the full rate
+    assert resolve_encoder_lr_scale("scratch", "none", 0.3) == 0.3  # an explicit scale is kept
+    assert resolve_encoder_lr_scale("pretrained", "encoder", 0.5) is None  # frozen: no learning rate
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="encoder_lr_scale must be > 0"):
+            resolve_encoder_lr_scale("scratch", "none", bad)
+    with pytest.raises(ValueError, match="init must be one of"):
+        resolve_encoder_lr_scale("random", "none")
+
+
+def test_scratch_encoder_trains_at_the_full_rate(caplog):
+    import logging
+
+    from ieegfm.config import load_config
+    from ieegfm.finetune.run import encoder_lr_scale
+
+    caplog.set_level(logging.INFO)
+    cfg = load_config("finetune", overrides=["ckpt=c", "shards=s", "init=scratch", "freeze=none", "optim.lr=3e-3"])
+    assert encoder_lr_scale(cfg) == 1.0
+    assert "init=scratch: the randomly initialised encoder trains at the full learning rate (lr 0.003" in caplog.text
+    m = _module("clip", "none")
+    m.hparams.encoder_lr_scale = 1.0
+    lrs = {g["lr"] for g in m.configure_optimizers()["optimizer"].param_groups}
+    assert lrs == {1e-2}  # head and encoder at one rate
+    caplog.clear()
+    cfg.optim.encoder_lr_scale = 0.1  # asked for explicitly: kept, with a warning
+    assert encoder_lr_scale(cfg) == 0.1 and "handicapped task-only baseline" in caplog.text
+    pre = load_config("finetune", overrides=["ckpt=c", "shards=s", "init=pretrained", "freeze=none"])
+    assert encoder_lr_scale(pre) == 0.1

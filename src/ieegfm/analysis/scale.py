@@ -235,7 +235,7 @@ def run_point(cfg, p: Point) -> dict:
         ``wall_s``.
     """
     from ieegfm.evaluation.evaluate import score_split
-    from ieegfm.finetune.compare import run_row
+    from ieegfm.finetune.tune import tune_condition
     from ieegfm.pretrain.run import pretrain
 
     tic = time.perf_counter()
@@ -293,8 +293,9 @@ def run_point(cfg, p: Point) -> dict:
         rows[name] = {"test": scored["metrics"], "per_window": scored["per_window"]}
     cmp = compare_config(cfg, ckpt, p.task_shards)
     trained = list(cfg.finetune.rows) + (["task_only"] if p.task_only else [])
-    for row in trained:
-        rows[row] = run_row(cmp, row, p.seed, p.folder / row)
+    for row in trained:  # learning rates chosen on the task's validation split, as in ieegfm compare
+        tuned = tune_condition(cmp, row, [p.seed], p.folder / row)
+        rows[row] = {**tuned["runs"][0], "selection": tuned["selection"]}
     card = {
         "index": p.index,
         "condition": p.condition,
@@ -308,7 +309,10 @@ def run_point(cfg, p: Point) -> dict:
         "task_shards": str(p.task_shards),
         "checkpoint": str(ckpt),
         "overrides": p.overrides,
-        "rows": {k: {"test": v["test"], "per_window": _slim(v["per_window"])} for k, v in rows.items()},
+        "rows": {
+            k: {"test": v["test"], "per_window": _slim(v["per_window"]), "selection": v.get("selection")}
+            for k, v in rows.items()
+        },
         "identity": identity,
         "wall_s": time.perf_counter() - tic,
     }

@@ -7,7 +7,7 @@ from typing import Any  # noqa: F401  (field annotations are strings; OmegaConf 
 
 from omegaconf import MISSING  # noqa: F401
 
-from ieegfm.config.finetune import FinetuneDataConfig, FinetuneOptimConfig, FinetuneTrainerConfig
+from ieegfm.config.finetune import FinetuneDataConfig, FinetuneOptimConfig, FinetuneTrainerConfig, LrGridConfig
 from ieegfm.config.train import DataConfig, LossConfig, ModelConfig, OptimConfig, TrainerConfig
 
 
@@ -41,7 +41,7 @@ class LinearHeadConfig:
 
 
 @dataclass
-class ScaleFinetuneConfig:
+class ScaleFinetuneConfig(LrGridConfig):
     """How every point is finetuned and scored on the task shards (the ``ieegfm compare`` keys, linear head)."""
 
     rows: list[str] = field(

@@ -112,8 +112,12 @@ class TextConfig:
 @dataclass
 class FinetuneOptimConfig:
     lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate of the head (and logit scale)"})
-    encoder_lr_scale: float = field(
-        default=0.1, metadata={"help": "encoder learning rate = lr x this (freeze=none); lower than the head's"}
+    encoder_lr_scale: float | None = field(
+        default=None,
+        metadata={
+            "help": "encoder learning rate = lr x this (freeze=none); default 0.1 for a pretrained encoder (protects "
+            "its weights), 1.0 for init=scratch (random weights need the full rate)"
+        },
     )
     weight_decay: float = field(default=1e-2, metadata={"help": "AdamW weight decay (the ridge penalty too)"})
     warmup_steps: int = field(default=20, metadata={"help": "linear warm-up steps, then cosine decay"})
@@ -171,7 +175,26 @@ class FinetuneConfig(FinetuneCommon):
 
 
 @dataclass
-class CompareConfig(FinetuneCommon):
+class LrGridConfig:
+    """The learning-rate grid each trained condition is tuned over, on the validation split (``compare``, ``scale``)."""
+
+    lr_grid: list[float] = field(
+        default_factory=lambda: [3e-4, 1e-3, 3e-3],
+        metadata={"help": "learning rates tried per trained condition (chosen by val rank; sets optim.lr)"},
+    )
+    encoder_lr_scales: list[float] = field(
+        default_factory=lambda: [0.1, 1.0],
+        metadata={
+            "help": "encoder lr scales tried with a pretrained, unfrozen encoder (scratch: always 1.0; frozen: none)"
+        },
+    )
+    select_seeds: int = field(
+        default=1, metadata={"help": "seeds per grid point whose mean val rank chooses the point (the first N)"}
+    )
+
+
+@dataclass
+class CompareConfig(FinetuneCommon, LrGridConfig):
     """``ieegfm compare``: zero-shot vs task-only vs pretrained + finetuned, per patient, with paired tests."""
 
     out: str = field(default="runs/compare", metadata={"help": "folder: comparison.json/.md/.png and runs/"})

@@ -119,6 +119,8 @@ def build_card(contract: dict, metrics: dict, cfg) -> dict:
         "freeze": contract["training"].get("freeze"),
         "objective": contract["training"].get("objective"),
         "seed": contract["training"].get("seed"),
+        "lr": contract["training"].get("lr"),
+        "encoder_lr_scale": contract["training"].get("encoder_lr_scale"),
         "pretraining": {
             "ckpt": pre.get("path"),
             "sha256": pre.get("sha256"),
@@ -151,7 +153,9 @@ def card_markdown(card: dict) -> str:
             f"{s}: {v['n_channels']} ({', '.join(v['ch_names'][:6])}{', ...' if v['n_channels'] > 6 else ''})"
             for s, v in card["subjects"].items()
         ),
-        f"- montage: {card['montage']}; encoder: {card['encoder']}; objective: {card['objective']}",
+        f"- montage: {card['montage']}; encoder: {card['encoder']}; objective: {card['objective']}; "
+        + ("" if card.get("lr") is None else f"lr {card['lr']:g}, encoder ")
+        + ("frozen" if card.get("encoder_lr_scale") is None else f"at {card['encoder_lr_scale']:g} x lr"),
         f"- pretraining: {p['ckpt']} (sha256 {str(p['sha256'])[:12]}..., {'used' if p['used'] else 'architecture only: trained from scratch'}); "
         f"{f(p['hours'], 2)} h on {len(p['days'])} day(s), {f(p['daytime_hours'], 2)} h in daytime",
         f"- task data: {card['task_shards']}; hours "
@@ -164,6 +168,15 @@ def card_markdown(card: dict) -> str:
     if card.get("comparison"):
         c = card["comparison"]
         lines += ["", f"Comparison ({c.get('condition')}): p = {f(c.get('p_value'))} vs task-only ({c.get('test')})."]
+        sel = c.get("selection")
+        if sel:
+            points = [
+                f"lr {g['lr']:g}"
+                + ("" if g["encoder_lr_scale"] is None else f" x{g['encoder_lr_scale']:g}")
+                + f": {f(g['val_mean_relative_rank'])}{' (chosen)' if g['chosen'] else ''}"
+                for g in sel["grid"]
+            ]
+            lines += ["", f"Learning rate chosen on validation ({sel['criterion']}): " + "; ".join(points) + "."]
     lines += ["", f"ieegfm {card['ieegfm_version']}, {card['date']}"]
     return "\n".join(lines) + "\n"
 

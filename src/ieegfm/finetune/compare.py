@@ -2,10 +2,11 @@
 
 Rows (arXiv 2512.15830): ``zero_shot`` (the pretrained encoder on the task test split, no training),
 ``task_only`` (the same architecture trained on the task alone), ``finetuned_frozen`` (pretrained encoder frozen,
-head trained: a linear probe) and ``finetuned_full`` (pretrained encoder and head trained, the encoder at a lower
-learning rate). Each trained row runs ``seeds`` times; every run is scored on the same test windows, and each row is
-compared with ``task_only`` by a Wilcoxon signed-rank test over test windows (per-window relative ranks averaged
-over seeds), pooled and per patient. Every row carries its shuffled-pairs control and the within-block rank.
+head trained: a linear probe) and ``finetuned_full`` (pretrained encoder and head trained). Each trained row gets its
+own learning rates, chosen on the validation split from the same grid (:mod:`ieegfm.finetune.tune`), then runs
+``seeds`` times; every run is scored on the same test windows, and each row is compared with ``task_only`` by a
+Wilcoxon signed-rank test over test windows (per-window relative ranks averaged over seeds), pooled and per
+patient. Every row carries its shuffled-pairs control, the within-block rank and its learning-rate selection.
 """
 
 from __future__ import annotations
@@ -16,25 +17,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-from omegaconf import OmegaConf
 
-from ieegfm.config import FinetuneConfig
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import update_card
-from ieegfm.finetune.run import finetune
+from ieegfm.finetune.tune import CONDITIONS, check_grid, tune_condition
+from ieegfm.heads import LANGUAGE_MODEL_HEADS, SENTENCE_HEADS
 
 logger = logging.getLogger(__name__)
 
-#: condition -> (init, freeze) of its finetuning runs; None: not trained.
-CONDITIONS: dict[str, tuple[str, str] | None] = {
-    "zero_shot": None,
-    "task_only": ("scratch", "none"),
-    "finetuned_frozen": ("pretrained", "encoder"),
-    "finetuned_full": ("pretrained", "none"),
-}
 ROW_METRICS = ("mean_relative_rank", "within_block_mean_relative_rank", "top10_acc", "shuffled_mean_relative_rank")
 
 
@@ -50,39 +43,6 @@ def _summary(m: dict) -> dict:
     }
 
 
-def run_config(cfg, condition: str, seed: int, out: Path):
-    """The ``ieegfm finetune`` config of one trained row and seed (the comparison's shared keys)."""
-    init, freeze = CONDITIONS[condition]
-    shared = {k: v for k, v in OmegaConf.to_container(cfg).items() if k not in ("out", "seeds", "conditions")}
-    run = OmegaConf.merge(OmegaConf.structured(FinetuneConfig), shared)
-    run.out, run.init, run.freeze, run.seed = str(out), init, freeze, seed
-    return run
-
-
-def finished_run(run: Path, run_cfg) -> bool:
-    """A finished run of exactly this config (a rerun of the comparison reuses it)."""
-    done = run / "metrics.json"
-    if not done.is_file() or not (run / "config.yaml").is_file():
-        return False
-    return OmegaConf.to_container(OmegaConf.load(run / "config.yaml")) == OmegaConf.to_container(run_cfg, resolve=True)
-
-
-def run_row(cfg, condition: str, seed: int, run: Path) -> dict:
-    """Finetune one trained row and seed into ``run`` (reused when it finished with the same config).
-
-    Returns
-    -------
-    metrics : dict
-        The run's ``metrics.json`` (``test``: summary metrics, ``per_window``: per-window ranks).
-    """
-    run_cfg = run_config(cfg, condition, seed, run)
-    if finished_run(run, run_cfg):
-        logger.info("%s seed %d already done (%s), reused", condition, seed, run)
-    else:
-        finetune(run_cfg)
-    return json.loads((run / "metrics.json").read_text())
-
-
 def compare(cfg) -> dict:
     """Run the comparison and write ``comparison.json``, ``comparison.md``, ``comparison.png`` under ``cfg.out``.
 
@@ -95,12 +55,14 @@ def compare(cfg) -> dict:
     -------
     comparison : dict
         ``rows`` (one per condition: the metrics averaged over seeds, ``p_value`` vs task-only, per-patient
-        ``p_values``, ``seeds`` with each run's metrics and folder), ``n_candidates``, ``test`` (the paired test).
+        ``p_values``, ``lr`` and ``encoder_lr_scale`` chosen, ``selection`` with the grid and each point's
+        validation rank, ``seeds`` with each run's metrics and folder), ``n_candidates``, ``test`` (the paired
+        test).
 
     Raises
     ------
     ConfigError
-        Unknown condition, fewer than 1 seed.
+        Unknown condition, fewer than 1 seed, a bad grid, a head without audio targets.
     InputError
         As :func:`ieegfm.finetune.run.finetune`; runs scored on different test windows.
     """
@@ -109,12 +71,15 @@ def compare(cfg) -> dict:
         raise ConfigError(f"conditions={list(cfg.conditions)}: unknown {unknown}; expected some of {list(CONDITIONS)}")
     if cfg.seeds < 1:
         raise ConfigError(f"seeds={cfg.seeds}: expected at least 1")
+    if cfg.head in SENTENCE_HEADS + LANGUAGE_MODEL_HEADS:
+        raise ConfigError(f"head={cfg.head}: compare ranks audio windows; use a head with audio targets (linear)")
+    check_grid(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     read_manifest(cfg.shards)  # no manifest: fail before any run
     results: dict[str, list[dict]] = {}
-    total = sum(cfg.seeds if CONDITIONS[c] else 1 for c in cfg.conditions)
-    done, tic = 0, time.perf_counter()
+    selections: dict[str, dict] = {}
+    tic = time.perf_counter()
     for condition in cfg.conditions:
         results[condition] = []
         if CONDITIONS[condition] is None:  # zero-shot: the pretrained encoder as it is
@@ -122,23 +87,18 @@ def compare(cfg) -> dict:
             m = {"test": scored["metrics"], "per_window": scored["per_window"]}
             (out / "zero_shot.json").write_text(json.dumps(m, indent=1))
             results[condition].append({"seed": None, "run": None, **m})
-            done += 1
             continue
-        for seed in range(cfg.seeds):
-            run = out / "runs" / condition / f"seed{seed}"
-            m = run_row(cfg, condition, seed, run)
-            results[condition].append({"seed": seed, "run": str(run), **m})
-            done += 1
-            logger.info(
-                "compare: %d/%d runs done (%s seed %d: test rank %.3f), %.0f s per run",
-                done,
-                total,
-                condition,
-                seed,
-                m["test"]["mean_relative_rank"],
-                (time.perf_counter() - tic) / done,
-            )
-    comparison = summarise(results, cfg)
+        tuned = tune_condition(cfg, condition, list(range(cfg.seeds)), out / "runs" / condition)
+        results[condition], selections[condition] = tuned["runs"], tuned["selection"]
+        logger.info(
+            "compare: %s done (lr %g, encoder scale %s; test rank %s), %.0f s so far",
+            condition,
+            tuned["selection"]["chosen"]["lr"],
+            tuned["selection"]["chosen"]["encoder_lr_scale"],
+            ", ".join(f"{r['test']['mean_relative_rank']:.3f}" for r in tuned["runs"]),
+            time.perf_counter() - tic,
+        )
+    comparison = summarise(results, cfg, selections)
     (out / "comparison.json").write_text(json.dumps(comparison, indent=1))
     (out / "comparison.md").write_text(comparison_markdown(comparison))
     plot_comparison(results, comparison, out / "comparison.png")
@@ -147,13 +107,20 @@ def compare(cfg) -> dict:
             if s["run"]:
                 update_card(
                     Path(s["run"]),
-                    {"condition": row["condition"], "p_value": row["p_value"], "test": comparison["test"]},
+                    {
+                        "condition": row["condition"],
+                        "p_value": row["p_value"],
+                        "test": comparison["test"],
+                        "selection": row["selection"],
+                    },
                 )
     return comparison
 
 
-def summarise(results: dict[str, list[dict]], cfg) -> dict:
-    """Rows of the comparison from the runs' metrics (see :func:`compare`)."""
+def summarise(results: dict[str, list[dict]], cfg, selections: dict[str, dict] | None = None) -> dict:
+    """Rows of the comparison from the runs' metrics and each trained row's learning-rate selection (see
+    :func:`compare`)."""
+    selections = selections or {}
     keys = None
     per_window: dict[str, np.ndarray] = {}
     for condition, runs in results.items():
@@ -175,6 +142,10 @@ def summarise(results: dict[str, list[dict]], cfg) -> dict:
             row[k] = float(np.mean(vals)) if vals else None
             row[f"{k}_sd"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else None
         row["n_candidates"] = seeds[0]["n_candidates"]
+        selection = selections.get(condition)
+        row["lr"] = selection["chosen"]["lr"] if selection else None
+        row["encoder_lr_scale"] = selection["chosen"]["encoder_lr_scale"] if selection else None
+        row["selection"] = selection
         row["p_value"], row["p_values"] = None, {}
         if baseline is not None and condition != "task_only":
             row["p_value"] = paired_wilcoxon(per_window[condition], baseline)["p_value"]
@@ -190,6 +161,9 @@ def summarise(results: dict[str, list[dict]], cfg) -> dict:
         "head": cfg.head,
         "objective": cfg.objective,
         "n_seeds": int(cfg.seeds),
+        "lr_grid": [float(v) for v in cfg.lr_grid],
+        "encoder_lr_scales": [float(v) for v in cfg.encoder_lr_scales],
+        "select_seeds": int(min(cfg.select_seeds, cfg.seeds)),
         "n_candidates": rows[0]["n_candidates"] if rows else 0,
         "n_test_windows": len(keys or []),
         "test": test,
@@ -208,20 +182,45 @@ def comparison_markdown(c: dict) -> str:
     def p(v):
         return "n/a" if v is None else f"{v:.2g}"
 
+    def scale(v):
+        return "frozen" if v is None else f"{v:g}"
+
+    grid = f"lr {c['lr_grid']}, encoder scale {c['encoder_lr_scales']} (pretrained, unfrozen encoder only)"
     lines = [
         f"Test split of {c['shards']}: {c['n_candidates']} candidates (chance: mean relative rank 0.5, top-10 "
         f"{min(10, c['n_candidates']) / max(c['n_candidates'], 1):.3f}); {c['n_seeds']} seed(s) per trained row "
-        f"(mean ± sd over seeds); p: {c['test']}.",
+        f"(mean ± sd over seeds); p: {c['test']}. Learning rates chosen per row on the validation split from "
+        f"{grid}, by the mean best val rank of {c['select_seeds']} seed(s).",
         "",
-        "| condition | mean relative rank | within-block rank | top-10 | shuffled control | p vs task-only |",
-        "|---|---|---|---|---|---|",
+        "| condition | lr | encoder lr scale | mean relative rank | within-block rank | top-10 | shuffled control | "
+        "p vs task-only |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in c["rows"]:
+        chosen = r.get("selection") is not None
+        lr = f"{r['lr']:g}" if chosen else "n/a"
+        enc = scale(r["encoder_lr_scale"]) if chosen else "n/a"
         lines.append(
-            f"| {r['condition']} | {f(r['mean_relative_rank'], r['mean_relative_rank_sd'])} | "
+            f"| {r['condition']} | {lr} | {enc} | "
+            f"{f(r['mean_relative_rank'], r['mean_relative_rank_sd'])} | "
             f"{f(r['within_block_mean_relative_rank'], r['within_block_mean_relative_rank_sd'])} | "
             f"{f(r['top10_acc'], r['top10_acc_sd'])} | {f(r['shuffled_mean_relative_rank'])} | {p(r['p_value'])} |"
         )
+    selected = [r for r in c["rows"] if r.get("selection")]
+    if selected:
+        lines += [
+            "",
+            "Validation mean relative rank per grid point (the test split plays no part; * chosen):",
+            "",
+            "| condition | lr | encoder lr scale | val mean relative rank |",
+            "|---|---|---|---|",
+        ]
+        for r in selected:
+            for g in r["selection"]["grid"]:
+                lines.append(
+                    f"| {r['condition']} | {g['lr']:g} | {scale(g['encoder_lr_scale'])} | "
+                    f"{f(g['val_mean_relative_rank'])}{' *' if g['chosen'] else ''} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -84,7 +84,7 @@ class LLMPrefixFinetuning(L.LightningModule):
         pad_id: int,
         freeze: str = "encoder",
         lr: float = 1e-3,
-        encoder_lr_scale: float = 0.1,
+        encoder_lr_scale: float | None = 0.1,
         weight_decay: float = 1e-2,
         warmup_steps: int = 20,
         max_steps: int = 300,

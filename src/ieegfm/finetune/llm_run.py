@@ -36,7 +36,7 @@ from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.llm_module import LLMPrefixFinetuning, TokenisedBatch
-from ieegfm.finetune.run import finetune_contract, finetune_trainer, head_options, run_folder
+from ieegfm.finetune.run import encoder_lr_scale, finetune_contract, finetune_trainer, head_options, run_folder
 from ieegfm.heads import build_head
 from ieegfm.text.continuations import load_continuations
 from ieegfm.text.llm import load_causal_lm
@@ -212,7 +212,7 @@ def finetune_llm(cfg) -> Path:
         pad_id=tokenizer.pad_token_id,
         freeze=cfg.freeze,
         lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        encoder_lr_scale=encoder_lr_scale(cfg),
         weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_steps,
         max_steps=cfg.trainer.max_steps,

@@ -16,6 +16,44 @@ from ieegfm.pretrain.module import warmup_cosine
 
 OBJECTIVES = ("clip", "regression")
 FREEZE = ("encoder", "none")
+INITS = ("pretrained", "scratch")
+#: Learning-rate scale of a *pretrained* encoder under full finetuning: its weights move at a tenth of the head's
+#: rate. A randomly initialised encoder has nothing to protect and trains at the full rate (1.0).
+PRETRAINED_ENCODER_LR_SCALE = 0.1
+
+
+def resolve_encoder_lr_scale(init: str, freeze: str, scale: float | None = None) -> float | None:
+    """The encoder's learning rate as a multiple of the head's.
+
+    Parameters
+    ----------
+    init : {'pretrained', 'scratch'}
+    freeze : {'encoder', 'none'}
+    scale : float | None
+        An explicit scale (kept as given); ``None``: :data:`PRETRAINED_ENCODER_LR_SCALE` for a pretrained encoder,
+        1.0 for a freshly initialised one.
+
+    Returns
+    -------
+    scale : float | None
+        ``None`` for a frozen encoder (it has no learning rate).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``init`` or ``freeze``, or a scale that is not positive.
+    """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    if freeze not in FREEZE:
+        raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
+    if freeze == "encoder":
+        return None
+    if scale is None:
+        return 1.0 if init == "scratch" else PRETRAINED_ENCODER_LR_SCALE
+    if not scale > 0:
+        raise ValueError(f"encoder_lr_scale must be > 0, got {scale}")
+    return float(scale)
 
 
 class Finetuning(L.LightningModule):
@@ -37,8 +75,11 @@ class Finetuning(L.LightningModule):
         ``'encoder'``: the encoder is frozen (no gradient, eval mode so BatchNorm statistics stay those of
         pretraining): a linear probe with ``head='linear'``. ``'none'``: full finetuning, the encoder at
         ``lr * encoder_lr_scale``.
-    lr, encoder_lr_scale, weight_decay : float
+    lr, weight_decay : float
         AdamW.
+    encoder_lr_scale : float | None
+        The encoder's learning rate over ``lr`` (:func:`resolve_encoder_lr_scale`: 0.1 for pretrained weights, 1.0
+        for a scratch encoder); ``None`` or ignored when the encoder is frozen.
     warmup_steps, max_steps : int
         Linear warm-up then cosine decay to 0 at ``max_steps``.
     contract : dict, optional
@@ -64,7 +105,7 @@ class Finetuning(L.LightningModule):
         objective: str = "clip",
         freeze: str = "encoder",
         lr: float = 1e-3,
-        encoder_lr_scale: float = 0.1,
+        encoder_lr_scale: float | None = 0.1,
         weight_decay: float = 1e-2,
         warmup_steps: int = 20,
         max_steps: int = 300,
@@ -140,10 +181,13 @@ class Finetuning(L.LightningModule):
 
 
 def finetune_optimizer(modules, hp) -> dict:
-    """AdamW over ``(module, lr scale)`` pairs (weight decay on matrices only) with linear warm-up and cosine
-    decay (``hp``: ``lr``, ``weight_decay``, ``warmup_steps``, ``max_steps``); Lightning's optimizer config."""
+    """AdamW over ``(module, lr scale)`` pairs (weight decay on matrices only; a scale of ``None`` or parameters
+    without gradient: not optimised) with linear warm-up and cosine decay (``hp``: ``lr``, ``weight_decay``,
+    ``warmup_steps``, ``max_steps``); Lightning's optimizer config."""
     groups = []
     for module, scale in modules:
+        if scale is None:
+            continue
         decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
         no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
         groups += [

@@ -33,7 +33,7 @@ from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
-from ieegfm.finetune.module import Finetuning
+from ieegfm.finetune.module import Finetuning, resolve_encoder_lr_scale
 from ieegfm.heads import HEADS, LANGUAGE_MODEL_HEADS, SENTENCE_HEADS, build_head
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.manifest import SPLITS
@@ -60,6 +60,55 @@ def head_options(cfg) -> dict:
     """The ``head_options.*`` that the selected head takes (:data:`ieegfm.config.OPTION_GROUPS`)."""
     takes = OPTION_GROUPS["finetune"]["head"][cfg.head]
     return {k: v for k, v in OmegaConf.to_container(cfg.head_options).items() if k in takes}
+
+
+def encoder_lr_scale(cfg, log: bool = True) -> float | None:
+    """The encoder's learning-rate scale of a finetuning run (:func:`~ieegfm.finetune.module.resolve_encoder_lr_scale`:
+    ``optim.encoder_lr_scale``, else 0.1 for pretrained weights and 1.0 for ``init=scratch``), said in the log.
+
+    Parameters
+    ----------
+    cfg : DictConfig
+        :class:`ieegfm.config.FinetuneConfig` (``init``, ``freeze``, ``optim``).
+    log : bool
+        Log the learning rate the encoder trains at (a warning for a scratch encoder below the full rate).
+
+    Returns
+    -------
+    scale : float | None
+        ``None`` when the encoder is frozen.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``init`` or ``freeze``, or a scale that is not positive.
+    """
+    given = cfg.optim.encoder_lr_scale
+    try:
+        scale = resolve_encoder_lr_scale(cfg.init, cfg.freeze, given)
+    except ValueError as err:
+        raise ConfigError(f"init={cfg.init} freeze={cfg.freeze} optim.encoder_lr_scale={given}: {err}") from None
+    if not log:
+        return scale
+    if scale is None:
+        if given is not None:
+            logger.info("freeze=encoder: optim.encoder_lr_scale=%s is not used (the encoder is frozen)", given)
+    elif cfg.init == "scratch" and given is None:
+        logger.info(
+            "init=scratch: the randomly initialised encoder trains at the full learning rate (lr %g, "
+            "encoder_lr_scale 1.0; the 0.1 default protects pretrained weights only)",
+            cfg.optim.lr,
+        )
+    elif cfg.init == "scratch" and scale != 1.0:
+        logger.warning(
+            "init=scratch with optim.encoder_lr_scale=%g: a randomly initialised encoder at %g x the head's "
+            "learning rate (a handicapped task-only baseline; the default for init=scratch is 1.0)",
+            scale,
+            scale,
+        )
+    else:
+        logger.info("%s encoder at lr %g x %g", cfg.init, cfg.optim.lr, scale)
+    return scale
 
 
 def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> ShardDataModule:
@@ -93,7 +142,7 @@ def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> Shard
 def finetune_contract(cfg, pretrained: CheckpointContract, manifest: dict, head_cfg: dict, **training) -> dict:
     """The checkpoint contract of a finetuned model (``kind='finetune'``): encoder, subjects and channels, task data
     provenance, head config, the pretraining checkpoint it came from (path, sha256, its data) and how it was
-    trained (init, freeze, objective, seed, task, channels, plus ``training``)."""
+    trained (init, freeze, objective, seed, task, channels, learning rate and encoder scale, plus ``training``)."""
     return CheckpointContract(
         kind="finetune",
         encoder=encoder_config_for(pretrained, manifest),
@@ -114,6 +163,8 @@ def finetune_contract(cfg, pretrained: CheckpointContract, manifest: dict, head_
             "seed": cfg.seed,
             "task": task_label(cfg),
             "channels": cfg.channels,
+            "lr": float(cfg.optim.lr),
+            "encoder_lr_scale": resolve_encoder_lr_scale(cfg.init, cfg.freeze, cfg.optim.encoder_lr_scale),
             **training,
         },
     ).to_dict()
@@ -153,13 +204,17 @@ def finetune_trainer(cfg, out: Path, monitor: str = "val/mean_relative_rank") ->
     return trainer, best
 
 
-def finetune(cfg) -> Path:
+def finetune(cfg, score_test: bool = True) -> Path:
     """Finetune a head (and optionally the encoder) on task shards; select on val, report on test.
 
     Parameters
     ----------
     cfg : DictConfig
         :class:`ieegfm.config.FinetuneConfig`.
+    score_test : bool
+        Score the selected weights on the test split and write the card (:func:`score_test_split`). ``False``
+        (linear-type heads only): train and select on validation only, leaving the test split unread, as a
+        hyper-parameter search must (``ieegfm compare``'s learning-rate grid).
 
     Returns
     -------
@@ -180,6 +235,9 @@ def finetune(cfg) -> Path:
     """
     if cfg.head not in HEADS:
         raise ConfigError(f"head={cfg.head!r}: expected one of {sorted(HEADS)}")
+    encoder_lr_scale(cfg, log=False)  # a bad init/freeze/scale fails before any work
+    if not score_test and cfg.head in SENTENCE_HEADS + LANGUAGE_MODEL_HEADS:
+        raise ConfigError(f"head={cfg.head}: a validation-only run is supported for audio-target heads only")
     if cfg.head in SENTENCE_HEADS:
         from ieegfm.finetune.sentence_run import finetune_sentences
 
@@ -215,6 +273,7 @@ def finetune(cfg) -> Path:
         head = build_head(**head_cfg)
     except ValueError as err:
         raise ConfigError(f"head={cfg.head}: {err}") from None
+    scale = encoder_lr_scale(cfg)
     contract = finetune_contract(cfg, pretrained, manifest, head_cfg)
     module = Finetuning(
         encoder,
@@ -223,7 +282,7 @@ def finetune(cfg) -> Path:
         objective=cfg.objective,
         freeze=cfg.freeze,
         lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        encoder_lr_scale=scale,
         weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_steps,
         max_steps=cfg.trainer.max_steps,
@@ -240,28 +299,73 @@ def finetune(cfg) -> Path:
         module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
     slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
     torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
-    scored = score_split(out / "model.ckpt", cfg.shards, "test", cfg.channels, seed=cfg.seed)
-    metrics = {"test": scored["metrics"], "per_window": scored["per_window"]}
-    metrics.update(
-        {
-            "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
-            "global_step": trainer.global_step,
-            "stopped_early": trainer.global_step < cfg.trainer.max_steps,
-            "fit_s": fit_s,
-            "s_per_step": fit_s / max(trainer.global_step, 1),
-            "train_windows": dm.n_windows("train"),
-            "wall_s": time.perf_counter() - tic,
-        }
-    )
+    metrics = {
+        "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
+        "global_step": trainer.global_step,
+        "stopped_early": trainer.global_step < cfg.trainer.max_steps,
+        "fit_s": fit_s,
+        "s_per_step": fit_s / max(trainer.global_step, 1),
+        "train_windows": dm.n_windows("train"),
+        "lr": float(cfg.optim.lr),
+        "encoder_lr_scale": scale,
+        "wall_s": time.perf_counter() - tic,
+    }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    write_card(out, contract, metrics, cfg)
+    if score_test:
+        score_test_split(out, cfg)
+    else:
+        logger.info(
+            "finetuned %s: best val mean relative rank %.3f, %d steps (test split not read)",
+            out,
+            metrics["best_val_mean_relative_rank"] or float("nan"),
+            trainer.global_step,
+        )
+    return out
+
+
+def score_test_split(run: Path, cfg) -> dict:
+    """Score a finished run's selected weights (``run/model.ckpt``) on the test split; complete its ``metrics.json``
+    (``test``: summary metrics with controls, ``per_window``: per-window ranks) and write its card.
+
+    A run already scored is returned as it is (the test split is read once per run).
+
+    Parameters
+    ----------
+    run : Path
+        A run folder of :func:`finetune` (``model.ckpt``, ``metrics.json``).
+    cfg : DictConfig
+        Its :class:`ieegfm.config.FinetuneConfig`.
+
+    Returns
+    -------
+    metrics : dict
+        The completed ``metrics.json``.
+
+    Raises
+    ------
+    InputError
+        ``run`` holds no finished run.
+    """
+    run = Path(run)
+    path = run / "metrics.json"
+    if not path.is_file() or not (run / "model.ckpt").is_file():
+        raise InputError(f"{run}: not a finished finetuning run (model.ckpt and metrics.json expected)")
+    metrics = json.loads(path.read_text())
+    if "test" in metrics:
+        return metrics
+    scored = score_split(run / "model.ckpt", cfg.shards, "test", cfg.channels, seed=cfg.seed)
+    metrics = {"test": scored["metrics"], "per_window": scored["per_window"], **metrics}
+    path.write_text(json.dumps(metrics, indent=1))
+    _, contract = load_checkpoint(run / "model.ckpt")
+    write_card(run, contract.to_dict(), metrics, cfg)
+    t = metrics["test"]
     logger.info(
         "finetuned %s: test mean relative rank %.3f (within-block %.3f, shuffled %.3f, %d candidates), %d steps",
-        out,
-        metrics["test"]["mean_relative_rank"],
-        metrics["test"]["within_block_mean_relative_rank"] or float("nan"),
-        metrics["test"]["shuffled_mean_relative_rank"],
-        metrics["test"]["n_candidates"],
-        trainer.global_step,
+        run,
+        t["mean_relative_rank"],
+        t["within_block_mean_relative_rank"] or float("nan"),
+        t["shuffled_mean_relative_rank"],
+        t["n_candidates"],
+        metrics["global_step"],
     )
-    return out
+    return metrics

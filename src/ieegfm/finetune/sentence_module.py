@@ -62,7 +62,7 @@ class SentenceFinetuning(L.LightningModule):
         bank: np.ndarray,
         freeze: str = "encoder",
         lr: float = 1e-3,
-        encoder_lr_scale: float = 0.1,
+        encoder_lr_scale: float | None = 0.1,
         weight_decay: float = 1e-2,
         warmup_steps: int = 20,
         max_steps: int = 300,

@@ -27,7 +27,7 @@ from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint,
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.cards import write_card
-from ieegfm.finetune.run import finetune_contract, finetune_trainer, head_options, run_folder
+from ieegfm.finetune.run import encoder_lr_scale, finetune_contract, finetune_trainer, head_options, run_folder
 from ieegfm.finetune.sentence_module import SentenceFinetuning
 from ieegfm.heads import build_head
 from ieegfm.losses.clip_triplet import ClipTripletLoss
@@ -206,7 +206,7 @@ def finetune_sentences(cfg) -> Path:
         bank.embeddings,
         freeze=cfg.freeze,
         lr=cfg.optim.lr,
-        encoder_lr_scale=cfg.optim.encoder_lr_scale,
+        encoder_lr_scale=encoder_lr_scale(cfg),
         weight_decay=cfg.optim.weight_decay,
         warmup_steps=cfg.optim.warmup_steps,
         max_steps=cfg.trainer.max_steps,
