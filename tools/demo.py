@@ -2,8 +2,8 @@
 
 Prints the test-split mean relative rank of the conv-attention encoder (both poolings) and of the linear
 baseline, each with its shuffled-pairs control, then packs the simulated task session on the pretraining channels
-and runs the paper's comparison (zero-shot / task-only / pretrained + finetuned, frozen and full, 3 seeds) with the
-conv-attention/mean checkpoint. Writes ``<out>/summary.md`` and ``<out>/summary.json``. Each step is the same
+and runs the paper's comparison (zero-shot / task-only / pretrained + finetuned, frozen and full, 3 seeds, each
+trained row's learning rates chosen on validation) with the conv-attention/mean checkpoint. Writes ``<out>/summary.md`` and ``<out>/summary.json``. Each step is the same
 function the CLI runs (``ieegfm simulate/pack/pretrain/evaluate/compare``) with the same configs.
 """
 
@@ -36,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-minutes", type=float, default=24.0, help="simulated task session (min; 0: no comparison)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per trained row of the comparison")
     p.add_argument("--finetune-steps", type=int, default=120, help="finetuning steps at most (early stopping)")
+    p.add_argument(
+        "--lr-grid", default="[3e-4,1e-3,3e-3]", help="compare's lr_grid (each trained row tuned on validation)"
+    )
+    p.add_argument("--encoder-lr-scales", default="[0.1,1.0]", help="compare's encoder_lr_scales (finetuned_full)")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -130,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"shards={task}",
                         f"out={out / 'compare'}",
                         f"seeds={args.seeds}",
+                        f"lr_grid={args.lr_grid}",
+                        f"encoder_lr_scales={args.encoder_lr_scales}",
                         f"trainer.max_steps={args.finetune_steps}",
                         "trainer.accelerator=cpu",
                         "trainer.enable_progress_bar=false",

@@ -75,11 +75,13 @@ class Finetuning(L.LightningModule):
         ``'encoder'``: the encoder is frozen (no gradient, eval mode so BatchNorm statistics stay those of
         pretraining): a linear probe with ``head='linear'``. ``'none'``: full finetuning, the encoder at
         ``lr * encoder_lr_scale``.
-    lr, weight_decay : float
-        AdamW.
+    lr : float
+        AdamW learning rate of the head (and of the loss's parameters).
     encoder_lr_scale : float | None
         The encoder's learning rate over ``lr`` (:func:`resolve_encoder_lr_scale`: 0.1 for pretrained weights, 1.0
         for a scratch encoder); ``None`` or ignored when the encoder is frozen.
+    weight_decay : float
+        AdamW weight decay (matrices only).
     warmup_steps, max_steps : int
         Linear warm-up then cosine decay to 0 at ``max_steps``.
     contract : dict, optional
