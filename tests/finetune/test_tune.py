@@ -91,6 +91,8 @@ def test_compare_chooses_on_validation_and_reads_test_only_for_the_chosen_runs(p
     assert "Learning rate chosen on validation" in (chosen_dir / "seed1" / "card.md").read_text()
     md = (out / "comparison.md").read_text()
     assert f"| task_only | {best['lr']:g} | 1 |" in md and "val mean relative rank" in md
+    assert sel["lr_at_grid_edge"] == ("lowest" if best["lr"] == 3e-4 else "highest")  # a 2-point grid: an end
+    assert f"Chosen lr at an end of lr_grid (the best may lie beyond it): task_only ({sel['lr_at_grid_edge']})" in md
     # a rerun reuses every run and reads test only for what is not scored yet (nothing)
     events.clear()
     assert main([*args, *grid, *FT]) == 0

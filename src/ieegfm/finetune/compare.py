@@ -221,6 +221,10 @@ def comparison_markdown(c: dict) -> str:
                     f"| {r['condition']} | {g['lr']:g} | {scale(g['encoder_lr_scale'])} | "
                     f"{f(g['val_mean_relative_rank'])}{' *' if g['chosen'] else ''} |"
                 )
+        edges = [f"{r['condition']} ({r['selection']['lr_at_grid_edge']})" for r in selected
+                 if r["selection"].get("lr_at_grid_edge")]  # fmt: skip
+        if edges:
+            lines += ["", "Chosen lr at an end of lr_grid (the best may lie beyond it): " + ", ".join(edges) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -157,7 +157,8 @@ def tune_condition(cfg, condition: str, seeds: list[int], folder: Path) -> dict:
     -------
     tuned : dict
         ``selection`` (``criterion``, ``seeds``, ``grid``: each point's ``lr``, ``encoder_lr_scale``,
-        ``val_mean_relative_rank`` and per-seed values, ``chosen``: the point's ``lr`` and ``encoder_lr_scale``)
+        ``val_mean_relative_rank`` and per-seed values, ``chosen``: the point's ``lr`` and ``encoder_lr_scale``,
+        ``lr_at_grid_edge``: ``'lowest'``/``'highest'`` when the chosen lr ends a grid of several, else ``None``)
         and ``runs``: per seed, ``seed``, ``run`` and the run's metrics (``test``, ``per_window``, ...).
 
     Raises
@@ -196,6 +197,16 @@ def tune_condition(cfg, condition: str, seeds: list[int], folder: Path) -> dict:
         chosen.label,
         ", ".join(f"{p.label} {score:.3f}" for p, score in zip(points, scores)),
     )
+    lrs = sorted({p.lr for p in points})
+    edge = None if len(lrs) < 2 else "lowest" if chosen.lr == lrs[0] else "highest" if chosen.lr == lrs[-1] else None
+    if edge:
+        logger.warning(
+            "%s: the chosen lr %g is the %s of lr_grid=%s; the best may lie beyond it (widen the grid)",
+            condition,
+            chosen.lr,
+            edge,
+            lrs,
+        )
     folders = {s: folder / chosen.label / f"seed{s}" for s in seeds}
     for s, run in folders.items():  # the chosen point's selection runs are reused
         train_run(cfg, condition, chosen, s, run)
@@ -208,5 +219,6 @@ def tune_condition(cfg, condition: str, seeds: list[int], folder: Path) -> dict:
         "seeds": chooser,
         "grid": grid,
         "chosen": {"lr": chosen.lr, "encoder_lr_scale": chosen.encoder_lr_scale},
+        "lr_at_grid_edge": edge,
     }
     return {"selection": selection, "runs": runs}
