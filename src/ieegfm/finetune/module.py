@@ -12,7 +12,7 @@ from torch import nn
 from ieegfm.checkpoint import CONTRACT_KEY
 from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
-from ieegfm.pretrain.module import warmup_cosine
+from ieegfm.training.schedule import warmup_cosine
 
 OBJECTIVES = ("clip", "regression")
 FREEZE = ("encoder", "none")
