@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader
 
 from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint, module_weights
 from ieegfm.data import read_manifest
+from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
 from ieegfm.finetune.cards import write_card
@@ -49,13 +50,6 @@ TEXT_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge1_recall", "rougeL_recall
 def _peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024**2 if sys.platform == "darwin" else rss / 1024
-
-
-def _derangement(n: int, seed: int) -> np.ndarray:
-    order = np.random.default_rng(seed).permutation(n)
-    perm = np.empty(n, dtype=np.int64)
-    perm[order] = np.roll(order, -1)
-    return perm
 
 
 def pairwise(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -95,7 +89,7 @@ def score_continuations(module: LLMPrefixFinetuning, items, collate: TokenisedBa
     n = len(items)
     if n < 2:
         raise InputError(f"the test split has {n} window(s) with words; the controls need at least 2")
-    order = _derangement(n, seed)
+    order = derangement(n, np.random.default_rng(seed))
     losses = {"brain": [], "permuted": [], "no_brain": []}
     with torch.inference_mode():
         for i in range(0, n, batch_size):

@@ -25,13 +25,14 @@ from torch.utils.data import DataLoader
 
 from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint, module_weights
 from ieegfm.data import read_manifest
+from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.run import encoder_lr_scale, finetune_contract, finetune_trainer, head_options, run_folder
 from ieegfm.finetune.sentence_module import SentenceFinetuning
 from ieegfm.heads import build_head
 from ieegfm.losses.clip_triplet import ClipTripletLoss
-from ieegfm.text.bank import CandidateBank, build_bank, derangements, load_distractors, score_sentences
+from ieegfm.text.bank import CandidateBank, build_bank, load_distractors, score_sentences
 from ieegfm.text.embed import SentenceEmbedder
 from ieegfm.text.sentences import collate_sentences, load_sentences
 
@@ -126,7 +127,7 @@ def vec2text_scores(cfg, embedder: SentenceEmbedder, pred, texts, train_pred, tr
                                                   cfg.text.vec2text_finetune_lr, cfg.data.batch_size, cfg.seed)  # fmt: skip
     steps, beam = cfg.text.vec2text_steps, cfg.text.vec2text_beam
     decoded = vec2text_shim.invert(corrector, pred, steps, beam)
-    perm = derangements(len(texts), 1, np.random.default_rng(cfg.seed))[0]
+    perm = derangement(len(texts), np.random.default_rng(cfg.seed))
     permuted = vec2text_shim.invert(corrector, pred[perm], steps, beam)
     return {
         "decoded": decoded,
