@@ -32,8 +32,9 @@ from ieegfm.config import OPTION_GROUPS
 from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
+from ieegfm.finetune.base import resolve_encoder_lr_scale
 from ieegfm.finetune.cards import write_card
-from ieegfm.finetune.module import Finetuning, resolve_encoder_lr_scale
+from ieegfm.finetune.module import Finetuning
 from ieegfm.heads import HEADS, LANGUAGE_MODEL_HEADS, SENTENCE_HEADS, build_head
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.manifest import SPLITS
@@ -63,7 +64,7 @@ def head_options(cfg) -> dict:
 
 
 def encoder_lr_scale(cfg, log: bool = True) -> float | None:
-    """The encoder's learning-rate scale of a finetuning run (:func:`~ieegfm.finetune.module.resolve_encoder_lr_scale`:
+    """The encoder's learning-rate scale of a finetuning run (:func:`~ieegfm.finetune.base.resolve_encoder_lr_scale`:
     ``optim.encoder_lr_scale``, else 0.1 for pretrained weights and 1.0 for ``init=scratch``), said in the log.
 
     Parameters

@@ -2,7 +2,7 @@
 
 Used through :class:`torch.optim.lr_scheduler.LambdaLR` stepped once per optimiser step, by the pretraining module
 (:class:`ieegfm.pretrain.module.ContrastivePretraining`) and the finetuning modules
-(:func:`ieegfm.finetune.module.finetune_optimizer`).
+(:func:`ieegfm.finetune.base.finetune_optimizer`).
 """
 
 from __future__ import annotations
