@@ -75,7 +75,7 @@ def test_scratch_encoder_trains_at_the_full_rate(caplog):
     import logging
 
     from ieegfm.config import load_config
-    from ieegfm.finetune.run import encoder_lr_scale
+    from ieegfm.finetune.runner import encoder_lr_scale
 
     caplog.set_level(logging.INFO)
     cfg = load_config("finetune", overrides=["ckpt=c", "shards=s", "init=scratch", "freeze=none", "optim.lr=3e-3"])
