@@ -133,7 +133,7 @@ def test_bad_input_is_a_one_line_error(patient, tmp_path, capsys):
 
 def test_default_run_folder_is_the_per_patient_layout():
     from ieegfm.config import load_config
-    from ieegfm.finetune.run import run_folder
+    from ieegfm.finetune.runner import run_folder
 
     cfg = load_config("finetune", overrides=["ckpt=c", "shards=/data/shards/audiobook", "init=scratch", "seed=2"])
     manifest = {"subjects": {"p07": {}, "p03": {}}}

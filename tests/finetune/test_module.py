@@ -58,7 +58,7 @@ def test_frozen_encoder_gets_no_gradient_and_no_optimizer_group():
 
 
 def test_encoder_learning_rate_scale_protects_pretrained_weights_only():
-    from ieegfm.finetune.module import PRETRAINED_ENCODER_LR_SCALE, resolve_encoder_lr_scale
+    from ieegfm.finetune.base import PRETRAINED_ENCODER_LR_SCALE, resolve_encoder_lr_scale
 
     assert resolve_encoder_lr_scale("pretrained", "none") == PRETRAINED_ENCODER_LR_SCALE == 0.1
     assert resolve_encoder_lr_scale("scratch", "none") == 1.0  # random weights: the full rate
@@ -75,7 +75,7 @@ def test_scratch_encoder_trains_at_the_full_rate(caplog):
     import logging
 
     from ieegfm.config import load_config
-    from ieegfm.finetune.run import encoder_lr_scale
+    from ieegfm.finetune.runner import encoder_lr_scale
 
     caplog.set_level(logging.INFO)
     cfg = load_config("finetune", overrides=["ckpt=c", "shards=s", "init=scratch", "freeze=none", "optim.lr=3e-3"])

@@ -44,10 +44,11 @@ def test_bad_grid_is_a_config_error(override, message):
 
 def test_compare_chooses_on_validation_and_reads_test_only_for_the_chosen_runs(patient, tmp_path, monkeypatch):
     """Every grid point is trained before any test window is scored; only the chosen point's runs are scored."""
+    import ieegfm.finetune.audio_run as audio_run
     import ieegfm.finetune.run as run_module
 
     events = []
-    real_score = run_module.score_split
+    real_score = audio_run.score_split
     real_finetune = run_module.finetune
 
     def score(ckpt, shards, split, *args, **kwargs):
@@ -58,7 +59,7 @@ def test_compare_chooses_on_validation_and_reads_test_only_for_the_chosen_runs(p
         events.append(("train", cfg.optim.lr, cfg.seed))
         return real_finetune(cfg, score_test=score_test)
 
-    monkeypatch.setattr(run_module, "score_split", score)
+    monkeypatch.setattr(audio_run, "score_split", score)
     monkeypatch.setattr("ieegfm.finetune.tune.finetune", train)
     out = tmp_path / "cmp"
     args = ["compare", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", f"out={out}", "seeds=2"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ieegfm.derangement import derangement
+
 #: The headline metrics of :func:`retrieval_metrics`, in the order they are reported (CLI, validation logs).
 SUMMARY_KEYS = (
     "mean_relative_rank",
@@ -131,9 +133,7 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0, b
     n_perm = max(1, min(MAX_CONTROL_PERMUTATIONS, int(CONTROL_BUDGET // n**2)))
     shuffled = torch.zeros(n, dtype=torch.float64)
     for _ in range(n_perm):
-        order = rng.permutation(n)  # a random cycle through all windows: a derangement (no true pair kept)
-        perm = np.empty(n, dtype=np.int64)
-        perm[order] = np.roll(order, -1)
+        perm = derangement(n, rng)  # no true pair kept
         shuffled += retrieval_ranks(brain, audio[torch.from_numpy(perm)]) / (n - 1) / n_perm
     within: dict = {"within_block_mean_relative_rank": None}
     if blocks is not None:

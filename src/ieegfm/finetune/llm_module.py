@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ieegfm.checkpoint import CONTRACT_KEY
-from ieegfm.finetune.module import FREEZE, finetune_optimizer
+from ieegfm.finetune.base import FinetuningBase
 
 
 class TokenisedBatch:
@@ -52,7 +50,7 @@ class TokenisedBatch:
         }
 
 
-class LLMPrefixFinetuning(L.LightningModule):
+class LLMPrefixFinetuning(FinetuningBase):
     """Train the brain adapter (and optionally the encoder) so that a frozen LM predicts the words heard.
 
     Parameters
@@ -74,7 +72,14 @@ class LLMPrefixFinetuning(L.LightningModule):
         (measured on a 2-core x86 CPU without native bf16: autocast made a SmolLM2-135M step 4.5x slower forward and
         24x slower backward).
     contract : dict, optional
+
+    Raises
+    ------
+    ValueError
+        Unknown ``freeze`` or ``precision``.
     """
+
+    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "lm")
 
     def __init__(
         self,
@@ -92,17 +97,10 @@ class LLMPrefixFinetuning(L.LightningModule):
         precision: str = "auto",
         contract: dict | None = None,
     ) -> None:
-        super().__init__()
-        if freeze not in FREEZE:
-            raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
+        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
         if precision not in ("auto", "bf16", "32"):
             raise ValueError(f"precision must be 'auto', 'bf16' or '32', got {precision!r}")
-        self.save_hyperparameters(ignore=["encoder", "head", "lm", "contract"])
-        self.encoder, self.head = encoder, head
         self._lm = [lm]  # a list: frozen, never a submodule (not in state_dict nor in checkpoints)
-        self.contract = contract
-        if freeze == "encoder":
-            self.encoder.requires_grad_(False)
 
     @property
     def lm(self) -> nn.Module:
@@ -110,10 +108,6 @@ class LLMPrefixFinetuning(L.LightningModule):
 
     def on_fit_start(self) -> None:
         self.lm.to(self.device)
-
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        if self.hparams.freeze == "encoder" and self.encoder.training:
-            self.encoder.eval()
 
     def _features(self, batch: dict) -> torch.Tensor:
         ctx = torch.no_grad() if self.hparams.freeze == "encoder" else contextlib.nullcontext()
@@ -190,13 +184,6 @@ class LLMPrefixFinetuning(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         loss = self.sequence_losses(self.prefix(batch), batch).mean()
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["cont_ids"]))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.contract is not None:
-            checkpoint[CONTRACT_KEY] = self.contract
-
-    def configure_optimizers(self):
-        return finetune_optimizer(((self.head, 1.0), (self.encoder, self.hparams.encoder_lr_scale)), self.hparams)
 
     @torch.inference_mode()
     def generate(self, batch: dict, condition: str, order: np.ndarray | None = None, num_beams: int = 3,

@@ -24,19 +24,19 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from scipy import stats
 from torch.utils.data import DataLoader
 
-from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint, module_weights
+from ieegfm.checkpoint import encoder_for_shards, load_checkpoint, module_weights
 from ieegfm.data import read_manifest
+from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.llm_module import LLMPrefixFinetuning, TokenisedBatch
-from ieegfm.finetune.run import encoder_lr_scale, finetune_contract, finetune_trainer, head_options, run_folder
+from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
 from ieegfm.heads import build_head
 from ieegfm.text.continuations import load_continuations
 from ieegfm.text.llm import load_causal_lm
@@ -49,13 +49,6 @@ TEXT_KEYS = ("bleu1", "bleu2", "bleu3", "bleu4", "rouge1_recall", "rougeL_recall
 def _peak_rss_mb() -> float:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024**2 if sys.platform == "darwin" else rss / 1024
-
-
-def _derangement(n: int, seed: int) -> np.ndarray:
-    order = np.random.default_rng(seed).permutation(n)
-    perm = np.empty(n, dtype=np.int64)
-    perm[order] = np.roll(order, -1)
-    return perm
 
 
 def pairwise(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -95,7 +88,7 @@ def score_continuations(module: LLMPrefixFinetuning, items, collate: TokenisedBa
     n = len(items)
     if n < 2:
         raise InputError(f"the test split has {n} window(s) with words; the controls need at least 2")
-    order = _derangement(n, seed)
+    order = derangement(n, np.random.default_rng(seed))
     losses = {"brain": [], "permuted": [], "no_brain": []}
     with torch.inference_mode():
         for i in range(0, n, batch_size):
@@ -153,125 +146,110 @@ def score_continuations(module: LLMPrefixFinetuning, items, collate: TokenisedBa
     return metrics, rows
 
 
-def finetune_llm(cfg) -> Path:
-    """Train the LLM-prefix head on a patient's task windows; select on validation loss, report on test.
+class LanguageModelRecipe(HeadRecipe):
+    """The LLM-prefix head (``head=llm_prefix``): brain windows as soft prompts of a frozen causal LM
+    (:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning`), selected on the validation loss, scored on test with
+    its permuted-brain and no-brain controls (:func:`score_continuations`).
 
-    Parameters
-    ----------
-    cfg : DictConfig
-        :class:`ieegfm.config.FinetuneConfig` with ``head=llm_prefix``; ``llm.*`` names the LM, the text items and
-        generation, ``data.batch_size`` the windows per batch.
-
-    Returns
-    -------
-    run : Path
-
-    Raises
-    ------
-    ConfigError
-        ``objective=regression``, a bad head option.
-    InputError
-        Checkpoint or shards unusable, shards without words, an LM folder that cannot be loaded.
+    ``llm.*`` names the LM, the text items and generation, ``data.batch_size`` the windows per batch.
     """
-    if cfg.objective != "clip":
-        raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains on the continuation cross-entropy")
-    tic = time.perf_counter()
-    manifest = read_manifest(cfg.shards)
-    state, pretrained = load_checkpoint(cfg.ckpt)
-    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
-    window_n = int(pretrained.encoder["n_times"])
-    subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
-    items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
-                               cfg.llm.prompt_words, cfg.llm.lag_s)  # fmt: skip
-    lm, tokenizer, lm_name = load_causal_lm(cfg.llm.model)
-    out = run_folder(cfg, manifest)
-    out.mkdir(parents=True, exist_ok=True)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
-    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, window_n)
-    embed_dim = int(lm.get_input_embeddings().embedding_dim)
-    head_cfg = {"name": cfg.head, "n_hidden": encoder.n_hidden, "n_features": embed_dim, **head_options(cfg)}
-    try:
-        head = build_head(**head_cfg)
-    except ValueError as err:
-        raise ConfigError(f"head={cfg.head}: {err}") from None
-    llm_info = {
-        "model": lm_name,
-        "path": None if cfg.llm.model is None else str(Path(str(cfg.llm.model)).resolve()),
-        "embed_dim": embed_dim,
-        "prompt_words": cfg.llm.prompt_words,
-        "lag_s": cfg.llm.lag_s,
-        "precision": cfg.llm.precision,
-    }
-    contract = finetune_contract(cfg, pretrained, manifest, head_cfg, llm=llm_info)
-    collate = TokenisedBatch(tokenizer)
-    module = LLMPrefixFinetuning(
-        encoder,
-        head,
-        lm,
-        pad_id=tokenizer.pad_token_id,
-        freeze=cfg.freeze,
-        lr=cfg.optim.lr,
-        encoder_lr_scale=encoder_lr_scale(cfg),
-        weight_decay=cfg.optim.weight_decay,
-        warmup_steps=cfg.optim.warmup_steps,
-        max_steps=cfg.trainer.max_steps,
-        mse_warmup_steps=cfg.llm.mse_warmup_steps,
-        precision=cfg.llm.precision,
-        contract=contract,
-    )
-    from omegaconf import OmegaConf
 
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    train = DataLoader(items["train"], batch_size=cfg.data.batch_size, shuffle=True, collate_fn=collate,
-                       generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
-    val = DataLoader(items["val"], batch_size=cfg.data.batch_size, collate_fn=collate)
-    trainer, best = finetune_trainer(cfg, out, monitor="val/loss")
-    fit_tic = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
-    fit_s = time.perf_counter() - fit_tic
-    if not trainer.is_global_zero:
-        return out
-    if best.best_model_path:
-        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
-    slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
-    torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
-    eval_tic = time.perf_counter()
-    test, rows = score_continuations(module, items["test"], collate, seed=cfg.seed, n_generate=cfg.llm.n_generate,
-                                     num_beams=cfg.llm.num_beams, repetition_penalty=cfg.llm.repetition_penalty)  # fmt: skip
-    metrics = {
-        **test,
-        "test": dict(test),
-        "items": {sp: len(v) for sp, v in items.items()},
-        "llm": llm_info,
-        "best_val_loss": float(best.best_model_score) if best.best_model_score is not None else None,
-        "global_step": trainer.global_step,
-        "stopped_early": trainer.global_step < cfg.trainer.max_steps,
-        "fit_s": fit_s,
-        "s_per_step": fit_s / max(trainer.global_step, 1),
-        "eval_s": time.perf_counter() - eval_tic,
-        "peak_rss_mb": _peak_rss_mb(),
-        "bf16": module.uses_bf16,
-        "torch_threads": torch.get_num_threads(),
-        "wall_s": time.perf_counter() - tic,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    with open(out / "generated.tsv", "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["key", "prompt", "reference", "generated", "generated_permuted", "generated_no_brain"])
-        for r in rows:
-            if r["generated"] is not None:
-                w.writerow([r["key"], r["prompt"], r["reference"], r["generated"], r["generated_permuted"],
-                            r["generated_no_brain"]])  # fmt: skip
-    write_card(out, contract, metrics, cfg)
-    logger.info(
-        "finetuned %s: pairwise accuracy %.3f vs permuted brain (p=%.2g, %d items), %.3f vs no brain; loss %.3f "
-        "(permuted %.3f, no brain %.3f); BLEU-1 %.3f (permuted %.3f, no brain %.3f); %.2f s/step, peak RSS %.0f MB",
-        out, test["pairwise_accuracy"], test["pairwise_p_value"], test["n_items"], test["pairwise_accuracy_vs_no_brain"],
-        test["loss"], test["permuted_loss"], test["no_brain_loss"], test["bleu1"], test["permuted_bleu1"],
-        test["no_brain_bleu1"], metrics["s_per_step"], metrics["peak_rss_mb"],
-    )  # fmt: skip
-    return out
+    monitor = "val/loss"
+
+    def check(self, cfg) -> None:
+        """Raises :class:`ieegfm.errors.ConfigError` for ``objective=regression`` (this head trains on the
+        continuation cross-entropy)."""
+        if cfg.objective != "clip":
+            raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains on the continuation cross-entropy")
+
+    def prepare(self, cfg, manifest: dict, pretrained) -> int:
+        """The task's continuation items and the LM with its tokenizer.
+
+        Raises
+        ------
+        InputError
+            Shards without words, an LM folder that cannot be loaded.
+        """
+        window_n = int(pretrained.encoder["n_times"])
+        subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
+        self.items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
+                                        cfg.llm.prompt_words, cfg.llm.lag_s)  # fmt: skip
+        self.lm, tokenizer, self.lm_name = load_causal_lm(cfg.llm.model)
+        self.collate = TokenisedBatch(tokenizer)
+        return window_n
+
+    def head_dims(self, encoder) -> dict:
+        """The LM's input embedding size."""
+        return {"n_features": int(self.lm.get_input_embeddings().embedding_dim)}
+
+    def training_info(self, cfg, loss) -> dict:
+        """``llm``: the LM (name, folder, embedding size, precision) and the text items."""
+        self.llm_info = {
+            "model": self.lm_name,
+            "path": None if cfg.llm.model is None else str(Path(str(cfg.llm.model)).resolve()),
+            "embed_dim": int(self.lm.get_input_embeddings().embedding_dim),
+            "prompt_words": cfg.llm.prompt_words,
+            "lag_s": cfg.llm.lag_s,
+            "precision": cfg.llm.precision,
+        }
+        return {"llm": self.llm_info}
+
+    def module(self, cfg, encoder, head, loss, scale, contract) -> LLMPrefixFinetuning:
+        """:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning` (``llm.mse_warmup_steps``, ``llm.precision``)."""
+        return LLMPrefixFinetuning(
+            encoder,
+            head,
+            self.lm,
+            pad_id=self.collate.tokenizer.pad_token_id,
+            **optimiser_kwargs(cfg, scale),
+            mse_warmup_steps=cfg.llm.mse_warmup_steps,
+            precision=cfg.llm.precision,
+            contract=contract,
+        )
+
+    def fit_data(self, cfg) -> dict:
+        """Training items shuffled (seeded by ``seed``), validation items in order."""
+        train = DataLoader(self.items["train"], batch_size=cfg.data.batch_size, shuffle=True,
+                           collate_fn=self.collate, generator=torch.Generator().manual_seed(cfg.seed))  # fmt: skip
+        val = DataLoader(self.items["val"], batch_size=cfg.data.batch_size, collate_fn=self.collate)
+        return {"train_dataloaders": train, "val_dataloaders": val}
+
+    def report(self, cfg, fitted: Fitted, score_test: bool) -> None:
+        """Test scores with controls (:func:`score_continuations`), ``metrics.json``, ``generated.tsv``, the card."""
+        out, module, contract, items = fitted.out, fitted.module, fitted.contract, self.items
+        eval_tic = time.perf_counter()
+        test, rows = score_continuations(module, items["test"], self.collate, seed=cfg.seed,
+                                         n_generate=cfg.llm.n_generate, num_beams=cfg.llm.num_beams,
+                                         repetition_penalty=cfg.llm.repetition_penalty)  # fmt: skip
+        metrics = {
+            **test,
+            "test": dict(test),
+            "items": {sp: len(v) for sp, v in items.items()},
+            "llm": self.llm_info,
+            **fitted.figures(self.monitor, cfg.trainer.max_steps),
+            "eval_s": time.perf_counter() - eval_tic,
+            "peak_rss_mb": _peak_rss_mb(),
+            "bf16": module.uses_bf16,
+            "torch_threads": torch.get_num_threads(),
+            "wall_s": time.perf_counter() - fitted.tic,
+        }
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        with open(out / "generated.tsv", "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(["key", "prompt", "reference", "generated", "generated_permuted", "generated_no_brain"])
+            for r in rows:
+                if r["generated"] is not None:
+                    w.writerow([r["key"], r["prompt"], r["reference"], r["generated"], r["generated_permuted"],
+                                r["generated_no_brain"]])  # fmt: skip
+        write_card(out, contract, metrics, cfg)
+        logger.info(
+            "finetuned %s: pairwise accuracy %.3f vs permuted brain (p=%.2g, %d items), %.3f vs no brain; loss %.3f "
+            "(permuted %.3f, no brain %.3f); BLEU-1 %.3f (permuted %.3f, no brain %.3f); %.2f s/step, peak RSS %.0f MB",
+            out, test["pairwise_accuracy"], test["pairwise_p_value"], test["n_items"],
+            test["pairwise_accuracy_vs_no_brain"], test["loss"], test["permuted_loss"], test["no_brain_loss"],
+            test["bleu1"], test["permuted_bleu1"], test["no_brain_bleu1"], metrics["s_per_step"],
+            metrics["peak_rss_mb"],
+        )  # fmt: skip
 
 
 def generate(cfg) -> list[dict]:

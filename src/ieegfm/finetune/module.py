@@ -2,61 +2,18 @@
 
 from __future__ import annotations
 
-from functools import partial
-
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from ieegfm.checkpoint import CONTRACT_KEY
 from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
-from ieegfm.pretrain.module import warmup_cosine
+from ieegfm.finetune.base import FinetuningBase
 
 OBJECTIVES = ("clip", "regression")
-FREEZE = ("encoder", "none")
-INITS = ("pretrained", "scratch")
-#: Learning-rate scale of a *pretrained* encoder under full finetuning: its weights move at a tenth of the head's
-#: rate. A randomly initialised encoder has nothing to protect and trains at the full rate (1.0).
-PRETRAINED_ENCODER_LR_SCALE = 0.1
 
 
-def resolve_encoder_lr_scale(init: str, freeze: str, scale: float | None = None) -> float | None:
-    """The encoder's learning rate as a multiple of the head's.
-
-    Parameters
-    ----------
-    init : {'pretrained', 'scratch'}
-    freeze : {'encoder', 'none'}
-    scale : float | None
-        An explicit scale (kept as given); ``None``: :data:`PRETRAINED_ENCODER_LR_SCALE` for a pretrained encoder,
-        1.0 for a freshly initialised one.
-
-    Returns
-    -------
-    scale : float | None
-        ``None`` for a frozen encoder (it has no learning rate).
-
-    Raises
-    ------
-    ValueError
-        Unknown ``init`` or ``freeze``, or a scale that is not positive.
-    """
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
-    if freeze not in FREEZE:
-        raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
-    if freeze == "encoder":
-        return None
-    if scale is None:
-        return 1.0 if init == "scratch" else PRETRAINED_ENCODER_LR_SCALE
-    if not scale > 0:
-        raise ValueError(f"encoder_lr_scale must be > 0, got {scale}")
-    return float(scale)
-
-
-class Finetuning(L.LightningModule):
+class Finetuning(FinetuningBase):
     """Finetune a brain encoder with a head on a patient's task data (arXiv 2512.15830, per-patient finetuning).
 
     Parameters
@@ -78,8 +35,8 @@ class Finetuning(L.LightningModule):
     lr : float
         AdamW learning rate of the head (and of the loss's parameters).
     encoder_lr_scale : float | None
-        The encoder's learning rate over ``lr`` (:func:`resolve_encoder_lr_scale`: 0.1 for pretrained weights, 1.0
-        for a scratch encoder); ``None`` or ignored when the encoder is frozen.
+        The encoder's learning rate over ``lr`` (:func:`ieegfm.finetune.base.resolve_encoder_lr_scale`: 0.1 for
+        pretrained weights, 1.0 for a scratch encoder); ``None`` or ignored when the encoder is frozen.
     weight_decay : float
         AdamW weight decay (matrices only).
     warmup_steps, max_steps : int
@@ -99,6 +56,8 @@ class Finetuning(L.LightningModule):
     ``val/within_block_mean_relative_rank`` etc. over all validation windows.
     """
 
+    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "loss")
+
     def __init__(
         self,
         encoder: nn.Module,
@@ -113,24 +72,12 @@ class Finetuning(L.LightningModule):
         max_steps: int = 300,
         contract: dict | None = None,
     ) -> None:
-        super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        if freeze not in FREEZE:
-            raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
-        self.save_hyperparameters(ignore=["encoder", "head", "loss", "contract"])
-        self.encoder, self.head, self.loss = encoder, head, loss
+        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
+        self.loss = loss
         self.pooling = head.pooling
-        self.contract = contract
-        if freeze == "encoder":
-            self.encoder.requires_grad_(False)
         self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
-
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        # frozen: BatchNorm statistics and dropout as in pretraining (Lightning puts every submodule back in
-        # training mode after each validation, so this is checked per batch; a flag test, no cost)
-        if self.hparams.freeze == "encoder" and self.encoder.training:
-            self.encoder.eval()
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """(batch, n_chans, n_times) iEEG and (batch,) subject indices -> the head's output."""
@@ -173,29 +120,6 @@ class Finetuning(L.LightningModule):
             if m[k] is not None:
                 self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
 
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.contract is not None:
-            checkpoint[CONTRACT_KEY] = self.contract
-
-    def configure_optimizers(self):
-        hp = self.hparams
-        return finetune_optimizer(((self.head, 1.0), (self.encoder, hp.encoder_lr_scale), (self.loss, 1.0)), hp)
-
-
-def finetune_optimizer(modules, hp) -> dict:
-    """AdamW over ``(module, lr scale)`` pairs (weight decay on matrices only; a scale of ``None`` or parameters
-    without gradient: not optimised) with linear warm-up and cosine decay (``hp``: ``lr``, ``weight_decay``,
-    ``warmup_steps``, ``max_steps``); Lightning's optimizer config."""
-    groups = []
-    for module, scale in modules:
-        if scale is None:
-            continue
-        decay = [p for p in module.parameters() if p.requires_grad and p.ndim >= 2]
-        no_decay = [p for p in module.parameters() if p.requires_grad and p.ndim < 2]
-        groups += [
-            {"params": decay, "weight_decay": hp.weight_decay, "lr": hp.lr * scale},
-            {"params": no_decay, "weight_decay": 0.0, "lr": hp.lr * scale},
-        ]
-    opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=hp.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, partial(warmup_cosine, warmup=hp.warmup_steps, total=hp.max_steps))
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    def optimised(self) -> tuple[tuple[nn.Module, float | None], ...]:
+        """The head and the loss's parameters (a learnable logit scale) at ``lr``, the encoder at its scale."""
+        return (self.head, 1.0), (self.encoder, self.hparams.encoder_lr_scale), (self.loss, 1.0)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import lightning as L
 import numpy as np
 import torch
 from torch import nn
 
-from ieegfm.checkpoint import CONTRACT_KEY
-from ieegfm.finetune.module import FREEZE, finetune_optimizer
+from ieegfm.finetune.base import FinetuningBase
 from ieegfm.text.bank import bank_ranks
 
 
@@ -35,7 +33,7 @@ def sentence_features(encoder: nn.Module, batch: dict) -> torch.Tensor:
     return out.permute(0, 2, 1, 3).reshape(b, feats.shape[1], w * t)
 
 
-class SentenceFinetuning(L.LightningModule):
+class SentenceFinetuning(FinetuningBase):
     """Train a sentence head (and optionally the encoder) to predict sentence embeddings.
 
     Parameters
@@ -47,12 +45,19 @@ class SentenceFinetuning(L.LightningModule):
     bank : ndarray, shape (n_candidates, dim)
         Candidate embeddings: validation ranks each sentence among them (``val/mean_relative_rank``).
     freeze : {'encoder', 'none'}
-        As :class:`ieegfm.finetune.module.Finetuning`.
+        As :class:`ieegfm.finetune.base.FinetuningBase`.
     lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps
         AdamW with linear warm-up and cosine decay.
     contract : dict, optional
         Written into every checkpoint.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``freeze``.
     """
+
+    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "loss", "bank")
 
     def __init__(
         self,
@@ -68,20 +73,10 @@ class SentenceFinetuning(L.LightningModule):
         max_steps: int = 300,
         contract: dict | None = None,
     ) -> None:
-        super().__init__()
-        if freeze not in FREEZE:
-            raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
-        self.save_hyperparameters(ignore=["encoder", "head", "loss", "bank", "contract"])
-        self.encoder, self.head, self.loss = encoder, head, loss
+        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
+        self.loss = loss
         self.bank = np.asarray(bank, np.float32)
-        self.contract = contract
-        if freeze == "encoder":
-            self.encoder.requires_grad_(False)
         self._val: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
-        if self.hparams.freeze == "encoder" and self.encoder.training:
-            self.encoder.eval()
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Predicted sentence embeddings, shape (batch, n_features)."""
@@ -122,10 +117,3 @@ class SentenceFinetuning(L.LightningModule):
         ranks, _ = bank_ranks(pred, index, self.bank)
         self.log("val/mean_relative_rank", float(ranks.mean() / max(len(self.bank) - 1, 1)), prog_bar=True)
         self.log("val/top1_acc", float(np.mean(ranks == 0)))
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        if self.contract is not None:
-            checkpoint[CONTRACT_KEY] = self.contract
-
-    def configure_optimizers(self):
-        return finetune_optimizer(((self.head, 1.0), (self.encoder, self.hparams.encoder_lr_scale)), self.hparams)

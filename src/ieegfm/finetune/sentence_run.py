@@ -17,21 +17,17 @@ import logging
 import time
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from ieegfm.checkpoint import CONTRACT_KEY, encoder_for_shards, load_checkpoint, module_weights
-from ieegfm.data import read_manifest
+from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.cards import write_card
-from ieegfm.finetune.run import encoder_lr_scale, finetune_contract, finetune_trainer, head_options, run_folder
+from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
 from ieegfm.finetune.sentence_module import SentenceFinetuning
-from ieegfm.heads import build_head
 from ieegfm.losses.clip_triplet import ClipTripletLoss
-from ieegfm.text.bank import CandidateBank, build_bank, derangements, load_distractors, score_sentences
+from ieegfm.text.bank import CandidateBank, build_bank, load_distractors, score_sentences
 from ieegfm.text.embed import SentenceEmbedder
 from ieegfm.text.sentences import collate_sentences, load_sentences
 
@@ -126,7 +122,7 @@ def vec2text_scores(cfg, embedder: SentenceEmbedder, pred, texts, train_pred, tr
                                                   cfg.text.vec2text_finetune_lr, cfg.data.batch_size, cfg.seed)  # fmt: skip
     steps, beam = cfg.text.vec2text_steps, cfg.text.vec2text_beam
     decoded = vec2text_shim.invert(corrector, pred, steps, beam)
-    perm = derangements(len(texts), 1, np.random.default_rng(cfg.seed))[0]
+    perm = derangement(len(texts), np.random.default_rng(cfg.seed))
     permuted = vec2text_shim.invert(corrector, pred[perm], steps, beam)
     return {
         "decoded": decoded,
@@ -138,171 +134,159 @@ def vec2text_scores(cfg, embedder: SentenceEmbedder, pred, texts, train_pred, tr
     }
 
 
-def finetune_sentences(cfg) -> Path:
-    """Train the text-embedding head on a patient's task sentences; select on validation, report on test.
+class SentenceRecipe(HeadRecipe):
+    """Sentence heads (``head=text_embedding``): the windows of one heard sentence -> its embedding
+    (:class:`ieegfm.finetune.sentence_module.SentenceFinetuning`, ``text.alpha`` * CLIP + triplet), selected on the
+    validation mean relative rank among the bank, scored on validation and test by retrieval (and vec2text).
 
-    Parameters
-    ----------
-    cfg : DictConfig
-        :class:`ieegfm.config.FinetuneConfig` with ``head=text_embedding``; ``text.*`` sets the targets, bank and
-        loss, ``data.batch_size`` the sentences per batch.
-
-    Returns
-    -------
-    run : Path
-
-    Raises
-    ------
-    ConfigError
-        ``objective=regression`` (this head trains with CLIP + triplet), a bad head option or loss value.
-    InputError
-        Checkpoint or shards unusable (see :func:`ieegfm.finetune.run.finetune`), task shards without sentence
-        events, a split without sentences, a text model that cannot be loaded.
+    ``text.*`` sets the targets, bank and loss, ``data.batch_size`` the sentences per batch.
     """
-    if cfg.objective != "clip":
-        raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains with text.alpha * CLIP + triplet")
-    tic = time.perf_counter()
-    manifest = read_manifest(cfg.shards)
-    state, pretrained = load_checkpoint(cfg.ckpt)
-    where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
-    window_n = int(pretrained.encoder["n_times"])
-    subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
-    sentences = load_sentences(
-        cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n, cfg.text.tail_s, cfg.text.disjoint
-    )
-    if cfg.text.vec2text:
-        check_vec2text(cfg)
-    embedder = SentenceEmbedder(cfg.text.model, cfg.text.convention)
-    if cfg.text.vec2text:
-        check_vec2text(cfg, embedder)
-    bank = build_bank(sentences.texts(), load_distractors(cfg.text.distractors), embedder.encode)
-    out = run_folder(cfg, manifest)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_targets(out / "sentence_targets.npz", bank, embedder)
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
-    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, window_n)
-    head_cfg = {"name": cfg.head, "n_hidden": encoder.n_hidden, "n_features": embedder.dim, **head_options(cfg)}
-    try:
-        head = build_head(**head_cfg)
-        loss = ClipTripletLoss(cfg.text.alpha, cfg.text.temperature, cfg.text.margin)
-    except ValueError as err:
-        raise ConfigError(f"head={cfg.head}: {err}") from None
-    text_info = {
-        "model": embedder.name,
-        "convention": embedder.convention,
-        "fingerprint": embedder.fingerprint,
-        "dim": embedder.dim,
-        "tail_s": cfg.text.tail_s,
-        "disjoint": cfg.text.disjoint,
-        "loss": {"alpha": loss.alpha, "temperature": loss.temperature, "margin": loss.margin},
-        "batch_size": cfg.data.batch_size,
-    }
-    contract = finetune_contract(cfg, pretrained, manifest, head_cfg, text=text_info)
-    module = SentenceFinetuning(
-        encoder,
-        head,
-        loss,
-        bank.embeddings,
-        freeze=cfg.freeze,
-        lr=cfg.optim.lr,
-        encoder_lr_scale=encoder_lr_scale(cfg),
-        weight_decay=cfg.optim.weight_decay,
-        warmup_steps=cfg.optim.warmup_steps,
-        max_steps=cfg.trainer.max_steps,
-        contract=contract,
-    )
-    OmegaConf.save(cfg, out / "config.yaml", resolve=True)
-    collate = _Collate(bank)
-    train = DataLoader(
-        sentences.items["train"],
-        batch_size=cfg.data.batch_size,
-        shuffle=True,
-        collate_fn=collate,
-        generator=torch.Generator().manual_seed(cfg.seed),
-    )
-    val = DataLoader(sentences.items["val"], batch_size=cfg.data.batch_size, collate_fn=collate)
-    trainer, best = finetune_trainer(cfg, out)
-    fit_tic = time.perf_counter()
-    trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
-    fit_s = time.perf_counter() - fit_tic
-    if not trainer.is_global_zero:
-        return out
-    if best.best_model_path:
-        module.load_state_dict(torch.load(best.best_model_path, map_location="cpu", weights_only=True)["state_dict"])
-    slim = {k: v for k, v in module.state_dict().items() if k.startswith(("encoder.", "head."))}
-    torch.save({"state_dict": slim, CONTRACT_KEY: contract}, out / "model.ckpt")
-    lookup = bank.lookup()
-    scored, preds = {}, {}
-    for split in ("val", "test"):
-        items = sentences.items[split]
-        preds[split] = pred = predict(module, items, collate, cfg.data.batch_size)
-        texts = [it.text for it in items]
-        scored[split] = score_sentences(
-            pred, np.stack([lookup[t] for t in texts]), texts, bank, seed=cfg.seed, keys=[it.key for it in items]
-        )
-    test = scored["test"]
-    if cfg.text.bertscore_model:
-        from ieegfm.evaluation.text import bertscore_f1
 
-        decoded = [p["decoded"] for p in test["per_sentence"]]
-        test.update(bertscore_f1(decoded, [p["text"] for p in test["per_sentence"]], cfg.text.bertscore_model,
-                                 cfg.text.bertscore_layers))  # fmt: skip
-    if cfg.text.vec2text:
-        train_items = sentences.items["train"]
-        inverted = vec2text_scores(
-            cfg,
-            embedder,
-            preds["test"],  # already computed for the retrieval scores
-            [it.text for it in sentences.items["test"]],
-            predict(module, train_items, collate, cfg.data.batch_size),
-            [it.text for it in train_items],
+    def check(self, cfg) -> None:
+        """Raises :class:`ieegfm.errors.ConfigError` for ``objective=regression`` (this head trains with CLIP +
+        triplet)."""
+        if cfg.objective != "clip":
+            raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains with text.alpha * CLIP + triplet")
+
+    def prepare(self, cfg, manifest: dict, pretrained) -> int:
+        """The task's sentence items, the target model and the candidate bank (one embedding per sentence).
+
+        Raises
+        ------
+        ConfigError
+            A vec2text request the targets cannot serve (:func:`check_vec2text`).
+        InputError
+            Task shards without sentence events, a split without sentences, a text model that cannot be loaded.
+        """
+        window_n = int(pretrained.encoder["n_times"])
+        subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
+        self.sentences = load_sentences(
+            cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n, cfg.text.tail_s, cfg.text.disjoint
         )
-        for p, text in zip(test["per_sentence"], inverted.pop("decoded")):
-            p["vec2text"] = text
-        test.update(inverted)
-    per_sentence = test.pop("per_sentence")
-    scored["val"].pop("per_sentence")
-    metrics = {
-        **test,
-        "test": dict(test),
-        "val": scored["val"],
-        "per_sentence": per_sentence,
-        "sentences": {
-            "train": len(sentences.items["train"]),
-            "val": len(sentences.items["val"]),
-            "test": len(sentences.items["test"]),
-            "not_held_in_full": sentences.skipped_incomplete,
-            "removed_as_seen_later": sentences.removed_overlap,
-        },
-        "text_targets": text_info,
-        "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
-        "global_step": trainer.global_step,
-        "stopped_early": trainer.global_step < cfg.trainer.max_steps,
-        "fit_s": fit_s,
-        "s_per_step": fit_s / max(trainer.global_step, 1),
-        "wall_s": time.perf_counter() - tic,
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    with open(out / "decoded.tsv", "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(["key", "relative_rank", "heard", "decoded", *(["vec2text"] if cfg.text.vec2text else [])])
-        for p in per_sentence:
-            extra = [p["vec2text"]] if cfg.text.vec2text else []
-            w.writerow([p["key"], f"{p['relative_rank']:.4f}", p["text"], p["decoded"], *extra])
-    write_card(out, contract, metrics, cfg)
-    logger.info(
-        "finetuned %s: sentence retrieval mean relative rank %.3f (permuted %.3f, p=%.2g; %d candidates, %d test "
-        "sentences), top-1 %.3f, BLEU %.1f (random sentence %.1f), %d steps",
-        out,
-        test["mean_relative_rank"],
-        test["permuted_mean_relative_rank"],
-        test["p_value"],
-        test["n_candidates"],
-        test["n_sentences"],
-        test["top1_acc"],
-        test["bleu"],
-        test["random_bleu"],
-        trainer.global_step,
-    )
-    return out
+        if cfg.text.vec2text:
+            check_vec2text(cfg)
+        self.embedder = SentenceEmbedder(cfg.text.model, cfg.text.convention)
+        if cfg.text.vec2text:
+            check_vec2text(cfg, self.embedder)
+        self.bank = build_bank(self.sentences.texts(), load_distractors(cfg.text.distractors), self.embedder.encode)
+        self.collate = _Collate(self.bank)
+        return window_n
+
+    def write_inputs(self, out: Path) -> None:
+        """``sentence_targets.npz``: the bank's texts and embeddings and the target model."""
+        _write_targets(out / "sentence_targets.npz", self.bank, self.embedder)
+
+    def head_dims(self, encoder) -> dict:
+        """The target model's embedding size."""
+        return {"n_features": self.embedder.dim}
+
+    def build_loss(self, cfg) -> ClipTripletLoss:
+        """``text.alpha`` * CLIP + triplet (``text.temperature``, ``text.margin``)."""
+        return ClipTripletLoss(cfg.text.alpha, cfg.text.temperature, cfg.text.margin)
+
+    def training_info(self, cfg, loss: ClipTripletLoss) -> dict:
+        """``text``: the target model, sentence items and loss."""
+        self.text_info = {
+            "model": self.embedder.name,
+            "convention": self.embedder.convention,
+            "fingerprint": self.embedder.fingerprint,
+            "dim": self.embedder.dim,
+            "tail_s": cfg.text.tail_s,
+            "disjoint": cfg.text.disjoint,
+            "loss": {"alpha": loss.alpha, "temperature": loss.temperature, "margin": loss.margin},
+            "batch_size": cfg.data.batch_size,
+        }
+        return {"text": self.text_info}
+
+    def module(self, cfg, encoder, head, loss, scale, contract) -> SentenceFinetuning:
+        """:class:`ieegfm.finetune.sentence_module.SentenceFinetuning` validating against the bank."""
+        return SentenceFinetuning(encoder, head, loss, self.bank.embeddings, **optimiser_kwargs(cfg, scale),
+                                  contract=contract)  # fmt: skip
+
+    def fit_data(self, cfg) -> dict:
+        """Training sentences shuffled (seeded by ``seed``), validation sentences in order."""
+        items = self.sentences.items
+        train = DataLoader(
+            items["train"],
+            batch_size=cfg.data.batch_size,
+            shuffle=True,
+            collate_fn=self.collate,
+            generator=torch.Generator().manual_seed(cfg.seed),
+        )
+        val = DataLoader(items["val"], batch_size=cfg.data.batch_size, collate_fn=self.collate)
+        return {"train_dataloaders": train, "val_dataloaders": val}
+
+    def report(self, cfg, fitted: Fitted, score_test: bool) -> None:
+        """Validation and test scores (:func:`ieegfm.text.bank.score_sentences`, BERTScore and vec2text when
+        asked), ``metrics.json``, ``decoded.tsv`` and the card."""
+        out, module, trainer, contract = fitted.out, fitted.module, fitted.trainer, fitted.contract
+        sentences, bank, collate = self.sentences, self.bank, self.collate
+        lookup = bank.lookup()
+        scored, preds = {}, {}
+        for split in ("val", "test"):
+            items = sentences.items[split]
+            preds[split] = pred = predict(module, items, collate, cfg.data.batch_size)
+            texts = [it.text for it in items]
+            scored[split] = score_sentences(
+                pred, np.stack([lookup[t] for t in texts]), texts, bank, seed=cfg.seed, keys=[it.key for it in items]
+            )
+        test = scored["test"]
+        if cfg.text.bertscore_model:
+            from ieegfm.evaluation.text import bertscore_f1
+
+            decoded = [p["decoded"] for p in test["per_sentence"]]
+            test.update(bertscore_f1(decoded, [p["text"] for p in test["per_sentence"]], cfg.text.bertscore_model,
+                                     cfg.text.bertscore_layers))  # fmt: skip
+        if cfg.text.vec2text:
+            train_items = sentences.items["train"]
+            inverted = vec2text_scores(
+                cfg,
+                self.embedder,
+                preds["test"],  # already computed for the retrieval scores
+                [it.text for it in sentences.items["test"]],
+                predict(module, train_items, collate, cfg.data.batch_size),
+                [it.text for it in train_items],
+            )
+            for p, text in zip(test["per_sentence"], inverted.pop("decoded")):
+                p["vec2text"] = text
+            test.update(inverted)
+        per_sentence = test.pop("per_sentence")
+        scored["val"].pop("per_sentence")
+        metrics = {
+            **test,
+            "test": dict(test),
+            "val": scored["val"],
+            "per_sentence": per_sentence,
+            "sentences": {
+                "train": len(sentences.items["train"]),
+                "val": len(sentences.items["val"]),
+                "test": len(sentences.items["test"]),
+                "not_held_in_full": sentences.skipped_incomplete,
+                "removed_as_seen_later": sentences.removed_overlap,
+            },
+            "text_targets": self.text_info,
+            **fitted.figures(self.monitor, cfg.trainer.max_steps),
+            "wall_s": time.perf_counter() - fitted.tic,
+        }
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        with open(out / "decoded.tsv", "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t", lineterminator="\n")
+            w.writerow(["key", "relative_rank", "heard", "decoded", *(["vec2text"] if cfg.text.vec2text else [])])
+            for p in per_sentence:
+                extra = [p["vec2text"]] if cfg.text.vec2text else []
+                w.writerow([p["key"], f"{p['relative_rank']:.4f}", p["text"], p["decoded"], *extra])
+        write_card(out, contract, metrics, cfg)
+        logger.info(
+            "finetuned %s: sentence retrieval mean relative rank %.3f (permuted %.3f, p=%.2g; %d candidates, %d test "
+            "sentences), top-1 %.3f, BLEU %.1f (random sentence %.1f), %d steps",
+            out,
+            test["mean_relative_rank"],
+            test["permuted_mean_relative_rank"],
+            test["p_value"],
+            test["n_candidates"],
+            test["n_sentences"],
+            test["top1_acc"],
+            test["bleu"],
+            test["random_bleu"],
+            trainer.global_step,
+        )

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 
 from ieegfm.config import FinetuneConfig
 from ieegfm.errors import ConfigError
-from ieegfm.finetune.module import resolve_encoder_lr_scale
+from ieegfm.finetune.base import resolve_encoder_lr_scale
 from ieegfm.finetune.run import finetune, score_test_split
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from functools import partial
@@ -15,14 +14,7 @@ from torch import nn
 from ieegfm.checkpoint import CONTRACT_KEY
 from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """Learning-rate factor: linear warm-up over ``warmup`` steps, then cosine decay to 0 at ``total`` steps."""
-    if step < warmup:
-        return (step + 1) / max(warmup, 1)
-    progress = (step - warmup) / max(total - warmup, 1)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+from ieegfm.training.schedule import warmup_cosine
 
 
 class ContrastivePretraining(L.LightningModule):

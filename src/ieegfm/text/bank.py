@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ieegfm.derangement import derangement
 from ieegfm.errors import InputError
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.evaluation.text import sentence_scores, text_metrics
 from ieegfm.text.embed import normalise_text
 
-__all__ = ["CandidateBank", "build_bank", "load_distractors", "bank_ranks", "derangements", "score_sentences"]
+__all__ = ["CandidateBank", "build_bank", "load_distractors", "bank_ranks", "score_sentences"]
 
 MAX_PERMUTATIONS = 20
 TEXT_KEYS = ("bleu", "bleu_nltk", "rouge1", "rougeL", "wer")
@@ -112,31 +113,6 @@ def bank_ranks(pred: np.ndarray, true_index: np.ndarray, bank: np.ndarray) -> tu
     return ranks, top
 
 
-def derangements(n: int, k: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``k`` random permutations of ``range(n)`` that move every item (each a random cycle), for the controls.
-
-    Parameters
-    ----------
-    n : int
-        Items (>= 2 for a permutation that moves every item).
-    k : int
-        Permutations drawn.
-    rng : numpy.random.Generator
-
-    Returns
-    -------
-    list of ndarray, each shape (n,), int64
-        ``perm[i]`` is the item paired with item ``i``; ``perm[i] != i`` for every ``i`` when ``n >= 2``.
-    """
-    out = []
-    for _ in range(k):
-        order = rng.permutation(n)  # a random cycle through all items: no item keeps its own
-        perm = np.empty(n, dtype=np.int64)
-        perm[order] = np.roll(order, -1)
-        out.append(perm)
-    return out
-
-
 def score_sentences(
     pred: np.ndarray, targets: np.ndarray, texts: list[str], bank: CandidateBank, seed: int = 0, keys=None
 ) -> dict:
@@ -177,7 +153,7 @@ def score_sentences(
     true_idx = bank.index(texts)
     denom = max(bank.n_candidates - 1, 1)
     ranks, top = bank_ranks(pred, true_idx, bank.embeddings)
-    perms = derangements(n, MAX_PERMUTATIONS, rng)
+    perms = [derangement(n, rng) for _ in range(MAX_PERMUTATIONS)]
     perm_ranks = np.mean([bank_ranks(pred[p], true_idx, bank.embeddings)[0] for p in perms], axis=0)
     perm_top1 = np.mean([bank_ranks(pred[p], true_idx, bank.embeddings)[0] == 0 for p in perms])
     rel, perm_rel = ranks / denom, perm_ranks / denom
