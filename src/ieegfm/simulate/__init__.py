@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from ieegfm.conventions import is_daytime
 from ieegfm.errors import ConfigError
-from ieegfm.shards.clock import DAY_END, DAY_START  # the daytime the shards' flag counts
 
 __all__ = ["simulate", "BlockPlan", "plan_blocks", "load_sentences"]
 
@@ -146,7 +146,7 @@ def plan_blocks(
                     run=r + 1,
                     start=start_r,
                     duration=float(length),
-                    daytime=DAY_START <= hour < DAY_END,
+                    daytime=is_daytime(hour),
                 )
             )
             offset += length
@@ -459,7 +459,7 @@ def plan_task(ambient: list[BlockPlan], minutes: float, n_blocks: int) -> list[B
     t0 = last.start + dt.timedelta(seconds=last.duration + 3600)
     return [
         BlockPlan(day=last.day, run=r + 1, start=t0 + dt.timedelta(seconds=r * length), duration=float(length),
-                  daytime=DAY_START <= (t0 + dt.timedelta(seconds=r * length)).hour < DAY_END)
+                  daytime=is_daytime((t0 + dt.timedelta(seconds=r * length)).hour))
         for r in range(int(n_blocks))
     ]  # fmt: skip
 
