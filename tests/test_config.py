@@ -1,5 +1,6 @@
 import dataclasses
 import inspect
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -36,6 +37,36 @@ def test_option_groups_mirror_the_registries():
     for name, cls in LOSSES.items():
         takes = set(inspect.signature(cls.__init__).parameters)
         assert {renamed.get(k, k) for k in groups["loss.name"][name]} <= takes, name
+
+
+def test_choices_come_from_the_registries():
+    """Each choice key's allowed values are read from the registry or module that acts on them, said once."""
+    from ieegfm.config.choices import component_options
+    from ieegfm.config.enums import CONDITIONS, FINETUNE_ROWS
+    from ieegfm.conventions import POOLINGS
+    from ieegfm.features import FEATURES
+    from ieegfm.heads import HEADS
+    from ieegfm.models import ENCODERS
+
+    assert CHOICES["pretrain"]["model.encoder"] == tuple(ENCODERS) == CHOICES["scale"]["model.encoder"]
+    assert CHOICES["import-n2s"]["model.pooling"] is POOLINGS
+    assert CHOICES["finetune"]["head"] == tuple(HEADS)
+    assert CHOICES["pack"]["audio.features"] == tuple(FEATURES) == CHOICES["encode"]["features"][1:]
+    assert FINETUNE_ROWS == ("finetuned_frozen", "finetuned_full") and set(FINETUNE_ROWS) < set(CONDITIONS)
+    assert OPTION_GROUPS["finetune"]["head"]["llm_prefix"] == ("n_tokens", "hidden", "dropout")
+
+    class Wide:  # a component registered later gets its keys from its constructor
+        def __init__(self, n_chans, hidden, depth=2, learnable=True): ...
+
+    from ieegfm.config import LossConfig
+
+    assert component_options({"wide": Wide}, ModelConfig, exclude=("encoder",)) == {"wide": ("hidden", "depth")}
+    assert component_options({"wide": Wide}, LossConfig)["wide"] == ("learnable_scale",)
+    # no literal list of the registered names is left anywhere in the package
+    src = Path(__file__).resolve().parents[1] / "src" / "ieegfm"
+    for literal in ('("conv_attention", "linear")', '("clip", "siglip")', '("mean", "none")', '("encoder", "none")'):
+        hits = [str(f) for f in src.rglob("*.py") if literal in f.read_text()]
+        assert len(hits) <= 1, (literal, hits)
 
 
 def test_a_key_of_another_component_is_an_error():

@@ -1,9 +1,10 @@
 """Derangements: random permutations that move every item, the pairing of the chance controls.
 
 A control pairs each brain window (sentence, item) with another one's target; a derangement guarantees that no true
-pair is kept. Used by the shuffled-pairs control of window retrieval (:func:`ieegfm.evaluation.retrieval.
-retrieval_metrics`), the permuted controls of sentence retrieval (:func:`ieegfm.text.bank.score_sentences`, the
-vec2text control) and the permuted-brain control of the LLM-prefix head (:mod:`ieegfm.finetune.llm_run`).
+pair is kept. Used by the shuffled-pairs control of window retrieval
+(:func:`ieegfm.evaluation.retrieval.retrieval_metrics`), the permuted controls of sentence retrieval
+(:func:`ieegfm.evaluation.sentences.score_sentences`, the vec2text control) and the permuted-brain
+control of the LLM-prefix head (:mod:`ieegfm.finetune.llm_run`).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import re
 from pathlib import Path
 
 import mne
@@ -271,3 +272,27 @@ def test_semantic_component_drives_only_its_contacts_at_its_snr(tiny, tmp_path):
     # ambient files untouched by the semantic component
     amb = _read_tsv(out / "recordings.tsv")[0]["ieeg"]
     assert (out / amb).read_bytes() == (plain / amb).read_bytes()
+
+
+def test_the_simulator_reads_its_schema():
+    """One set of defaults (the schema's) and one set of checks, whatever object carries the config."""
+    from types import SimpleNamespace
+
+    from ieegfm.config import SimulateConfig
+    from ieegfm.simulate import simulate_config
+
+    partial = simulate_config(SimpleNamespace(out="x", hours=1.0))
+    assert partial == SimulateConfig(out="x", hours=1.0)  # task_minutes 24, task_blocks 8, semantic_snr 1.0
+    assert (partial.task_minutes, partial.task_blocks, partial.semantic_snr) == (24.0, 8, 1.0)
+    cli = simulate_config(load_config("simulate", overrides=["out=x", "hours=1"]))
+    assert isinstance(cli, SimulateConfig) and cli == partial
+    for bad, message in (
+        ("semantic_snr=-1", "semantic_snr=-1.0: expected >= 0"),
+        ("subject=sim_01", "subject='sim_01': a BIDS label must be alphanumeric"),
+        ("responsive_fraction=1.5", "responsive_fraction=1.5: expected a fraction in [0, 1]"),
+        ("audio_sfreq=4000", "audio_sfreq=4000: expected at least 8000 Hz"),
+    ):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            simulate_config(load_config("simulate", overrides=["out=x", bad]))
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            SimulateConfig(**{bad.split("=")[0]: type(getattr(partial, bad.split("=")[0]))(bad.split("=")[1])})

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from ieegfm.errors import ConfigError, InputError
+from ieegfm.evaluation.sentences import score_sentences
 from ieegfm.simulate import load_sentences as pool
-from ieegfm.text.bank import build_bank, load_distractors, score_sentences
+from ieegfm.text.bank import build_bank, load_distractors
 from ieegfm.text.embed import SentenceEmbedder, default_model_dir
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ieegfm.config import CompareConfig, load_config
+from ieegfm.config.enums import FINETUNE_ROWS
 from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
@@ -36,7 +37,6 @@ from ieegfm.shards.subset import ALL, chunk_order, nested_subset, parse_hours, s
 logger = logging.getLogger(__name__)
 
 PRETRAIN_GROUPS = ("data", "model", "loss", "optim", "trainer")
-FINETUNE_ROWS = ("finetuned_frozen", "finetuned_full")
 
 
 @dataclass

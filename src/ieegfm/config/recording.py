@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any  # noqa: F401  (field annotations are strings; OmegaConf resolves them here)
 
-from omegaconf import MISSING  # noqa: F401
+from omegaconf import MISSING
+
+from ieegfm.errors import ConfigError
 
 # ----------------------------------------------------------------------------------------------------------------
 # simulate
@@ -75,6 +77,26 @@ class SimulateConfig:
         default=None,
         metadata={"help": "local sentence-transformers folder embedding the meaning; default all-MiniLM-L6-v2"},
     )
+
+    def __post_init__(self) -> None:
+        """The checks no simulator function makes itself (the schedule and the electrode layout check theirs).
+
+        Raises
+        ------
+        ConfigError
+            A sampling rate below its floor (sfreq 100 Hz, audio_sfreq 8000 Hz), a subject label that is not
+            alphanumeric (BIDS), a fraction outside [0, 1], or a negative ``semantic_snr``.
+        """
+        for key, low in (("sfreq", 100.0), ("audio_sfreq", 8000)):
+            if getattr(self, key) < low:
+                raise ConfigError(f"{key}={getattr(self, key)}: expected at least {low} Hz")
+        if not str(self.subject).isalnum():
+            raise ConfigError(f"subject={self.subject!r}: a BIDS label must be alphanumeric")
+        for key in ("speech_fraction_day", "speech_fraction_night", "responsive_fraction", "semantic_fraction"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{key}={getattr(self, key)}: expected a fraction in [0, 1]")
+        if self.semantic_snr < 0:
+            raise ConfigError(f"semantic_snr={self.semantic_snr}: expected >= 0 (0: no semantic component)")
 
 
 # ----------------------------------------------------------------------------------------------------------------

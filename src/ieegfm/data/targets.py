@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ieegfm.models.base import POOLINGS
+from ieegfm.conventions import POOLINGS
 
 
 def target_of(audio: torch.Tensor, pooling: str) -> torch.Tensor:

@@ -8,10 +8,14 @@ __all__ = [
     "AudioFeatureExtractor",
     "LogMel",
     "Wav2Vec2Features",
+    "FEATURES",
     "build_extractor",
     "interpolation_weights",
     "targets_at",
 ]
+
+#: Audio features registered for ``audio.features`` (the frozen targets packed beside the brain).
+FEATURES: dict[str, type[AudioFeatureExtractor]] = {"logmel": LogMel, "wav2vec2": Wav2Vec2Features}
 
 
 def build_extractor(audio_cfg) -> AudioFeatureExtractor:
@@ -26,4 +30,4 @@ def build_extractor(audio_cfg) -> AudioFeatureExtractor:
             chunk_s=audio_cfg.chunk_s,
             device=audio_cfg.device,
         )
-    raise ValueError(f"audio.features={audio_cfg.features!r}: expected 'logmel' or 'wav2vec2'")
+    raise ValueError(f"audio.features={audio_cfg.features!r}: expected one of {list(FEATURES)}")

@@ -17,10 +17,9 @@ import torch
 from torch import nn
 
 from ieegfm.checkpoint import CONTRACT_KEY
+from ieegfm.config.enums import FREEZE, INITS
 from ieegfm.training.schedule import warmup_cosine
 
-FREEZE = ("encoder", "none")
-INITS = ("pretrained", "scratch")
 #: Learning-rate scale of a *pretrained* encoder under full finetuning: its weights move at a tenth of the head's
 #: rate. A randomly initialised encoder has nothing to protect and trains at the full rate (1.0).
 PRETRAINED_ENCODER_LR_SCALE = 0.1

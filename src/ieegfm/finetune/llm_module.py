@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ieegfm.config.enums import LLM_PRECISIONS
 from ieegfm.finetune.base import FinetuningBase
 
 
@@ -98,8 +99,8 @@ class LLMPrefixFinetuning(FinetuningBase):
         contract: dict | None = None,
     ) -> None:
         super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
-        if precision not in ("auto", "bf16", "32"):
-            raise ValueError(f"precision must be 'auto', 'bf16' or '32', got {precision!r}")
+        if precision not in LLM_PRECISIONS:
+            raise ValueError(f"precision must be one of {LLM_PRECISIONS}, got {precision!r}")
         self._lm = [lm]  # a list: frozen, never a submodule (not in state_dict nor in checkpoints)
 
     @property

@@ -6,11 +6,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from ieegfm.config.enums import OBJECTIVES
 from ieegfm.data.targets import target_of
 from ieegfm.evaluation.retrieval import SUMMARY_KEYS, retrieval_metrics
 from ieegfm.finetune.base import FinetuningBase
-
-OBJECTIVES = ("clip", "regression")
 
 
 class Finetuning(FinetuningBase):

@@ -5,7 +5,8 @@ The run folder is that of every finetuning run (``model.ckpt``, ``config.yaml``,
 ``sentence_targets.npz``: the bank's texts and embeddings, computed once per sentence (not per step) with the
 target model, and ``decoded.tsv``: every test sentence beside its decoded text. ``metrics.json`` holds the test
 metrics at its top level (``mean_relative_rank``, ``n_candidates``, ``permuted_mean_relative_rank``, ``top1_acc``,
-``bleu``, ``rouge1``, ``rougeL``, ``wer``, ``cosine``, their controls; see :func:`ieegfm.text.bank.score_sentences`),
+``bleu``, ``rouge1``, ``rougeL``, ``wer``, ``cosine``, their controls; see
+:func:`ieegfm.evaluation.sentences.score_sentences`),
 ``val`` the same on validation, ``per_sentence`` and the training figures.
 """
 
@@ -23,11 +24,12 @@ from torch.utils.data import DataLoader
 
 from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError
+from ieegfm.evaluation.sentences import score_sentences
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
 from ieegfm.finetune.sentence_module import SentenceFinetuning
 from ieegfm.losses.clip_triplet import ClipTripletLoss
-from ieegfm.text.bank import CandidateBank, build_bank, load_distractors, score_sentences
+from ieegfm.text.bank import CandidateBank, build_bank, load_distractors
 from ieegfm.text.embed import SentenceEmbedder
 from ieegfm.text.sentences import collate_sentences, load_sentences
 
@@ -217,8 +219,8 @@ class SentenceRecipe(HeadRecipe):
         return {"train_dataloaders": train, "val_dataloaders": val}
 
     def report(self, cfg, fitted: Fitted, score_test: bool) -> None:
-        """Validation and test scores (:func:`ieegfm.text.bank.score_sentences`, BERTScore and vec2text when
-        asked), ``metrics.json``, ``decoded.tsv`` and the card."""
+        """Validation and test scores (:func:`ieegfm.evaluation.sentences.score_sentences`, BERTScore and
+        vec2text when asked), ``metrics.json``, ``decoded.tsv`` and the card."""
         out, module, trainer, contract = fitted.out, fitted.module, fitted.trainer, fitted.contract
         sentences, bank, collate = self.sentences, self.bank, self.collate
         lookup = bank.lookup()

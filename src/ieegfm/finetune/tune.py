@@ -25,19 +25,13 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ieegfm.config import FinetuneConfig
+from ieegfm.config.enums import CONDITIONS
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.base import resolve_encoder_lr_scale
 from ieegfm.finetune.run import finetune, score_test_split
 
 logger = logging.getLogger(__name__)
 
-#: condition -> (init, freeze) of its finetuning runs; None: not trained.
-CONDITIONS: dict[str, tuple[str, str] | None] = {
-    "zero_shot": None,
-    "task_only": ("scratch", "none"),
-    "finetuned_frozen": ("pretrained", "encoder"),
-    "finetuned_full": ("pretrained", "none"),
-}
 #: What chooses a grid point.
 CRITERION = "lowest best-checkpoint val mean relative rank (mean over the selection seeds)"
 #: Keys of a comparison or sweep config that are not the finetuning runs' own.
@@ -84,7 +78,7 @@ def grid_points(condition: str, lr_grid, encoder_lr_scales) -> list[GridPoint]:
     Parameters
     ----------
     condition : str
-        A trained key of :data:`CONDITIONS`.
+        A trained key of :data:`ieegfm.config.enums.CONDITIONS`.
     lr_grid, encoder_lr_scales : sequence of float
         Learning rates of the head; encoder scales tried with a pretrained, unfrozen encoder.
 
@@ -147,7 +141,7 @@ def tune_condition(cfg, condition: str, seeds: list[int], folder: Path) -> dict:
         :class:`ieegfm.config.CompareConfig` (or the sweep's equivalent): the shared finetuning keys and the grid
         (``lr_grid``, ``encoder_lr_scales``, ``select_seeds``).
     condition : str
-        A trained key of :data:`CONDITIONS`.
+        A trained key of :data:`ieegfm.config.enums.CONDITIONS`.
     seeds : list of int
         Seeds of the reported runs; the first ``select_seeds`` of them also choose the grid point.
     folder : Path

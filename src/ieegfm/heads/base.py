@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ieegfm.models.base import POOLINGS, BrainEncoder, _check_positive_int
+from ieegfm.conventions import POOLINGS
+from ieegfm.models.base import BrainEncoder, _check_positive_int
 
 
 class FinetuneHead(nn.Module):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-POOLINGS = ("mean", "none")
+from ieegfm.conventions import POOLINGS
 
 
 def _check_positive_int(name: str, value: object) -> int:

@@ -7,9 +7,10 @@ training blocks only.
 
 from .filters import StreamingPreprocessor, preprocess_array
 from .montage import MONTAGES, apply_montage, bipolar_pairs, parse_contact
-from .scaling import RobustScaler, StandardScaler
+from .scaling import SCALING_RULES, RobustScaler, StandardScaler
 
 __all__ = [
+    "SCALING_RULES",
     "MONTAGES",
     "RobustScaler",
     "StandardScaler",

@@ -18,7 +18,15 @@ import numpy as np
 
 from ._validate import _check_float
 
-__all__ = ["RobustScaler", "StandardScaler"]
+__all__ = ["SCALING_RULES", "RobustScaler", "StandardScaler"]
+
+#: ``preprocess.scale_by`` -> what it does, as the manifest states it (applied by :mod:`ieegfm.shards.scalers`)
+SCALING_RULES = {
+    "train": "robust scaling per subject fitted on its training blocks (subjects.<s>.scaler)",
+    "day": "robust scaling per subject and local recording day, fitted on all of that day's blocks (every split; no "
+    "labels), so a day's gain drift is divided out",
+    "block": "robust scaling per block, fitted on the block itself (every split; no labels)",
+}
 
 
 def _check_data(data, n_chans: int | None, valid) -> tuple[np.ndarray, np.ndarray | None]:

@@ -26,8 +26,6 @@ from ieegfm.shards.writer import ShardWriter
 
 logger = logging.getLogger(__name__)
 
-CONTROLS = ("none", "mismatched")
-
 
 def _samples(root: Path, manifest: dict):
     for sp in SPLITS:

@@ -12,13 +12,11 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from ieegfm.conventions import is_daytime
 from ieegfm.errors import ConfigError
 from ieegfm.io.ieeg import IEEGHeader
 from ieegfm.io.recordings import Block
 from ieegfm.shards import deidentify
-
-#: Hours of the local clock counted as daytime: [DAY_START, DAY_END).
-DAY_START, DAY_END = 8, 22
 
 
 def local_timezone(name: str) -> ZoneInfo:
@@ -90,8 +88,8 @@ class SiteClock:
         return (self.local(t).date() - self.first_day[subject]).days
 
     def daytime(self, t: dt.datetime) -> bool:
-        """Whether ``t`` falls in local daytime, [DAY_START, DAY_END) h."""
-        return DAY_START <= self.local(t).hour < DAY_END
+        """Whether ``t`` falls in local daytime, [DAY_START, DAY_END) h (:mod:`ieegfm.conventions`)."""
+        return is_daytime(self.local(t).hour)
 
     def published(self, subject: str, t: dt.datetime) -> tuple[str, str]:
         """``(start_time, local_time)`` of ``t`` as written (ISO 8601), moved back when anonymising."""

@@ -44,10 +44,11 @@ from ieegfm.io.manifest import (
     write_manifest,
 )
 from ieegfm.io.recordings import read_recordings
+from ieegfm.preprocess import SCALING_RULES
 from ieegfm.shards.channels import channels_from_pack, select_channels
 from ieegfm.shards.clock import SiteClock, local_timezone
 from ieegfm.shards.headers import BlockInfo, read_blocks
-from ieegfm.shards.scalers import RULES, Scalers, fit_scalers
+from ieegfm.shards.scalers import Scalers, fit_scalers
 from ieegfm.shards.split import BlockSpan, assign_splits, guard_trims
 from ieegfm.shards.work import plan_job, process_blocks, work_sha256
 from ieegfm.shards.writer import ShardWriter
@@ -295,7 +296,7 @@ def build_manifest(cfg, extractor, infos, split, trims, guard_s, picks, dropped,
         "audio_scaler": scalers.audio.to_dict(),
         "scaling": {
             "by": cfg.preprocess.scale_by,
-            "rule": RULES[cfg.preprocess.scale_by],
+            "rule": SCALING_RULES[cfg.preprocess.scale_by],
             "unit_of_block": scalers.unit_of_block,
             "scalers": {u: sc.to_dict() for u, sc in scalers.units.items()},
         },

@@ -16,13 +16,6 @@ from ieegfm.preprocess import RobustScaler, StandardScaler
 from ieegfm.shards.clock import SiteClock
 from ieegfm.shards.headers import BlockInfo
 
-#: what each ``preprocess.scale_by`` does, as the manifest states it
-RULES = {
-    "train": "robust scaling per subject fitted on its training blocks (subjects.<s>.scaler)",
-    "day": "robust scaling per subject and local recording day, fitted on all of that day's blocks (every split; no "
-    "labels), so a day's gain drift is divided out",
-    "block": "robust scaling per block, fitted on the block itself (every split; no labels)",
-}
 SLICE_S = 600.0
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ieegfm.config.enums import SUBSET_ORDERS
 from ieegfm.data.tar import tar_members
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.checksum import sha256_file
@@ -33,7 +34,6 @@ from ieegfm.io.manifest import read_manifest, write_manifest
 
 logger = logging.getLogger(__name__)
 
-ORDERS = ("recording", "random")
 #: the budget that keeps every training chunk
 ALL = "all"
 
@@ -128,8 +128,8 @@ def chunk_order(chunks: list[Chunk], order: str = "recording", seed: int = 0, da
     ConfigError
         Unknown order.
     """
-    if order not in ORDERS:
-        raise ConfigError(f"subset order={order!r}: expected one of {list(ORDERS)}")
+    if order not in SUBSET_ORDERS:
+        raise ConfigError(f"subset order={order!r}: expected one of {list(SUBSET_ORDERS)}")
     by_subject: dict[str, list[Chunk]] = {}
     for c in sorted(chunks, key=lambda c: (c.subject, c.start_time, c.shard, c.index)):
         if c.daytime or not daytime_only:

@@ -1,0 +1,21 @@
+"""Facts every layer shares, kept below all of them: the daytime hours and the pooling of a target.
+
+The simulator (which writes files as a hospital would), the packer (which flags daytime chunks), the data pipeline
+(which shapes targets) and the models (which pool their output) all read these; none of them imports another for it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DAY_START", "DAY_END", "POOLINGS", "is_daytime"]
+
+#: Hours of the local clock counted as daytime: [DAY_START, DAY_END) (08:00-22:00).
+DAY_START, DAY_END = 8, 22
+
+#: Pooling of an encoder's output and of its target: ``"mean"`` (one vector per window, averaged over time) or
+#: ``"none"`` (time-resolved, one vector per target frame).
+POOLINGS = ("mean", "none")
+
+
+def is_daytime(hour: float) -> bool:
+    """Whether the local clock time ``hour`` (hours since midnight, fractional, in [0, 24)) is daytime."""
+    return DAY_START <= hour < DAY_END
