@@ -214,6 +214,30 @@ def test_no_import_against_the_flow(lower, forbidden):
     assert not bad, "\n".join(bad)
 
 
+def _imports_inside_functions(path: Path) -> list[str]:
+    """``ieegfm`` imports written inside a function of the module at ``path``, as ``line: module``."""
+    out = []
+    for fn in ast.walk(ast.parse(path.read_text())):
+        if isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for node in ast.walk(fn):
+                if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("ieegfm")):
+                    out.append(f"{node.lineno}: {node.module}")
+    return out
+
+
+#: Modules allowed an ``ieegfm`` import inside a function: the command line imports each subcommand when it runs.
+LAZY_IMPORTS_ALLOWED = ("ieegfm.__main__",)
+
+
+@pytest.mark.parametrize("package", ["ieegfm.analysis", "ieegfm.simulate", "ieegfm.config", "ieegfm.finetune.run"])
+def test_no_import_hidden_in_a_function(package):
+    """Analyses plan and report through the functions a user calls, imported at the top (nothing hides training)."""
+    modules = _modules(SRC)
+    bad = {m: _imports_inside_functions(modules[m]) for m in _under(package) if m not in LAZY_IMPORTS_ALLOWED}
+    bad = {m: v for m, v in bad.items() if v}
+    assert not bad, bad
+
+
 def _write(root: Path, files: dict[str, str]) -> None:
     for rel, text in files.items():
         path = root / rel

@@ -7,6 +7,7 @@ import shutil
 import pytest
 from recording_fixtures import FAST, TINY_MODEL
 
+import ieegfm.analysis.scale.point as scale_point
 import ieegfm.pretrain.run as pretrain_run
 from ieegfm.__main__ import main
 from ieegfm.config import load_config
@@ -29,7 +30,7 @@ def no_training(monkeypatch):
     def refuse(cfg):
         raise AssertionError("pretraining started before the sweep's checks")
 
-    monkeypatch.setattr(pretrain_run, "pretrain", refuse)
+    monkeypatch.setattr(scale_point, "pretrain", refuse)
 
 
 def _other_patient(patient, tmp_path, subjects):
@@ -93,7 +94,7 @@ def test_sweep_end_to_end_and_resumed(patient, tmp_path, monkeypatch, capsys):
     stamp = card0.stat().st_mtime_ns
     calls = []
     real = pretrain_run.pretrain
-    monkeypatch.setattr(pretrain_run, "pretrain", lambda cfg: calls.append(cfg.out) or real(cfg))
+    monkeypatch.setattr(scale_point, "pretrain", lambda cfg: calls.append(cfg.out) or real(cfg))
     assert main(_args(patient, out, *grid)) == 0
     assert len(calls) == 2 and card0.stat().st_mtime_ns == stamp  # the finished point was not redone
     rows = list(csv.DictReader(open(out / "points.csv")))

@@ -20,7 +20,11 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from ieegfm.analysis.ridge import FoldedRidge
+from ieegfm.checkpoint import model_for_shards
+from ieegfm.data import ShardDataModule, read_manifest
 from ieegfm.errors import InputError
+from ieegfm.evaluation.evaluate import embed_split
+from ieegfm.evaluation.retrieval import retrieval_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +180,6 @@ def drift(cfg) -> dict:
     InputError
         As :func:`ieegfm.evaluation.evaluate.score_split`; fewer than 2 days or 3 blocks.
     """
-    from ieegfm.checkpoint import model_for_shards
-    from ieegfm.data import ShardDataModule, read_manifest
-    from ieegfm.evaluation.evaluate import embed_split
-    from ieegfm.evaluation.retrieval import retrieval_metrics
 
     manifest = read_manifest(cfg.shards)
     model, contract = model_for_shards(cfg.ckpt, manifest, cfg.shards, cfg.channels)

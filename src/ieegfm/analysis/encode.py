@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.analysis.ridge import FoldedRidge
+from ieegfm.data import read_manifest
+from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import ConfigError, InputError
 
 logger = logging.getLogger(__name__)
@@ -155,9 +157,6 @@ def encode(cfg) -> dict:
         ``bin_s`` not a whole number of samples, lags not increasing.
     """
     from scipy.stats import false_discovery_control
-
-    from ieegfm.data import read_manifest
-    from ieegfm.data.tar import decode_sample, tar_samples
 
     root = Path(cfg.shards)
     manifest = read_manifest(root)

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 from ieegfm.errors import InputError
+from ieegfm.finetune.cards import cards_table, list_cards
 
 
 def _sections(root: Path) -> list[dict]:
@@ -79,8 +80,6 @@ def _sections(root: Path) -> list[dict]:
             for n, v in ranked
         ]
         out.append(_json_section("Encoding models", path, "\n".join(lines), root))
-    from ieegfm.finetune.cards import cards_table, list_cards
-
     cards = list_cards(root)
     if cards:
         out.append({"title": "Model cards", "folder": root, "text": cards_table(cards), "figures": [], "config": None})
