@@ -29,13 +29,22 @@ def _contract(subjects=None) -> CheckpointContract:
     return CheckpointContract(kind="pretrain", encoder=dict(ENC), subjects=subjects, data={"shards": "x"})
 
 
-def _manifest(subjects: dict, n_features: int = 6) -> dict:
+def _manifest_dict(subjects: dict, n_features: int = 6) -> dict:
     return {
         "sfreq": 40.0,
+        "window_s": 3.0,
         "n_features": n_features,
         "n_chans_max": max(len(c) for c in subjects.values()),
         "subjects": {s: {"index": i, "ch_names": list(c)} for i, (s, c) in enumerate(subjects.items())},
+        "shards": {},
+        "splits": {},
     }
+
+
+def _manifest(subjects: dict, n_features: int = 6):
+    from ieegfm.io.manifest import Manifest
+
+    return Manifest.from_dict(_manifest_dict(subjects, n_features))
 
 
 @pytest.fixture
@@ -110,7 +119,7 @@ def test_a_pickle_that_runs_code_is_refused_not_executed(tmp_path):
     marker = tmp_path / "pwned"
     shards = tmp_path / "shards"
     shards.mkdir()
-    (shards / "manifest.json").write_text(json.dumps(_manifest({"s1": CHANS})))
+    (shards / "manifest.json").write_text(json.dumps(_manifest_dict({"s1": CHANS})))
     path = tmp_path / "evil.ckpt"
     torch.save({"state_dict": {}, "payload": _Evil(marker)}, path)
     with pytest.raises(InputError, match=r"refused: loading it would need arbitrary unpickling"):

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ieegfm.config import load_config
 from ieegfm.errors import IeegfmError
+from ieegfm.io.manifest import read_manifest
 
 MODELS = [
     ("conv_attention", "mean"),
@@ -147,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: error: {err}", file=sys.stderr)
         return 2
     table = summary_table(rows)
-    manifest = json.loads((out / "shards" / "manifest.json").read_text())
-    hours = {k: round(v["hours"], 2) for k, v in manifest["splits"].items()}
+    manifest = read_manifest(out / "shards")
+    hours = {k: round(v.hours, 2) for k, v in manifest.splits.items()}
     text = (
         f"# ieegfm demo ({args.hours} h simulated over 2 days, log-mel targets, {args.max_steps} steps/model)\n\n"
         f"Packed hours per split: {hours}\n\n{table}\n\nTimings (s): "

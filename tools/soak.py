@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from ieegfm.io.manifest import read_manifest
+
 
 def tree_rss_mb(proc: psutil.Process) -> dict[int, float]:
     """RSS (MB) of a process and all its descendants, by pid."""
@@ -74,8 +76,8 @@ def pack_figures(table: Path, out: Path, log: Path) -> dict:
     r = run_sampled(cmd, 0.2, log)
     totals = [sum(s.values()) for _, s in r["samples"]]
     largest = [max(s.values(), default=0.0) for _, s in r["samples"]]
-    manifest = json.loads((out / "manifest.json").read_text())
-    hours = sum(manifest["splits"][sp]["hours"] for sp in manifest["splits"])
+    manifest = read_manifest(out)
+    hours = sum(st.hours for st in manifest.splits.values())
     return {
         "packed_hours": round(hours, 3),
         "wall_s": round(r["wall_s"], 1),

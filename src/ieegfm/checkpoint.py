@@ -26,6 +26,7 @@ import torch
 import ieegfm
 from ieegfm.errors import InputError
 from ieegfm.io.checksum import sha256_file
+from ieegfm.io.manifest import Manifest
 from ieegfm.models import BrainEncoder, build_encoder
 
 logger = logging.getLogger(__name__)
@@ -103,26 +104,26 @@ class CheckpointContract:
         return {s: list(v["ch_names"]) for s, v in self.subjects.items()}
 
 
-def shards_provenance(shards: str | Path, manifest: dict) -> dict:
+def shards_provenance(shards: str | Path, manifest: Manifest) -> dict:
     """The ``data`` field of a contract for a shard folder: manifest sha256, pack config, hours."""
     root = Path(shards)
     hours = {
-        sp: {k: v for k, v in stats.items() if k in ("hours", "daytime_hours", "by_day", "n_windows")}
-        for sp, stats in manifest.get("splits", {}).items()
+        sp: {"hours": st.hours, "daytime_hours": st.daytime_hours, "by_day": dict(st.by_day), "n_windows": st.n_windows}
+        for sp, st in manifest.splits.items()
     }
     return {
         "shards": str(root),
         "manifest_sha256": sha256_file(root / "manifest.json"),
-        "pack_config": manifest.get("config"),
-        "audio": manifest.get("audio"),
-        "sfreq": manifest.get("sfreq"),
+        "pack_config": manifest.config or None,
+        "audio": manifest.audio,
+        "sfreq": manifest.sfreq,
         "hours": hours,
     }
 
 
-def subjects_of(manifest: dict) -> dict:
+def subjects_of(manifest: Manifest) -> dict:
     """``subjects`` field of a contract from a shard manifest: label -> index and channel names."""
-    return {s: {"index": int(v["index"]), "ch_names": list(v["ch_names"])} for s, v in manifest["subjects"].items()}
+    return {s: {"index": v.index, "ch_names": list(v.ch_names)} for s, v in manifest.subjects.items()}
 
 
 def load_checkpoint(path: str | Path) -> tuple[dict, CheckpointContract]:
@@ -183,7 +184,7 @@ def module_weights(state: dict, prefix: str) -> dict[str, torch.Tensor]:
 
 
 def match_channels(
-    contract: CheckpointContract, manifest: dict, where: str, channels: str = "exact"
+    contract: CheckpointContract, manifest: Manifest, where: str, channels: str = "exact"
 ) -> dict[str, list[int | None]]:
     """For each subject of the shards, where each shard channel sits in the checkpoint's projection.
 
@@ -215,13 +216,13 @@ def match_channels(
         raise InputError(f"channels={channels!r}: expected one of {list(CHANNEL_POLICIES)}")
     ckpt_channels = contract.channel_map()
     rows: dict[str, list[int | None]] = {}
-    for subject, info in manifest["subjects"].items():
+    for subject, info in manifest.subjects.items():
         if subject not in ckpt_channels:
             raise InputError(
                 f"{where}: subject {subject!r} of the shards is not in the checkpoint (trained on "
                 f"{sorted(ckpt_channels)}); finetune on that subject's task data instead"
             )
-        theirs, ours = ckpt_channels[subject], list(info["ch_names"])
+        theirs, ours = ckpt_channels[subject], list(info.ch_names)
         missing = [c for c in theirs if c not in ours]
         extra = [c for c in ours if c not in theirs]
         if (missing or extra) and channels == "exact":
@@ -250,15 +251,15 @@ def match_channels(
     return rows
 
 
-def encoder_config_for(contract: CheckpointContract, manifest: dict) -> dict:
+def encoder_config_for(contract: CheckpointContract, manifest: Manifest) -> dict:
     """The checkpoint's encoder config laid out for a shard set (its ``n_chans_max`` and subject count)."""
-    return {**contract.encoder, "n_chans": int(manifest["n_chans_max"]), "n_subjects": len(manifest["subjects"])}
+    return {**contract.encoder, "n_chans": manifest.n_chans_max, "n_subjects": len(manifest.subjects)}
 
 
 def encoder_for_shards(
     contract: CheckpointContract,
     weights: dict[str, torch.Tensor] | None,
-    manifest: dict,
+    manifest: Manifest,
     where: str,
     channels: str = "exact",
     window_n: int | None = None,
@@ -297,11 +298,11 @@ def encoder_for_shards(
         count differs from the checkpoint's (brain-only shards, ``n_features`` 0, take any).
     """
     cfg = dict(contract.encoder)
-    if abs(float(manifest["sfreq"]) - float(cfg["sfreq"])) > 1e-6:
-        raise InputError(f"{where}: shards at {manifest['sfreq']} Hz, checkpoint trained at {cfg['sfreq']} Hz")
-    if int(manifest["n_features"]) and int(manifest["n_features"]) != int(cfg["n_features"]):  # 0: brain-only
+    if abs(manifest.sfreq - float(cfg["sfreq"])) > 1e-6:
+        raise InputError(f"{where}: shards at {manifest.sfreq} Hz, checkpoint trained at {cfg['sfreq']} Hz")
+    if manifest.n_features and manifest.n_features != int(cfg["n_features"]):  # 0: brain-only
         raise InputError(
-            f"{where}: shards have {manifest['n_features']} audio features, the checkpoint {cfg['n_features']}; "
+            f"{where}: shards have {manifest.n_features} audio features, the checkpoint {cfg['n_features']}; "
             "pack with the same audio config (channels_from= copies it)"
         )
     if window_n is not None and int(window_n) != int(cfg["n_times"]):
@@ -313,11 +314,11 @@ def encoder_for_shards(
         return encoder
     old = weights["subject_layers.weight"]  # (n_subjects_ckpt, n_chans_ckpt, projected)
     new = torch.zeros(cfg["n_subjects"], cfg["n_chans"], old.shape[2], dtype=old.dtype)
-    for subject, info in manifest["subjects"].items():
+    for subject, info in manifest.subjects.items():
         src = int(contract.subjects[subject]["index"])
         for j, row in enumerate(rows[subject]):
             if row is not None:
-                new[int(info["index"]), j] = old[src, row]
+                new[info.index, j] = old[src, row]
     weights = dict(weights)
     weights["subject_layers.weight"] = new
     encoder.load_state_dict(weights)
@@ -325,7 +326,7 @@ def encoder_for_shards(
 
 
 def model_for_shards(
-    ckpt: str | Path, manifest: dict, shards: str | Path, channels: str = "exact", window_n: int | None = None
+    ckpt: str | Path, manifest: Manifest, shards: str | Path, channels: str = "exact", window_n: int | None = None
 ) -> tuple[torch.nn.Module, CheckpointContract]:
     """The embedding model of a pretraining or finetuning checkpoint, laid out for a shard set.
 

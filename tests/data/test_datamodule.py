@@ -30,7 +30,7 @@ def test_eval_windows_fixed_nonoverlapping_and_counted(shards):
 def test_train_epochs_have_equal_length_and_seeded_shuffles(shards):
     dm = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=3)
     loader = dm.train_dataloader()
-    n_chunks = sum(len(s["chunk_lengths"]) for s in dm.manifest["shards"]["train"])
+    n_chunks = sum(len(s.chunk_lengths) for s in dm.manifest.entries("train"))
     first = _keys(loader)
     n_planned = len(first)
     assert loader.num_batches == len(list(dm.train_dataloader())) == -(-n_planned // 4)
@@ -126,7 +126,9 @@ def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypa
             seen[epoch, rank] = [k for b in got for k in b["key"]]
             assert all(len(b["key"]) == len(b["brain"]) == len(b["audio"]) > 0 for b in got)
         assert len(set(batches.values())) == 1  # the same number of batches on every rank
-        planner = plan.EpochPlanner(dm.manifest["shards"]["train"], dm.urls("train"), dm.window_n, 4, 5)
+        planner = plan.EpochPlanner(
+            [e.chunk_lengths for e in dm.manifest.entries("train")], dm.urls("train"), dm.window_n, 4, 5
+        )
         planned = _planned_windows(dm, planner.plan(epoch, world, workers))
         keys = [k for rank in range(world) for k in seen[epoch, rank]]
         assert len(keys) == len(set(keys)) == len(planned)  # counted: none twice, none left out
@@ -145,7 +147,7 @@ def test_epoch_plan_invariants():
         batch_sizes(13, 3, 4)
     rng = np.random.default_rng(0)
     for _ in range(40):
-        shards = [{"chunk_lengths": rng.integers(0, 1300, size=rng.integers(1, 6)).tolist()} for _ in range(7)]
+        shards = [rng.integers(0, 1300, size=rng.integers(1, 6)).tolist() for _ in range(7)]
         world, workers, size = int(rng.integers(1, 6)), int(rng.integers(1, 4)), int(rng.integers(1, 9))
         plan = EpochPlanner(shards, [f"s{i}" for i in range(7)], 120, size, 1).plan(3, world, workers)
         if plan["batches"] == 0:

@@ -136,7 +136,12 @@ def test_default_run_folder_is_the_per_patient_layout():
     from ieegfm.finetune.runner import run_folder
 
     cfg = load_config("finetune", overrides=["ckpt=c", "shards=/data/shards/audiobook", "init=scratch", "seed=2"])
-    manifest = {"subjects": {"p07": {}, "p03": {}}}
+    from ieegfm.io.manifest import Manifest
+
+    manifest = Manifest.from_dict(
+        {"sfreq": 100.0, "window_s": 1.0, "n_chans_max": 1, "n_features": 0, "shards": {}, "splits": {},
+         "subjects": {s: {"index": i, "ch_names": ["A1"]} for i, s in enumerate(["p07", "p03"])}}
+    )  # fmt: skip
     assert str(run_folder(cfg, manifest)) == "runs/p03+p07/audiobook/linear/scratch-encoder-seed2"
     cfg.out = "elsewhere"
     assert str(run_folder(cfg, manifest)) == "elsewhere"

@@ -25,7 +25,7 @@ def _minimal() -> dict:
 
 def test_write_then_read_round_trip_and_sizes(tmp_path):
     path = write_manifest(tmp_path, _minimal())
-    assert path == tmp_path / MANIFEST and read_manifest(tmp_path) == _minimal()
+    assert path == tmp_path / MANIFEST and read_manifest(tmp_path).to_dict() == _minimal()
     assert json.loads((tmp_path / SIZES).read_text()) == {"train-000000.tar": 3}
     assert not list(tmp_path.glob("*.tmp"))
     withdraw_manifest(tmp_path)
@@ -75,7 +75,7 @@ def test_every_shard_folder_kind_reads_through_the_one_reader(patient):
     for folder in (patient["root"] / "amb", patient["task"]):
         m = read_manifest(folder)
         assert json.loads((folder / SIZES).read_text()) == {
-            e["name"]: e["n_samples"] for entries in m["shards"].values() for e in entries
+            e.name: e.n_samples for entries in m.shards.values() for e in entries
         }
 
 
@@ -87,7 +87,7 @@ def test_verify_finds_damage_that_reading_does_not(patient, tmp_path, capsys):
     shutil.copytree(patient["task"], copy)
     assert main(["verify", f"shards={copy}"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["ok"] == report["shards"] == sum(len(v) for v in read_manifest(copy)["shards"].values())
+    assert report["ok"] == report["shards"] == sum(len(v) for v in read_manifest(copy).shards.values())
     tar = sorted(copy.glob("train-*.tar"))[0]
     data = bytearray(tar.read_bytes())
     data[2000] ^= 0xFF  # inside the first member's .npy bytes: same size, same tar headers
@@ -97,3 +97,30 @@ def test_verify_finds_damage_that_reading_does_not(patient, tmp_path, capsys):
     assert (
         len(err) == 1 and f"1 of {report['shards']} shard(s) damaged or missing ({tar.name}: sha256 differs" in err[0]
     )
+
+
+def test_the_typed_manifest_is_frozen_and_gives_the_json_back(patient, tmp_path):
+    """read_manifest returns a frozen, typed object; to_dict() is the JSON as written, and writing it back gives
+    the same bytes (the on-disk format does not change)."""
+    import dataclasses
+
+    from ieegfm.io.manifest import Manifest, ShardEntry, SubjectEntry
+
+    folder = patient["task"]
+    m = read_manifest(folder)
+    raw = json.loads((folder / MANIFEST).read_text())
+    assert isinstance(m, Manifest) and m.to_dict() == raw
+    assert m.sfreq == raw["sfreq"] and m.n_features == raw["n_features"] and m.n_chans_max == raw["n_chans_max"]
+    (subject,) = m.subjects
+    assert isinstance(m.subjects[subject], SubjectEntry)
+    assert list(m.subjects[subject].ch_names) == raw["subjects"][subject]["ch_names"]
+    assert all(isinstance(e, ShardEntry) for e in m.entries("train"))
+    assert m.n_windows("test") == sum(e["n_windows"] for e in raw["shards"]["test"]) > 0
+    assert m.window_n == round(raw["window_s"] * raw["sfreq"]) and m.entries("nope") == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        m.sfreq = 1.0  # type: ignore[misc]
+    m.to_dict()["sfreq"] = -1  # a copy: the object does not change
+    assert m.sfreq == raw["sfreq"]
+    write_manifest(tmp_path, m.to_dict())
+    assert (tmp_path / MANIFEST).read_bytes() == (folder / MANIFEST).read_bytes()
+    assert (tmp_path / SIZES).read_bytes() == (folder / SIZES).read_bytes()

@@ -9,7 +9,7 @@ from recording_fixtures import write_n2s_pickle
 
 from ieegfm.__main__ import main
 from ieegfm.checkpoint import load_checkpoint
-from ieegfm.data import read_manifest
+from ieegfm.io.manifest import read_manifest
 from ieegfm.io.n2s import read_n2s
 from ieegfm.shards.import_n2s import split_trials
 from ieegfm.text.sentences import load_sentences
@@ -47,8 +47,8 @@ def test_imported_shards_hold_the_sentences_and_the_text_head_learns_them(n2s, t
     out = tmp_path / "shards"
     assert main(["import-n2s", str(n2s), "sfreq=50", f"out={out}", *SMALL_ENCODER]) == 0
     manifest = read_manifest(out)
-    assert manifest["n_features"] == 0 and manifest["subjects"]["n2s"]["n_chans"] == 30
-    assert [b["split"] for b in manifest["blocks"].values()].count("test") == 2
+    assert manifest.n_features == 0 and manifest.subjects["n2s"].n_chans == 30
+    assert [b["split"] for b in manifest.blocks.values()].count("test") == 2
     sentences = load_sentences(out, manifest, {"n2s": 0}, 30, 50, tail_s=0.0)
     raw = pickle.loads(n2s.read_bytes())
     test_texts = [s["sentence"] for t in raw["trials"][-2:] for s in t["sentence_labels"]]

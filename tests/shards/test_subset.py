@@ -5,14 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from ieegfm.data import ShardDataModule, read_manifest
+from ieegfm.data import ShardDataModule
 from ieegfm.data.tar import tar_members
 from ieegfm.errors import InputError
+from ieegfm.io.manifest import read_manifest
 from ieegfm.shards.subset import chunk_order, nested_subset, subset_view, train_chunks
 
 
 def _kept(view):
-    m = read_manifest(view)
+    m = read_manifest(view).to_dict()
     return {(i, k) for i, e in enumerate(m["shards"]["train"]) for k, n in enumerate(e["chunk_lengths"]) if n > 0}
 
 
@@ -22,10 +23,10 @@ def test_budgets_are_nested_and_splits_fixed(patient, tmp_path, order):
     views = [subset_view(src, tmp_path / f"h{h}", h, order=order, seed=3) for h in (0.05, 0.1, 0.2, "all")]
     kept = [_kept(v) for v in views]
     assert all(a < b for a, b in zip(kept, kept[1:])), "a smaller budget must be a strict subset of a larger one"
-    source = read_manifest(src)
+    source = read_manifest(src).to_dict()
     assert len(kept[-1]) == sum(len(e["chunk_lengths"]) for e in source["shards"]["train"])
     for v, h in zip(views, (0.05, 0.1, 0.2)):
-        m = read_manifest(v)
+        m = read_manifest(v).to_dict()
         got = m["subset"]["hours_per_subject"]["sim01"]
         assert h - 1e-9 <= got < h + source["chunk_s"] / 3600 + 1e-9  # the shortest prefix holding the budget
         assert m["splits"]["train"]["hours"] == pytest.approx(got)
@@ -45,7 +46,7 @@ def test_budgets_are_nested_and_splits_fixed(patient, tmp_path, order):
 def test_the_loader_reads_only_the_kept_chunks(patient, tmp_path):
     src = patient["root"] / "amb"
     view = subset_view(src, tmp_path / "v", 0.1)
-    manifest = read_manifest(view)
+    manifest = read_manifest(view).to_dict()
     names = [
         [
             n.partition(".")[0]
@@ -87,4 +88,4 @@ def test_the_view_is_reused_and_redone_when_asked_otherwise(patient, tmp_path):
     assert subset_view(src, tmp_path / "v", 0.1) == v and (v / "manifest.json").stat().st_mtime_ns == stamp
     subset_view(src, tmp_path / "v", 0.2)
     assert json.loads((v / "manifest.json").read_text())["subset"]["hours"] == 0.2
-    assert np.isclose(read_manifest(v)["subset"]["hours_per_subject"]["sim01"], 0.2, atol=1 / 60)
+    assert np.isclose(read_manifest(v).to_dict()["subset"]["hours_per_subject"]["sim01"], 0.2, atol=1 / 60)

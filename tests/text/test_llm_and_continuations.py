@@ -1,7 +1,6 @@
 """The frozen causal LM loader (local folder, GGUF with its safetensors cache) and continuation items."""
 
 import csv
-import json
 
 import numpy as np
 import pytest
@@ -10,6 +9,7 @@ from recording_fixtures import save_tiny_llm
 
 from ieegfm.errors import InputError
 from ieegfm.finetune.llm_run import pairwise
+from ieegfm.io.manifest import read_manifest
 from ieegfm.text import llm as llm_mod
 from ieegfm.text.continuations import load_continuations
 from ieegfm.text.llm import load_causal_lm
@@ -58,9 +58,9 @@ def test_pairwise_accuracy_counts_ties_half_and_tests_the_sign():
 def test_continuations_are_the_words_heard_in_the_window(patient):
     """A window's continuation is the words with onset in [tmin - lag, tmin + window - lag), its prompt the words
     heard before them, on the iEEG clock of the packed words."""
-    manifest = json.loads((patient["task"] / "manifest.json").read_text())
-    subjects = {s: v["index"] for s, v in manifest["subjects"].items()}
-    items = load_continuations(patient["task"], manifest, subjects, manifest["n_chans_max"], 120, 4, lag_s=0.3)
+    manifest = read_manifest(patient["task"])
+    subjects = manifest.subject_index()
+    items = load_continuations(patient["task"], manifest, subjects, manifest.n_chans_max, 120, 4, lag_s=0.3)
     assert all(items[sp] for sp in ("train", "val", "test"))
     table = patient["root"] / "sim" / "recordings_task.tsv"
     with open(table, newline="") as f:
@@ -73,4 +73,4 @@ def test_continuations_are_the_words_heard_in_the_window(patient):
     first = next(i for i, (t, _) in enumerate(words) if t >= it.tmin - 0.3)
     assert it.continuation == " ".join(inside)
     assert it.prompt == " ".join(w for _, w in words[max(0, first - 4) : first])
-    assert it.brain.shape == (manifest["n_chans_max"], 120) and it.brain.dtype == np.float16
+    assert it.brain.shape == (manifest.n_chans_max, 120) and it.brain.dtype == np.float16

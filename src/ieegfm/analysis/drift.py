@@ -21,10 +21,11 @@ import numpy as np
 
 from ieegfm.analysis.ridge import FoldedRidge
 from ieegfm.checkpoint import model_for_shards
-from ieegfm.data import ShardDataModule, read_manifest
+from ieegfm.data import ShardDataModule
 from ieegfm.errors import InputError
 from ieegfm.evaluation.evaluate import embed_split
 from ieegfm.evaluation.retrieval import retrieval_metrics
+from ieegfm.io.manifest import Manifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def day_decoding(
     }
 
 
-def local_hours(manifest: dict, block: np.ndarray, tmin: np.ndarray) -> np.ndarray:
+def local_hours(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> np.ndarray:
     """Local clock hour (0-23, the pack's ``timezone``) at the start of each window.
 
     Parameters
@@ -151,10 +152,10 @@ def local_hours(manifest: dict, block: np.ndarray, tmin: np.ndarray) -> np.ndarr
     -------
     ndarray of int, shape (n_windows,)
     """
-    tz = ZoneInfo(manifest.get("timezone") or "UTC")
+    tz = ZoneInfo(manifest.timezone or "UTC")
     starts = {}
     for b in np.unique(block):
-        t = dt.datetime.fromisoformat(manifest["blocks"][str(b)]["start_time"])
+        t = dt.datetime.fromisoformat(manifest.blocks[str(b)]["start_time"])
         starts[b] = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
     return np.array([(starts[b] + dt.timedelta(seconds=float(s))).astimezone(tz).hour for b, s in zip(block, tmin)])
 

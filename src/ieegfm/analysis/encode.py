@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.analysis.ridge import FoldedRidge
-from ieegfm.data import read_manifest
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import ConfigError, InputError
+from ieegfm.io.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -160,18 +160,18 @@ def encode(cfg) -> dict:
 
     root = Path(cfg.shards)
     manifest = read_manifest(root)
-    packed = manifest.get("audio", {}).get("features")
+    packed = (manifest.audio or {}).get("features")
     if cfg.features != "shards" and cfg.features != packed:
         raise InputError(
             f"shards={root}: hold {packed} audio features; features={cfg.features} needs shards packed with "
             f"audio.features={cfg.features} (or features=shards)"
         )
-    subjects = list(manifest["subjects"])
+    subjects = list(manifest.subjects)
     subject = cfg.subject or (subjects[0] if len(subjects) == 1 else None)
-    if subject not in manifest["subjects"]:
+    if subject not in manifest.subjects:
         raise InputError(f"shards={root}: subjects {subjects}; expected subject= one of them")
-    sfreq = float(manifest["sfreq"])
-    audio_sfreq = float(manifest.get("audio_sfreq", sfreq))
+    sfreq = manifest.sfreq
+    audio_sfreq = manifest.audio_sfreq
     step = int(round(sfreq / audio_sfreq))
     k = cfg.bin_s * sfreq
     if abs(k - round(k)) > 1e-6 or round(k) < 1:
@@ -188,8 +188,8 @@ def encode(cfg) -> dict:
     xs, ys, blocks, hours = [], [], [], 0.0
     per_block: dict[str, float] = {}
     for sp in cfg.splits:
-        for entry in manifest["shards"].get(sp, []):
-            for raw in tar_samples(iter([{"url": str(root / entry["name"])}])):
+        for entry in manifest.entries(sp):
+            for raw in tar_samples(iter([{"url": str(root / entry.name)}])):
                 s = decode_sample(raw)
                 meta = s["meta"]
                 if meta["subject"] != subject:
@@ -210,7 +210,7 @@ def encode(cfg) -> dict:
                 hours += dur
     if not xs:
         raise InputError(f"shards={root}: no windows of subject {subject!r} in splits {list(cfg.splits)}")
-    names = manifest["subjects"][subject]["ch_names"]
+    names = list(manifest.subjects[subject].ch_names)
     scores = encoding_scores(
         np.concatenate(xs),
         np.concatenate(ys).astype(np.float64),

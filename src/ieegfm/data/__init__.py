@@ -2,9 +2,9 @@
 ``windows`` (windows, shuffle buffer, batches) -> ``loader`` (the timed DataLoader) -> ``datamodule``; ``targets``
 says what a window's contrastive target is."""
 
-from ieegfm.data.datamodule import ShardDataModule, read_manifest
+from ieegfm.data.datamodule import ShardDataModule
 from ieegfm.data.plan import SharedEpoch
 from ieegfm.data.targets import target_of
 from ieegfm.data.windows import SliceWindows, collate
 
-__all__ = ["ShardDataModule", "SharedEpoch", "SliceWindows", "collate", "read_manifest", "target_of"]
+__all__ = ["ShardDataModule", "SharedEpoch", "SliceWindows", "collate", "target_of"]

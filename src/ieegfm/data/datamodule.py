@@ -21,7 +21,7 @@ from ieegfm.data.plan import (
 from ieegfm.data.tar import CorruptCounter, decode_sample, tar_samples
 from ieegfm.data.windows import ShuffledWindowBatches, SliceWindows, collate, identity
 from ieegfm.errors import InputError
-from ieegfm.io.manifest import read_manifest
+from ieegfm.io.manifest import ShardEntry, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -107,20 +107,20 @@ class ShardDataModule(L.LightningDataModule):
         self.audio_pooling = audio_pooling
         self.epoch = SharedEpoch(0)
         self.resume = ResumePosition()
-        self.sfreq = float(self.manifest["sfreq"])
+        self.sfreq = self.manifest.sfreq
         self.window_n = int(round(window_s * self.sfreq))
         #: brain samples per stored audio bin (``ieegfm pack audio.pool_s``; 1 = audio frames at the brain rate)
-        self.audio_step = int(round(self.sfreq / float(self.manifest.get("audio_sfreq", self.sfreq))))
+        self.audio_step = self.manifest.audio_step
         if self.window_n % self.audio_step:
             raise InputError(
                 f"shards={shards}: window_s={window_s} is not a whole number of the shards' audio bins "
                 f"({self.audio_step / self.sfreq:g} s, packed with audio.pool_s)"
             )
-        self.n_chans = int(self.manifest["n_chans_max"])
-        self.n_features = int(self.manifest["n_features"])
-        self.subjects = {s: v["index"] for s, v in self.manifest["subjects"].items()}
+        self.n_chans = self.manifest.n_chans_max
+        self.n_features = self.manifest.n_features
+        self.subjects = self.manifest.subject_index()
         #: shards found missing, truncated or cut short by a read error (each once); samples that did not decode
-        self.corrupt = CorruptCounter([u for sp in self.manifest["shards"] for u in self.urls(sp)])
+        self.corrupt = CorruptCounter([u for sp in self.manifest.shards for u in self.urls(sp)])
 
     def check_pooling(self, pooling: str) -> None:
         """Check the stored audio serves the encoder's ``pooling``.
@@ -138,9 +138,9 @@ class ShardDataModule(L.LightningDataModule):
 
     def urls(self, split: str) -> list[str]:
         """Shard paths of a split."""
-        return [str(self.root / s["name"]) for s in self.manifest["shards"].get(split, [])]
+        return [str(self.root / s.name) for s in self.manifest.entries(split)]
 
-    def readable(self, split: str) -> tuple[list[dict], list[str]]:
+    def readable(self, split: str) -> tuple[list[ShardEntry], list[str]]:
         """Manifest entries and paths of the shards of ``split`` that are present with their recorded size.
 
         A shard missing or of another size than ``manifest.json`` records (a truncated copy) is skipped with a
@@ -151,13 +151,13 @@ class ShardDataModule(L.LightningDataModule):
         InputError
             The split has shards and none of them is readable.
         """
-        entries, urls = self.manifest["shards"].get(split, []), self.urls(split)
+        entries, urls = self.manifest.entries(split), self.urls(split)
         keep, problems = [], []
         for e, url in zip(entries, urls):
             path = Path(url)
             size = path.stat().st_size if path.is_file() else None
-            if size is None or ("bytes" in e and size != e["bytes"]):
-                problems.append(f"{path.name}: " + ("missing" if size is None else f"{size} bytes, not {e['bytes']}"))
+            if size is None or (e.bytes is not None and size != e.bytes):
+                problems.append(f"{path.name}: " + ("missing" if size is None else f"{size} bytes, not {e.bytes}"))
             else:
                 keep.append((e, url))
         if problems and not keep:
@@ -177,7 +177,7 @@ class ShardDataModule(L.LightningDataModule):
 
     def n_windows(self, split: str) -> int:
         """Non-overlapping windows of a split (from the manifest)."""
-        return int(sum(s["n_windows"] for s in self.manifest["shards"].get(split, [])))
+        return self.manifest.n_windows(split)
 
     def resume_from(self, epoch: int, batches: int) -> None:
         """Fast-forward the training stream to ``batches`` done in ``epoch`` (restored from a checkpoint)."""
@@ -198,8 +198,10 @@ class ShardDataModule(L.LightningDataModule):
         entries, urls = self.readable("train")
         world, workers = self._world(), max(self.num_workers, 1)
         planner = None
-        if not self.resampled and all("chunk_lengths" in e for e in entries):
-            planner = EpochPlanner(entries, urls, self.window_n, self.batch_size, self.seed, self.audio_step)
+        if not self.resampled and all(e.chunk_lengths is not None for e in entries):
+            planner = EpochPlanner(
+                [e.chunk_lengths for e in entries], urls, self.window_n, self.batch_size, self.seed, self.audio_step
+            )
             plan = planner.plan(0, world, workers)
             batches = plan["batches"]
             if batches == 0:
@@ -212,7 +214,7 @@ class ShardDataModule(L.LightningDataModule):
                     world,
                 )
                 planner = None
-        if planner is None and self.manifest.get("subset"):
+        if planner is None and self.manifest.subset:
             raise InputError(
                 f"shards={self.root}: a subset of the training hours (ieegfm scale) is read in epoch mode only; "
                 "expected data.resampled=false and at least as many training windows as ranks"
@@ -221,9 +223,9 @@ class ShardDataModule(L.LightningDataModule):
             stages = [PlannedShardList(planner, self.epoch)]
             worker_batches = 0  # per-worker quotas come from the plan
         else:  # resampled mode (or a manifest without chunk lengths): shards drawn with replacement
-            if not self.resampled and planner is None and not all("chunk_lengths" in e for e in entries):
+            if not self.resampled and planner is None and not all(e.chunk_lengths is not None for e in entries):
                 logger.warning("manifest without chunk lengths (packed by an older ieegfm): resampled mode")
-            windows = self.samples_per_epoch or int(sum(e["n_windows"] for e in entries))
+            windows = self.samples_per_epoch or sum(e.n_windows for e in entries)
             batches = max(windows // (self.batch_size * world), 1)
             worker_batches = math.ceil(batches / workers)
             batches = worker_batches * workers

@@ -110,8 +110,8 @@ class EpochPlanner:
 
     Parameters
     ----------
-    shards : list of dict
-        Manifest shard entries with ``name`` and ``chunk_lengths`` (samples per chunk, in tar order).
+    chunk_lengths : list of sequence of int
+        Per shard, the samples of each chunk in tar order (:attr:`ieegfm.io.manifest.ShardEntry.chunk_lengths`).
     urls : list of str
         Their paths.
     window_n : int
@@ -129,9 +129,9 @@ class EpochPlanner:
     """
 
     def __init__(
-        self, shards: list[dict], urls: list[str], window_n: int, batch_size: int, seed: int, step: int = 1
+        self, chunk_lengths: list, urls: list[str], window_n: int, batch_size: int, seed: int, step: int = 1
     ) -> None:
-        self.lengths = [np.asarray(s["chunk_lengths"], dtype=np.int64) for s in shards]
+        self.lengths = [np.asarray(c, dtype=np.int64) for c in chunk_lengths]
         self.urls, self.window_n, self.batch_size, self.seed = list(urls), window_n, batch_size, seed
         self.step = step
         self._cache: dict = {}

@@ -10,10 +10,11 @@ import numpy as np
 import torch
 
 from ieegfm.checkpoint import model_for_shards
-from ieegfm.data import ShardDataModule, read_manifest, target_of
+from ieegfm.data import ShardDataModule, target_of
 from ieegfm.errors import InputError
 from ieegfm.evaluation.retrieval import retrieval_metrics
 from ieegfm.evaluation.stats import paired_wilcoxon
+from ieegfm.io.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 

@@ -24,13 +24,13 @@ from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
 from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
-from ieegfm.io.manifest import SPLITS
+from ieegfm.io.manifest import SPLITS, Manifest
 from ieegfm.losses import build_loss
 
 logger = logging.getLogger(__name__)
 
 
-def task_datamodule(cfg, manifest: dict, window_s: float, pooling: str) -> ShardDataModule:
+def task_datamodule(cfg, manifest: Manifest, window_s: float, pooling: str) -> ShardDataModule:
     """The task shards' data module, checked to have windows in every split.
 
     Raises
@@ -67,7 +67,7 @@ class AudioTargetRecipe(HeadRecipe):
 
     validation_only = True
 
-    def check_shards(self, cfg, manifest: dict) -> None:
+    def check_shards(self, cfg, manifest: Manifest) -> None:
         """Refuse shards without audio targets.
 
         Raises
@@ -75,13 +75,13 @@ class AudioTargetRecipe(HeadRecipe):
         InputError
             Brain-only shards (``n_features`` 0).
         """
-        if int(manifest["n_features"]) == 0:
+        if manifest.n_features == 0:
             raise InputError(
                 f"shards={cfg.shards}: no audio targets (brain-only shards, e.g. from import-n2s); head={cfg.head} "
                 "trains against audio: use head=text_embedding or llm_prefix"
             )
 
-    def prepare(self, cfg, manifest: dict, pretrained: CheckpointContract) -> int:
+    def prepare(self, cfg, manifest: Manifest, pretrained: CheckpointContract) -> int:
         """The task data module (:func:`task_datamodule`) at the pretrained encoder's window."""
         enc = pretrained.encoder
         self.dm = task_datamodule(cfg, manifest, enc["n_times"] / enc["sfreq"], enc["pooling"])

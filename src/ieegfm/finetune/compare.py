@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.config.enums import CONDITIONS
-from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import update_card
 from ieegfm.finetune.tune import check_grid, tune_condition
 from ieegfm.heads import LANGUAGE_MODEL_HEADS, SENTENCE_HEADS
+from ieegfm.io.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 

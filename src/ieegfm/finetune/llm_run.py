@@ -30,7 +30,6 @@ from scipy import stats
 from torch.utils.data import DataLoader
 
 from ieegfm.checkpoint import encoder_for_shards, load_checkpoint, module_weights
-from ieegfm.data import read_manifest
 from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
@@ -38,6 +37,7 @@ from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.llm_module import LLMPrefixFinetuning, TokenisedBatch
 from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
 from ieegfm.heads import build_head
+from ieegfm.io.manifest import Manifest, read_manifest
 from ieegfm.text.continuations import load_continuations
 from ieegfm.text.llm import load_causal_lm
 
@@ -162,7 +162,7 @@ class LanguageModelRecipe(HeadRecipe):
         if cfg.objective != "clip":
             raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains on the continuation cross-entropy")
 
-    def prepare(self, cfg, manifest: dict, pretrained) -> int:
+    def prepare(self, cfg, manifest: Manifest, pretrained) -> int:
         """The task's continuation items and the LM with its tokenizer.
 
         Raises
@@ -171,8 +171,8 @@ class LanguageModelRecipe(HeadRecipe):
             Shards without words, an LM folder that cannot be loaded.
         """
         window_n = int(pretrained.encoder["n_times"])
-        subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
-        self.items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
+        subjects = manifest.subject_index()
+        self.items = load_continuations(cfg.shards, manifest, subjects, manifest.n_chans_max, window_n,
                                         cfg.llm.prompt_words, cfg.llm.lag_s)  # fmt: skip
         self.lm, tokenizer, self.lm_name = load_causal_lm(cfg.llm.model)
         self.collate = TokenisedBatch(tokenizer)
@@ -278,8 +278,8 @@ def generate(cfg) -> list[dict]:
     manifest = read_manifest(cfg.shards)
     where = f"ckpt={cfg.ckpt} shards={cfg.shards}"
     window_n = int(contract.encoder["n_times"])
-    subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
-    items = load_continuations(cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n,
+    subjects = manifest.subject_index()
+    items = load_continuations(cfg.shards, manifest, subjects, manifest.n_chans_max, window_n,
                                info["prompt_words"], info["lag_s"])[cfg.split][: cfg.n]  # fmt: skip
     lm, tokenizer, _ = load_causal_lm(info["path"])
     encoder = encoder_for_shards(contract, module_weights(state, "encoder"), manifest, where, cfg.channels, window_n)

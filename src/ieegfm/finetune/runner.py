@@ -32,11 +32,11 @@ from ieegfm.checkpoint import (
     subjects_of,
 )
 from ieegfm.config import OPTION_GROUPS
-from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.base import FinetuningBase, resolve_encoder_lr_scale
 from ieegfm.heads import build_head
 from ieegfm.io.checksum import sha256_file
+from ieegfm.io.manifest import Manifest, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +46,11 @@ def task_label(cfg) -> str:
     return str(cfg.task or Path(str(cfg.shards)).resolve().name)
 
 
-def run_folder(cfg, manifest: dict) -> Path:
+def run_folder(cfg, manifest: Manifest) -> Path:
     """``cfg.out``, else ``runs_dir/<subject>/<task>/<head>/<init>-<freeze>-seed<N>`` (subjects joined by ``+``)."""
     if cfg.out:
         return Path(cfg.out)
-    subject = "+".join(sorted(manifest["subjects"]))
+    subject = "+".join(sorted(manifest.subjects))
     name = f"{cfg.init}-{cfg.freeze}-seed{cfg.seed}"
     return Path(cfg.runs_dir) / subject / task_label(cfg) / cfg.head / name
 
@@ -110,7 +110,7 @@ def encoder_lr_scale(cfg, log: bool = True) -> float | None:
     return scale
 
 
-def finetune_contract(cfg, pretrained: CheckpointContract, manifest: dict, head_cfg: dict, **training) -> dict:
+def finetune_contract(cfg, pretrained: CheckpointContract, manifest: Manifest, head_cfg: dict, **training) -> dict:
     """The checkpoint contract of a finetuned model (``kind='finetune'``): encoder, subjects and channels, task data
     provenance, head config, the pretraining checkpoint it came from (path, sha256, its data) and how it was
     trained (init, freeze, objective, seed, task, channels, learning rate and encoder scale, plus ``training``)."""
@@ -272,10 +272,10 @@ class HeadRecipe:
     def check(self, cfg) -> None:
         """Configuration checks, before any work (raise :class:`ieegfm.errors.ConfigError`)."""
 
-    def check_shards(self, cfg, manifest: dict) -> None:
+    def check_shards(self, cfg, manifest: Manifest) -> None:
         """Checks of the task shards' manifest, before the pretraining checkpoint is read."""
 
-    def prepare(self, cfg, manifest: dict, pretrained: CheckpointContract) -> int:
+    def prepare(self, cfg, manifest: Manifest, pretrained: CheckpointContract) -> int:
         """Read the kind's data (before the run folder exists); return the encoder's window length (samples)."""
         raise NotImplementedError
 

@@ -28,6 +28,7 @@ from ieegfm.evaluation.sentences import score_sentences
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
 from ieegfm.finetune.sentence_module import SentenceFinetuning
+from ieegfm.io.manifest import Manifest
 from ieegfm.losses.clip_triplet import ClipTripletLoss
 from ieegfm.text.bank import CandidateBank, build_bank, load_distractors
 from ieegfm.text.embed import SentenceEmbedder
@@ -150,7 +151,7 @@ class SentenceRecipe(HeadRecipe):
         if cfg.objective != "clip":
             raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains with text.alpha * CLIP + triplet")
 
-    def prepare(self, cfg, manifest: dict, pretrained) -> int:
+    def prepare(self, cfg, manifest: Manifest, pretrained) -> int:
         """The task's sentence items, the target model and the candidate bank (one embedding per sentence).
 
         Raises
@@ -161,9 +162,9 @@ class SentenceRecipe(HeadRecipe):
             Task shards without sentence events, a split without sentences, a text model that cannot be loaded.
         """
         window_n = int(pretrained.encoder["n_times"])
-        subjects = {s: int(v["index"]) for s, v in manifest["subjects"].items()}
+        subjects = manifest.subject_index()
         self.sentences = load_sentences(
-            cfg.shards, manifest, subjects, int(manifest["n_chans_max"]), window_n, cfg.text.tail_s, cfg.text.disjoint
+            cfg.shards, manifest, subjects, manifest.n_chans_max, window_n, cfg.text.tail_s, cfg.text.disjoint
         )
         if cfg.text.vec2text:
             check_vec2text(cfg)

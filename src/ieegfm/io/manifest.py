@@ -9,85 +9,252 @@ writes both files atomically, ``manifest.json`` last (a folder without it is not
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any
 
 from ieegfm.errors import InputError
+from ieegfm.io.checksum import sha256_file
 
 MANIFEST = "manifest.json"
 SIZES = "sizes.json"
 SPLITS = ("train", "val", "test")
 
 
-class ShardEntry(TypedDict, total=False):
-    """One tar: ``name`` (relative to the folder), ``n_samples`` (chunks), ``n_windows`` (non-overlapping windows),
-    ``chunk_lengths`` (samples of each chunk, in order), ``sha256``, ``bytes``."""
+#: ``manifest.json`` as a JSON object: what :func:`write_manifest` takes and :meth:`Manifest.to_dict` gives back.
+ManifestDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One tar of a split.
+
+    Attributes
+    ----------
+    name : str
+        Path of the tar relative to the shard folder.
+    n_samples : int
+        Chunks (WebDataset samples) in the tar.
+    n_windows : int
+        Non-overlapping windows of ``window_s`` in its chunks.
+    chunk_lengths : tuple of int or None
+        Brain samples of each chunk, in tar order (a length 0 marks a chunk a subset view drops); None in
+        manifests of older packs.
+    sha256 : str or None
+        Checksum of the tar (None in manifests that did not record it).
+    bytes : int or None
+        Size of the tar (bytes).
+    """
 
     name: str
     n_samples: int
     n_windows: int
-    chunk_lengths: list[int]
-    sha256: str
-    bytes: int
+    chunk_lengths: tuple[int, ...] | None = None
+    sha256: str | None = None
+    bytes: int | None = None
 
 
-class SplitStats(TypedDict):
-    """Per split: ``hours`` packed, ``daytime_hours``, ``by_day`` (day index -> hours), ``n_chunks``, ``n_windows``,
-    ``blocks`` (ids)."""
+@dataclass(frozen=True)
+class SubjectEntry:
+    """One subject of the shards.
 
-    hours: float
-    daytime_hours: float
-    by_day: dict[str, float]
-    n_chunks: int
-    n_windows: int
-    blocks: list[str]
-
-
-class SubjectEntry(TypedDict, total=False):
-    """Per subject: ``index`` (the encoder's subject layer), ``ch_names`` (after the montage), ``n_chans``,
-    ``picks`` (file channels used), ``dropped`` (name -> reason), ``scaler`` (robust scaler state)."""
+    Attributes
+    ----------
+    index : int
+        The encoder's subject layer.
+    ch_names : tuple of str
+        Channels after the montage, in the order stored.
+    n_chans : int
+        ``len(ch_names)``.
+    picks : tuple of str
+        File channels used.
+    dropped : dict of str to str
+        Channel name -> why it was dropped.
+    scaler : dict or None
+        Robust scaler state (``preprocess.scale_by=train``).
+    """
 
     index: int
-    ch_names: list[str]
+    ch_names: tuple[str, ...]
     n_chans: int
-    picks: list[str]
-    dropped: dict[str, str]
-    scaler: dict
+    picks: tuple[str, ...] = ()
+    dropped: dict[str, str] = field(default_factory=dict)
+    scaler: dict | None = None
 
 
-class Manifest(TypedDict, total=False):
-    """``manifest.json``. Keys every reader may rely on are checked by :func:`read_manifest` (:data:`REQUIRED`);
-    the others are provenance (``blocks``, ``config``, ``skipped``, ``length_mismatches``, ``anonymized``…)."""
+@dataclass(frozen=True)
+class SplitStats:
+    """Statistics of one split: ``hours`` packed, ``daytime_hours``, ``by_day`` (local day index -> hours),
+    ``n_chunks``, ``n_windows`` and ``blocks`` (block ids)."""
 
-    ieegfm_version: str
-    format: dict[str, Any]
-    sfreq: float  # Hz, brain samples
-    audio_sfreq: float  # Hz, stored audio bins (= sfreq unless packed with audio.pool_s)
-    timezone: str
+    hours: float = 0.0
+    daytime_hours: float = 0.0
+    by_day: dict[str, float] = field(default_factory=dict)
+    n_chunks: int = 0
+    n_windows: int = 0
+    blocks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``manifest.json``, read and checked once (:func:`read_manifest`): a frozen, typed view of it.
+
+    The keys every reader relies on (:data:`REQUIRED`) are typed attributes; provenance (``config``, ``blocks``,
+    ``subset``, ``control``, ...) is kept as read. :meth:`to_dict` gives the JSON object back unchanged, from which
+    a writer derives a new manifest (``write_manifest(folder, {**m.to_dict(), ...})``).
+
+    Attributes
+    ----------
+    sfreq : float
+        Brain sampling rate (Hz).
+    audio_sfreq : float
+        Rate of the stored audio bins (Hz; ``sfreq`` unless packed with ``audio.pool_s``).
+    window_s : float
+        Window length (s).
+    n_chans_max : int
+        Channels of the widest subject (inputs are zero-padded to it).
+    n_features : int
+        Audio features per frame (0: brain-only shards).
+    subjects : dict of str to SubjectEntry
+        Subject label -> its entry.
+    shards : dict of str to tuple of ShardEntry
+        Split -> its tars.
+    splits : dict of str to SplitStats
+        Split -> its statistics.
+    timezone : str or None
+        IANA time zone of the recording site.
+    chunk_s, guard_s : float or None
+        Chunk length and guard gap between splits (s).
+    ieegfm_version : str or None
+        Version that wrote the shards.
+    format, scaling, blocks, skipped, anonymized, imported_from, subset, control, config : dict
+        Provenance as written (empty when absent).
+    audio, audio_scaler, channels_from : dict or None
+        Audio target description, its scaler state, the pack whose channels were reused.
+    length_mismatches : tuple of dict
+    empty_splits : tuple of str
+    """
+
+    sfreq: float
     window_s: float
-    chunk_s: float
-    guard_s: float
-    n_features: int  # audio features per frame (0: brain-only shards)
-    subjects: dict[str, SubjectEntry]
     n_chans_max: int
-    audio_scaler: dict | None
-    scaling: dict[str, Any]
+    n_features: int
+    subjects: dict[str, SubjectEntry]
+    shards: dict[str, tuple[ShardEntry, ...]]
     splits: dict[str, SplitStats]
-    shards: dict[str, list[ShardEntry]]
-    blocks: dict[str, dict[str, Any]]
-    skipped: dict[str, str]
-    anonymized: dict[str, Any]
-    length_mismatches: list[dict[str, Any]]
-    empty_splits: list[str]
-    channels_from: dict | None
-    imported_from: dict[str, Any]
-    subset: dict[str, Any]
-    control: dict[str, Any]
-    config: dict[str, Any]
-    audio: dict[str, Any] | None
+    audio_sfreq: float
+    timezone: str | None = None
+    chunk_s: float | None = None
+    guard_s: float | None = None
+    ieegfm_version: str | None = None
+    format: dict = field(default_factory=dict)
+    scaling: dict = field(default_factory=dict)
+    blocks: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+    anonymized: dict = field(default_factory=dict)
+    imported_from: dict = field(default_factory=dict)
+    subset: dict = field(default_factory=dict)
+    control: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    audio: dict | None = None
+    audio_scaler: dict | None = None
+    channels_from: dict | None = None
+    length_mismatches: tuple[dict, ...] = ()
+    empty_splits: tuple[str, ...] = ()
+    raw: ManifestDict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, m: ManifestDict) -> Manifest:
+        """The typed view of a checked ``manifest.json`` object (see :func:`read_manifest` for the checks)."""
+        subjects = {
+            s: SubjectEntry(
+                index=int(v["index"]),
+                ch_names=tuple(v["ch_names"]),
+                n_chans=int(v.get("n_chans", len(v["ch_names"]))),
+                picks=tuple(v.get("picks", ())),
+                dropped=dict(v.get("dropped", {})),
+                scaler=v.get("scaler"),
+            )
+            for s, v in m["subjects"].items()
+        }
+        shards = {
+            sp: tuple(
+                ShardEntry(
+                    name=e["name"],
+                    n_samples=int(e["n_samples"]),
+                    n_windows=int(e["n_windows"]),
+                    chunk_lengths=None if e.get("chunk_lengths") is None else tuple(int(n) for n in e["chunk_lengths"]),
+                    sha256=e.get("sha256"),
+                    bytes=e.get("bytes"),
+                )
+                for e in entries
+            )
+            for sp, entries in m["shards"].items()
+        }
+        splits = {
+            sp: SplitStats(
+                hours=float(v.get("hours", 0.0)),
+                daytime_hours=float(v.get("daytime_hours", 0.0)),
+                by_day=dict(v.get("by_day", {})),
+                n_chunks=int(v.get("n_chunks", 0)),
+                n_windows=int(v.get("n_windows", 0)),
+                blocks=tuple(v.get("blocks", ())),
+            )
+            for sp, v in m["splits"].items()
+        }
+        provenance = ("format", "scaling", "blocks", "skipped", "anonymized", "imported_from", "subset", "control")
+        return cls(
+            sfreq=float(m["sfreq"]),
+            window_s=float(m["window_s"]),
+            n_chans_max=int(m["n_chans_max"]),
+            n_features=int(m["n_features"]),
+            subjects=subjects,
+            shards=shards,
+            splits=splits,
+            audio_sfreq=float(m.get("audio_sfreq") or m["sfreq"]),
+            timezone=m.get("timezone"),
+            chunk_s=m.get("chunk_s"),
+            guard_s=m.get("guard_s"),
+            ieegfm_version=m.get("ieegfm_version"),
+            **{k: copy.deepcopy(m.get(k) or {}) for k in provenance},
+            config=copy.deepcopy(m.get("config") or {}),
+            audio=copy.deepcopy(m.get("audio")),
+            audio_scaler=copy.deepcopy(m.get("audio_scaler")),
+            channels_from=copy.deepcopy(m.get("channels_from")),
+            length_mismatches=tuple(m.get("length_mismatches") or ()),
+            empty_splits=tuple(m.get("empty_splits") or ()),
+            raw=copy.deepcopy(m),
+        )
+
+    def to_dict(self) -> ManifestDict:
+        """The JSON object as read (a deep copy): the starting point of a derived manifest."""
+        return copy.deepcopy(self.raw)
+
+    def entries(self, split: str) -> tuple[ShardEntry, ...]:
+        """The tars of ``split`` (empty when the split has none)."""
+        return self.shards.get(split, ())
+
+    def n_windows(self, split: str) -> int:
+        """Non-overlapping windows of ``split`` over its tars."""
+        return sum(e.n_windows for e in self.entries(split))
+
+    @property
+    def window_n(self) -> int:
+        """Window length in brain samples, ``round(window_s * sfreq)``."""
+        return int(round(self.window_s * self.sfreq))
+
+    @property
+    def audio_step(self) -> int:
+        """Brain samples per stored audio bin, ``round(sfreq / audio_sfreq)``."""
+        return int(round(self.sfreq / self.audio_sfreq))
+
+    def subject_index(self) -> dict[str, int]:
+        """Subject label -> the encoder's subject layer."""
+        return {s: v.index for s, v in self.subjects.items()}
 
 
 #: key -> what a reader needs it to be
@@ -102,12 +269,12 @@ REQUIRED = {
 }
 
 
-def new_split_stats() -> SplitStats:
+def new_split_stats() -> dict:
     """Empty statistics of a split, filled chunk by chunk with :func:`count_chunk`."""
     return {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
 
 
-def count_chunk(stats: SplitStats, hours: float, n_windows: int, day: int = 0, daytime: bool | None = None) -> None:
+def count_chunk(stats: dict, hours: float, n_windows: int, day: int = 0, daytime: bool | None = None) -> None:
     """Add one chunk of ``hours`` and ``n_windows`` windows, recorded on local ``day`` (daytime or not; None:
     no clock, as for imported trials) to a split's statistics."""
     stats["hours"] += hours
@@ -173,6 +340,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     Returns
     -------
     manifest : Manifest
+        Frozen and typed (:class:`Manifest`); :meth:`Manifest.to_dict` gives the JSON object back.
 
     Raises
     ------
@@ -196,7 +364,7 @@ def read_manifest(folder: str | Path) -> Manifest:
     if bad is not None:
         shown = json.dumps(m.get(bad), default=str)[:80] if bad in m else "missing"
         raise InputError(f"shards={folder}: {MANIFEST} key {bad!r} is {shown}; expected {REQUIRED[bad]}")
-    return m  # type: ignore[return-value]
+    return Manifest.from_dict(m)
 
 
 def write_json_atomic(obj, path: str | Path, sort_keys: bool = True) -> None:
@@ -208,7 +376,7 @@ def write_json_atomic(obj, path: str | Path, sort_keys: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def write_manifest(folder: str | Path, manifest: Manifest) -> Path:
+def write_manifest(folder: str | Path, manifest: ManifestDict) -> Path:
     """Write ``sizes.json`` and then ``manifest.json`` into ``folder``, each atomically (temporary name, rename).
 
     Returns
@@ -254,23 +422,21 @@ def verify_shards(folder: str | Path) -> dict:
         A damaged manifest (see :func:`read_manifest`), or shards missing or damaged (how many, and the first ones
         with what is wrong).
     """
-    from ieegfm.io.checksum import sha256_file
-
     m = read_manifest(folder)
     bad, n, total = [], 0, 0
-    for entries in m["shards"].values():
+    for entries in m.shards.values():
         for e in entries:
             n += 1
-            path = Path(folder) / e["name"]
+            path = Path(folder) / e.name
             if not path.is_file():
-                bad.append(f"{e['name']}: missing")
+                bad.append(f"{e.name}: missing")
                 continue
             size = path.stat().st_size
             total += size
-            if "bytes" in e and size != e["bytes"]:
-                bad.append(f"{e['name']}: {size} bytes, not {e['bytes']}")
-            elif "sha256" in e and sha256_file(path) != e["sha256"]:
-                bad.append(f"{e['name']}: sha256 differs from the manifest's")
+            if e.bytes is not None and size != e.bytes:
+                bad.append(f"{e.name}: {size} bytes, not {e.bytes}")
+            elif e.sha256 is not None and sha256_file(path) != e.sha256:
+                bad.append(f"{e.name}: sha256 differs from the manifest's")
     if bad:
         raise InputError(
             f"shards={folder}: {len(bad)} of {n} shard(s) damaged or missing ({'; '.join(bad[:3])}"

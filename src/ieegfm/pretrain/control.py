@@ -21,16 +21,16 @@ import numpy as np
 
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
-from ieegfm.io.manifest import SPLITS, read_manifest, write_manifest
+from ieegfm.io.manifest import SPLITS, Manifest, read_manifest, write_manifest
 from ieegfm.shards.writer import ShardWriter
 
 logger = logging.getLogger(__name__)
 
 
-def _samples(root: Path, manifest: dict):
+def _samples(root: Path, manifest: Manifest):
     for sp in SPLITS:
-        for entry in manifest["shards"].get(sp, []):
-            for s in tar_samples(iter([{"url": str(root / entry["name"])}])):
+        for entry in manifest.entries(sp):
+            for s in tar_samples(iter([{"url": str(root / entry.name)}])):
                 yield sp, decode_sample(s)
 
 
@@ -91,12 +91,12 @@ def mismatched_shards(src: str | Path, dst: str | Path, window_n: int) -> Path:
     done = dst / "manifest.json"
     if done.is_file() and json.loads(done.read_text()).get("control", {}).get("source_manifest_sha256") == source_sha:
         return dst
-    step = int(round(float(manifest["sfreq"]) / float(manifest.get("audio_sfreq", manifest["sfreq"]))))
+    step = manifest.audio_step
     dst.mkdir(parents=True, exist_ok=True)
-    lengths = [n for sp in SPLITS for e in manifest["shards"].get(sp, []) for n in e["chunk_lengths"]]
+    lengths = [n for sp in SPLITS for e in manifest.entries(sp) for n in e.chunk_lengths or ()]
     work = dst / ".audio.npy"
     audio_all = np.lib.format.open_memmap(
-        work, mode="w+", dtype=np.float16, shape=(int(manifest["n_features"]), sum(lengths) // step)
+        work, mode="w+", dtype=np.float16, shape=(manifest.n_features, sum(lengths) // step)
     )
     chunks: dict[str, list[tuple[int, int, str]]] = {}  # block -> [(offset, length in audio values, key)]
     blocks: dict[str, tuple[str, str]] = {}
@@ -120,7 +120,7 @@ def mismatched_shards(src: str | Path, dst: str | Path, window_n: int) -> Path:
         if n < window_n:
             continue
         meta = {**s["meta"], "audio_from": {"block": pairs[block], "key": p_key}}
-        writer = writers.setdefault(sp, ShardWriter(dst, sp, max(e["n_samples"] for e in manifest["shards"][sp])))
+        writer = writers.setdefault(sp, ShardWriter(dst, sp, max(e.n_samples for e in manifest.entries(sp))))
         writer.write(
             s["__key__"],
             {
@@ -133,7 +133,7 @@ def mismatched_shards(src: str | Path, dst: str | Path, window_n: int) -> Path:
         )
     del audio_all
     os.remove(work)
-    out = dict(manifest)
+    out = manifest.to_dict()
     out["shards"] = {sp: w.close() for sp, w in writers.items()}
     out["control"] = {
         "kind": "mismatched",

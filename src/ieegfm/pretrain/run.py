@@ -16,9 +16,10 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
-from ieegfm.data import ShardDataModule, read_manifest
+from ieegfm.data import ShardDataModule
 from ieegfm.errors import InputError
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
+from ieegfm.io.manifest import read_manifest
 from ieegfm.losses import build_loss
 from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.pretrain.control import control_shards
@@ -158,7 +159,7 @@ def _pretrain(cfg) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
     rank = launch_rank()
-    sfreq = float(read_manifest(cfg.shards)["sfreq"])
+    sfreq = read_manifest(cfg.shards).sfreq
     shards = control_shards(cfg.control, cfg.shards, out, int(round(d.window_s * sfreq)), rank)
     dm = ShardDataModule(
         shards,
@@ -259,7 +260,7 @@ def _pretrain(cfg) -> Path:
     if not on_sigterm.interrupted:  # (an interrupted run already saved where it can resume exactly)
         trainer.save_checkpoint(last)  # the final state, whatever the periodic schedule
     chosen = Path(best.best_model_path) if best.best_model_path else last
-    urls = [u for sp in dm.manifest["shards"] for u in dm.urls(sp)]
+    urls = [u for sp in dm.manifest.shards for u in dm.urls(sp)]
     bad = set(dm.corrupt.shards)  # each rank (with its loader workers) knows the shards it found corrupt: union
     flags = trainer.strategy.reduce(torch.tensor([u in bad for u in urls] + [0], dtype=torch.float64), reduce_op="sum")
     bad_shards = [Path(u).name for u, f in zip(urls, flags.tolist()) if f > 0]

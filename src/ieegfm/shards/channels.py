@@ -4,7 +4,6 @@ with ``channels_from=<pretraining shards>``, exactly the channels of that pack, 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from omegaconf import OmegaConf
 
 from ieegfm.errors import InputError
 from ieegfm.io.ieeg import IEEGHeader, open_raw, probe_std
+from ieegfm.io.manifest import read_manifest
 from ieegfm.io.recordings import Block
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def channels_from_pack(cfg) -> dict | None:
     Returns
     -------
     reference : dict or None
-        ``{"manifest": dict, "provenance": {"shards": str, "manifest_sha256": str}}``; None without
+        ``{"manifest": Manifest, "provenance": {"shards": str, "manifest_sha256": str}}``; None without
         ``channels_from``.
 
     Raises
@@ -108,9 +108,11 @@ def channels_from_pack(cfg) -> dict | None:
     path = ref / "manifest.json"
     if not path.is_file():
         raise InputError(f"channels_from={ref}: no manifest.json; expected a folder written by `ieegfm pack`")
-    manifest = json.loads(path.read_text())
+    manifest = read_manifest(ref)
     for group in ("preprocess", "audio"):
-        cfg[group] = OmegaConf.merge(cfg[group], manifest["config"][group])
+        if group not in manifest.config:
+            raise InputError(f"channels_from={ref}: its manifest.json has no config.{group}; expected a pack's")
+        cfg[group] = OmegaConf.merge(cfg[group], manifest.config[group])
     logger.info(
         "channels_from=%s: channels, montage %s, preprocessing and audio targets (%s) of that pack",
         ref,
@@ -131,13 +133,13 @@ def reference_picks(
     InputError
         The subject is not in the reference pack, or a block lacks some of its channels (names them).
     """
-    subjects = reference["manifest"]["subjects"]
+    subjects = reference["manifest"].subjects
     if subject not in subjects:
         raise InputError(
             f"subject {subject!r} is not in channels_from={channels_from} (subjects {sorted(subjects)}); "
             "pack it with its own pretraining shards"
         )
-    picks = list(subjects[subject]["picks"])
+    picks = list(subjects[subject].picks)
     for b, h in own:
         missing = [c for c in picks if c not in h.ch_names]
         if missing:

@@ -29,7 +29,15 @@ from omegaconf import OmegaConf
 import ieegfm
 from ieegfm.checkpoint import CONTRACT_KEY, CheckpointContract, shards_provenance, subjects_of
 from ieegfm.errors import ConfigError, InputError
-from ieegfm.io.manifest import SPLITS, Manifest, count_chunk, new_split_stats, write_manifest
+from ieegfm.io.manifest import (
+    SPLITS,
+    Manifest,
+    ManifestDict,
+    count_chunk,
+    new_split_stats,
+    read_manifest,
+    write_manifest,
+)
 from ieegfm.io.n2s import read_n2s
 from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.preprocess.scaling import RobustScaler
@@ -121,7 +129,7 @@ def import_n2s(cfg) -> Path:
                              np.float16), "json": meta}, n_windows=n_win, n_times=hi - lo)  # fmt: skip
                 count_chunk(st, (hi - lo) / sfreq / 3600, n_win)  # (no clock: no day, no daytime)
         shards[sp], stats[sp] = writer.close(), st
-    manifest: Manifest = {
+    manifest: ManifestDict = {
         "ieegfm_version": ieegfm.__version__,
         "format": {
             "brain": "float16 (n_chans, n_times), Neuro2Semantic band envelopes, robust-scaled (median/IQR), clamped",
@@ -172,7 +180,7 @@ def import_n2s(cfg) -> Path:
         "audio": None,
     }
     write_manifest(out, manifest)
-    _write_init_checkpoint(cfg, manifest, out, window_n)
+    _write_init_checkpoint(cfg, read_manifest(out), out, window_n)
     logger.info(
         "imported %s: %d trials (%s), %d channels (%d electrodes x %s) at %g Hz -> %s",
         cfg.file, len(rec.trials), ", ".join(f"{sp} {splits.count(sp)}" for sp in SPLITS), len(rec.ch_names),
@@ -181,10 +189,10 @@ def import_n2s(cfg) -> Path:
     return out / "manifest.json"
 
 
-def _write_init_checkpoint(cfg, manifest: dict, out: Path, window_n: int) -> Path:
-    """``encoder_init.ckpt``: the ``model.*`` encoder for these shards, seeded, never trained."""
-    enc_cfg = encoder_kwargs(cfg.model, n_chans=manifest["n_chans_max"], n_subjects=1, n_times=window_n,
-                             sfreq=manifest["sfreq"], n_features=cfg.model.n_features)  # fmt: skip
+def _write_init_checkpoint(cfg, manifest: Manifest, out: Path, window_n: int) -> Path:
+    """``encoder_init.ckpt``: the ``model.*`` encoder for these shards (as read back), seeded, never trained."""
+    enc_cfg = encoder_kwargs(cfg.model, n_chans=manifest.n_chans_max, n_subjects=1, n_times=window_n,
+                             sfreq=manifest.sfreq, n_features=cfg.model.n_features)  # fmt: skip
     torch.manual_seed(int(cfg.seed))
     try:
         encoder = build_encoder(**enc_cfg)

@@ -35,9 +35,7 @@ from ieegfm.features import build_extractor
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.manifest import (
     SPLITS,
-    Manifest,
-    ShardEntry,
-    SplitStats,
+    ManifestDict,
     count_chunk,
     new_split_stats,
     withdraw_manifest,
@@ -134,7 +132,7 @@ def _pack(cfg) -> Path:
     empty = check_empty_splits(stats, cfg)
     if reference is not None:
         for subj in names:
-            if names[subj] != reference["manifest"]["subjects"][subj]["ch_names"]:  # same picks + montage: same names
+            if names[subj] != list(reference["manifest"].subjects[subj].ch_names):  # same picks + montage: same names
                 raise InputError(
                     f"subject {subj}: channels after the montage {names[subj][:6]}... differ from those of "
                     f"channels_from={cfg.channels_from}"
@@ -166,7 +164,7 @@ def plan_splits(infos: list[BlockInfo], cfg, context_s: float):
 
 
 def write_shards(infos: list[BlockInfo], split: dict[str, str], work: Path, scalers: Scalers, clock: SiteClock,
-                 cfg, pool_n: int) -> tuple[dict[str, list[ShardEntry]], dict[str, SplitStats], dict[str, list[str]]]:  # fmt: skip
+                 cfg, pool_n: int) -> tuple[dict[str, list[dict]], dict[str, dict], dict[str, list[str]]]:  # fmt: skip
     """Phase 6: every split's chunks, scaled, into tars; returns ``(shards, stats, names)`` (names: subject ->
     channel names after the montage).
 
@@ -179,8 +177,8 @@ def write_shards(infos: list[BlockInfo], split: dict[str, str], work: Path, scal
     sfreq = float(cfg.preprocess.sfreq)
     chunk_n = int(round(cfg.chunk_s * sfreq))
     window_n = int(round(cfg.split.window_s * sfreq))
-    shards: dict[str, list[ShardEntry]] = {}
-    stats: dict[str, SplitStats] = {}
+    shards: dict[str, list[dict]] = {}
+    stats: dict[str, dict] = {}
     names: dict[str, list[str]] = {}
     for sp in SPLITS:
         writer = ShardWriter(out, sp, cfg.samples_per_shard)
@@ -236,7 +234,7 @@ def _annotations(info: BlockInfo, t_lo: float, t_hi: float) -> dict:
     return meta
 
 
-def check_empty_splits(stats: dict[str, SplitStats], cfg) -> list[str]:
+def check_empty_splits(stats: dict[str, dict], cfg) -> list[str]:
     """Splits asked for (a non-zero fraction) that came out without a chunk: warned about, listed in the manifest.
 
     Raises
@@ -266,8 +264,8 @@ FORMAT = {
 
 
 def build_manifest(cfg, extractor, infos, split, trims, guard_s, picks, dropped, scalers: Scalers, clock: SiteClock,
-                   shards, stats, names, pool_n: int, work: Path) -> Manifest:  # fmt: skip
-    """Phase 7: the manifest of a pack (:class:`~ieegfm.io.manifest.Manifest`; ``skipped``, ``empty_splits``,
+                   shards, stats, names, pool_n: int, work: Path) -> ManifestDict:  # fmt: skip
+    """Phase 7: the manifest of a pack (:class:`~ieegfm.io.manifest.Manifest` describes it; ``skipped``, ``empty_splits``,
     ``length_mismatches`` and ``channels_from`` are added by the caller)."""
     sfreq = float(cfg.preprocess.sfreq)
     subjects = sorted(scalers.subjects)

@@ -10,8 +10,8 @@ prefix that holds the budget.
 A subset is a folder with its own ``manifest.json`` whose shard entries point at the source tars (relative paths)
 and whose training entries list the dropped chunks with length 0: the epoch planner
 (:class:`ieegfm.data.plan.EpochPlanner`) gives them no windows and the tar reader seeks past them, so a subset
-reads only its own chunks and copies no bytes. ``manifest["subset"]`` records the request, the source and the
-hours kept per subject; ``manifest["splits"]["train"]`` the kept hours.
+reads only its own chunks and copies no bytes. The manifest's ``subset`` records the request, the source and the
+hours kept per subject; its ``splits.train`` the kept hours.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ ALL = "all"
 class Chunk:
     """One training chunk of a shard set: where it is and when it was recorded."""
 
-    shard: int  # index into manifest["shards"]["train"]
+    shard: int  # index into the manifest's train shards
     index: int  # position in that tar
     subject: str
     block: str
@@ -63,16 +63,16 @@ def train_chunks(shards: str | Path) -> list[Chunk]:
     """
     root = Path(shards)
     manifest = read_manifest(root)
-    sfreq, window_n = float(manifest["sfreq"]), int(round(float(manifest["window_s"]) * float(manifest["sfreq"])))
+    sfreq, window_n = manifest.sfreq, manifest.window_n
     chunks = []
-    for i, entry in enumerate(manifest["shards"].get("train", [])):
-        url = root / entry["name"]
+    for i, entry in enumerate(manifest.entries("train")):
+        url = root / entry.name
         metas = [
             json.loads(bytes(data))
             for name, data in tar_members(str(url), want=lambda n: n.endswith(".json"))
             if data is not None
         ]
-        lengths = entry["chunk_lengths"]
+        lengths = entry.chunk_lengths or ()
         if len(metas) != len(lengths):
             raise InputError(f"{url}: {len(metas)} chunks, its manifest entry lists {len(lengths)}")
         for k, (meta, n) in enumerate(zip(metas, lengths)):
@@ -219,13 +219,13 @@ def subset_view(
     kept = nested_subset(chunk_order(chunks, order, seed, daytime_only), hours, where=f"shards={src}")
     keep = {(c.shard, c.index) for own in kept.values() for c in own}
     rel = os.path.relpath(src.resolve(), dst.resolve())
-    out = json.loads(json.dumps(manifest))
+    out = manifest.to_dict()
     for sp, entries in out["shards"].items():
         for i, e in enumerate(entries):
             e["name"] = os.path.join(rel, e["name"])
             if sp != "train":
                 continue
-            window_n = int(round(float(manifest["window_s"]) * float(manifest["sfreq"])))
+            window_n = manifest.window_n
             e["chunk_lengths"] = [n if (i, k) in keep else 0 for k, n in enumerate(e["chunk_lengths"])]
             e["n_windows"] = sum(n // window_n for n in e["chunk_lengths"])
     by_key = {(c.shard, c.index): c for c in chunks}
@@ -239,7 +239,7 @@ def subset_view(
         stats["n_windows"] += c.n_windows
         if c.block not in stats["blocks"]:
             stats["blocks"].append(c.block)
-    out.setdefault("splits", {})["train"] = {**manifest.get("splits", {}).get("train", {}), **stats}
+    out.setdefault("splits", {})["train"] = {**out.get("splits", {}).get("train", {}), **stats}
     out["subset"] = {
         **request,
         "hours_per_subject": {s: sum(c.hours for c in own) for s, own in kept.items()},

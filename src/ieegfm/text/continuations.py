@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.errors import InputError
+from ieegfm.io.manifest import Manifest
 from ieegfm.text.sentences import SPLITS, read_blocks
 
 __all__ = ["ContinuationItem", "load_continuations"]
@@ -47,7 +48,7 @@ class ContinuationItem:
 
 
 def load_continuations(
-    shards, manifest: dict, subjects: dict[str, int], n_chans: int, window_n: int, prompt_words: int = 12,
+    shards, manifest: Manifest, subjects: dict[str, int], n_chans: int, window_n: int, prompt_words: int = 12,
     lag_s: float = 0.3,
 ) -> dict[str, list[ContinuationItem]]:  # fmt: skip
     """Continuation items per split.
@@ -75,12 +76,12 @@ def load_continuations(
     InputError
         No words in the shards (pack from a table with a ``words`` column), or a split without items.
     """
-    sfreq = float(manifest["sfreq"])
+    sfreq = manifest.sfreq
     window_s = window_n / sfreq
     items: dict[str, list[ContinuationItem]] = {sp: [] for sp in SPLITS}
     seen_words = False
     for sp in SPLITS:
-        urls = [str(Path(shards) / s["name"]) for s in manifest["shards"].get(sp, [])]
+        urls = [str(Path(shards) / s.name) for s in manifest.entries(sp)]
         for block, chunks in read_blocks(urls).items():
             words = sorted((w for c in chunks for w in c["meta"].get("words") or []), key=lambda w: w[0])
             seen_words = seen_words or bool(words)

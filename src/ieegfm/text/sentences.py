@@ -23,7 +23,7 @@ import torch
 
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
-from ieegfm.io.manifest import SPLITS
+from ieegfm.io.manifest import SPLITS, Manifest
 from ieegfm.text.embed import normalise_text
 
 __all__ = ["SentenceItem", "SentenceSet", "load_sentences", "collate_sentences", "read_blocks"]
@@ -118,7 +118,7 @@ def _span(chunks: list[dict], t0: float, t1: float, sfreq: float) -> np.ndarray 
 
 def load_sentences(
     shards,
-    manifest: dict,
+    manifest: Manifest,
     subjects: dict[str, int],
     n_chans: int,
     window_n: int,
@@ -158,11 +158,11 @@ def load_sentences(
     """
     from pathlib import Path
 
-    sfreq = float(manifest["sfreq"])
+    sfreq = manifest.sfreq
     items: dict[str, list[SentenceItem]] = {sp: [] for sp in SPLITS}
     skipped, seen_events = 0, False
     for sp in SPLITS:
-        urls = [str(Path(shards) / s["name"]) for s in manifest["shards"].get(sp, [])]
+        urls = [str(Path(shards) / s.name) for s in manifest.entries(sp)]
         for block, chunks in read_blocks(urls).items():
             events: dict[int, dict] = {}
             for c in chunks:

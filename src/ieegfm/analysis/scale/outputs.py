@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ieegfm.analysis.fit import bootstrap_log_linear
-from ieegfm.data import read_manifest
 from ieegfm.errors import InputError
 from ieegfm.evaluation.stats import paired_wilcoxon
+from ieegfm.io.manifest import read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def points_table(cards: list[dict], rows: list[str]) -> list[dict]:
 
 def _subject_names(task_shards: str) -> dict:
     """Subject index (as in per-window records) -> label, from the task shards' manifest."""
-    return {v["index"]: s for s, v in read_manifest(task_shards)["subjects"].items()}
+    return {v.index: s for s, v in read_manifest(task_shards).subjects.items()}
 
 
 def _fit(cards: list[dict], row: str, n_boot: int, subject: str | None = None) -> dict | None:

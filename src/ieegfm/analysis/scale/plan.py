@@ -14,9 +14,8 @@ from omegaconf import OmegaConf
 
 from ieegfm.config import CompareConfig, load_config
 from ieegfm.config.enums import FINETUNE_ROWS
-from ieegfm.data import read_manifest
 from ieegfm.errors import ConfigError, InputError
-from ieegfm.io.manifest import write_json_atomic
+from ieegfm.io.manifest import read_manifest, write_json_atomic
 from ieegfm.shards.subset import ALL, chunk_order, nested_subset, parse_hours, train_chunks
 
 __all__ = ["Point", "plan", "check_task_split", "pretrain_config", "compare_config", "test_split_id", "hours_key"]
@@ -68,10 +67,11 @@ def conditions_of(cfg) -> dict:
 def test_split_id(shards: str | Path) -> dict:
     """What identifies a shard set's test windows: its blocks, windows and tar checksums (from the manifest)."""
     m = read_manifest(shards)
+    test = m.splits.get("test")
     return {
-        "blocks": sorted(m.get("splits", {}).get("test", {}).get("blocks", [])),
-        "n_windows": int(sum(e["n_windows"] for e in m["shards"].get("test", []))),
-        "sha256": [e.get("sha256") for e in m["shards"].get("test", [])],
+        "blocks": sorted(test.blocks if test else []),
+        "n_windows": m.n_windows("test"),
+        "sha256": [e.sha256 for e in m.entries("test")],
     }
 
 
@@ -105,8 +105,8 @@ def plan(cfg) -> list[Point]:
     patients: dict[str, set] = {}
     for name, c in conds.items():
         shards = c["pretrain_shards"]
-        subjects = set(read_manifest(shards)["subjects"])
-        task_subjects = set(read_manifest(c["task_shards"])["subjects"])
+        subjects = set(read_manifest(shards).subjects)
+        task_subjects = set(read_manifest(c["task_shards"]).subjects)
         if not task_subjects <= subjects:
             raise InputError(
                 f"conditions.{name}: pretraining shards {shards} hold subjects {sorted(subjects)}, the task shards "

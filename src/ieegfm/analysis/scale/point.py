@@ -18,10 +18,9 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from ieegfm.analysis.scale.plan import Point, compare_config, pretrain_config, test_split_id
-from ieegfm.data import read_manifest
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.tune import tune_condition
-from ieegfm.io.manifest import write_json_atomic
+from ieegfm.io.manifest import read_manifest, write_json_atomic
 from ieegfm.pretrain.run import pretrain
 from ieegfm.shards.subset import subset_view
 
@@ -56,7 +55,7 @@ def run_point(cfg, p: Point) -> dict:
     )
     manifest = read_manifest(subset)
     pcfg = pretrain_config(cfg, p.overrides, subset, p.folder / "pretrain", p.seed)
-    train_windows = int(manifest["splits"]["train"]["n_windows"])
+    train_windows = manifest.splits["train"].n_windows
     if cfg.compute == "epochs":
         world = int(pcfg.trainer.devices if isinstance(pcfg.trainer.devices, int) else 1) * pcfg.trainer.num_nodes
         pcfg.trainer.max_steps = max(1, math.ceil(cfg.epochs * train_windows / (pcfg.data.batch_size * world)))
@@ -70,7 +69,7 @@ def run_point(cfg, p: Point) -> dict:
     identity = _identity(
         {
             "pretrain": {k: v for k, v in OmegaConf.to_container(pcfg).items() if k not in ("out", "resume")},
-            "subset": manifest["subset"],
+            "subset": manifest.subset,
             "finetune": OmegaConf.to_container(cfg.finetune),
             "task_only": p.task_only,
             "task_test_split": test_split_id(p.task_shards),
@@ -107,7 +106,7 @@ def run_point(cfg, p: Point) -> dict:
         "index": p.index,
         "condition": p.condition,
         "hours": p.hours,
-        "hours_per_subject": manifest["subset"]["hours_per_subject"],
+        "hours_per_subject": manifest.subset["hours_per_subject"],
         "daytime_only": p.daytime_only,
         "order": cfg.order,
         "seed": p.seed,
