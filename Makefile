@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 OUT    ?= demo
 LLM_STEPS ?= 0
 
-.PHONY: help install demo demo-language test test-fast soak lint format bench clean
+.PHONY: help install demo demo-language test test-fast soak lint format bench docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ bench: install  ## benchmarks (print figures against named baselines; GPU ones o
 		$(BIN)/python tools/bench_training.py --synthetic-hours 2 --reference --batch 256 --workers 6 --steps 300; \
 		else echo "bench_gpu: skipped (no CUDA device)"; fi
 
+docs: install  ## build the documentation site offline, warnings as errors (docs/_build/html/index.html)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
@@ -54,4 +57,4 @@ format: install  ## ruff format
 	$(BIN)/ruff format src tests tools
 
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf $(OUT) shards runs .pytest_cache .ruff_cache
+	rm -rf $(OUT) shards runs .pytest_cache .ruff_cache docs/_build docs/generated

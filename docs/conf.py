@@ -42,10 +42,11 @@ autodoc_mock_imports = ["vec2text", "llama_cpp"]
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_validation_checks: set[str] = set()
-suppress_warnings = ["myst.xref_missing", "myst.header"]
+suppress_warnings: list[str] = []
 nitpicky = False
 
 html_theme = "pydata_sphinx_theme"
 html_title = f"ieegfm {version}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
 html_static_path: list[str] = []
+autodoc_inherit_docstrings = False  # Lightning's own docstrings are not ours to render
