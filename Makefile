@@ -25,8 +25,9 @@ demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data;
 demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~11 min; LLM_STEPS=N adds the LLM-prefix head)
 	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS)
 
-test: install  ## run the test suite (what CI runs)
+test: install  ## run the test suite, then build the docs (what CI runs)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory docs
 
 test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
 	$(BIN)/python -m pytest -q -m "not slow and not soak"
