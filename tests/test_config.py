@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from ieegfm.__main__ import main
-from ieegfm.config import CHOICES, OPTION_GROUPS, SCHEMAS, ModelConfig, describe, load_config
+from ieegfm.config import CHOICES, OPTION_GROUPS, SCHEMAS, ModelConfig, describe_keys, load_config
 from ieegfm.errors import ConfigError
 
 
@@ -108,7 +108,7 @@ def test_config_file_then_overrides(tmp_path):
 
 
 def test_help_lists_keys_with_defaults():
-    text = describe("pack")
+    text = describe_keys("pack")
     assert "preprocess.l_freq" in text and "0.05" in text and "(Hz)" in text
 
 

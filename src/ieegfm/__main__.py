@@ -13,7 +13,7 @@ import os
 import sys
 import warnings
 
-from ieegfm.config import describe, load_config
+from ieegfm.config import describe_keys, load_config
 from ieegfm.errors import IeegfmError
 
 COMMANDS = {
@@ -183,7 +183,7 @@ def _parser() -> argparse.ArgumentParser:
             help=help_,
             description=help_,
             formatter_class=argparse.RawDescriptionHelpFormatter,
-            epilog="config keys (override with key=value):\n" + describe(name),
+            epilog="config keys (override with key=value):\n" + describe_keys(name),
         )
         p.add_argument("--config", help="YAML file merged over the defaults (start from --print-config)")
         p.add_argument(

@@ -25,7 +25,7 @@ from ieegfm.config.analysis import (
     ScaleFinetuneConfig,
 )
 from ieegfm.config.choices import CHOICES, OPTION_GROUP_OF, OPTION_GROUPS
-from ieegfm.config.describe import describe
+from ieegfm.config.describe import describe_keys
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -99,5 +99,5 @@ __all__ = [
     "OPTION_GROUPS",
     "OPTION_GROUP_OF",
     "load_config",
-    "describe",
+    "describe_keys",
 ]

@@ -8,10 +8,10 @@ from omegaconf import MISSING
 
 from ieegfm.config.schemas import SCHEMAS
 
-__all__ = ["describe"]
+__all__ = ["describe_keys"]
 
 
-def describe(command: str) -> str:
+def describe_keys(command: str) -> str:
     """Human-readable list of the keys of a command, with defaults and help (for ``--help``)."""
     lines: list[str] = []
 

@@ -1,19 +1,19 @@
 """Metrics of decoded text against the sentences heard: one module, library implementations, nothing downloaded.
 
-=====================  ======================================================================================
-key                    definition
-=====================  ======================================================================================
-``bleu``               sacrebleu corpus BLEU-4 (13a tokenisation, 0-100, as sacrebleu reports it)
-``bleu_nltk``          mean NLTK ``sentence_bleu`` (BLEU-4, ``SmoothingFunction().method7``): the
-                       Neuro2Semantic paper's number, for comparison with it only. Not bounded by 1: an
-                       exact 7-word match scores 1.117 (method7 includes method5's n-gram averaging)
-``bleu1`` .. ``bleu4`` mean NLTK ``sentence_bleu`` with cumulative uniform weights up to n, 0-1 (BrainLLM),
-                       ``method1`` smoothing (epsilon counts; under ``method5``/``method7`` NLTK's BLEU-n can
-                       exceed 1)
-``rouge1``/``rougeL``  mean rouge-score F-measure (its own tokeniser: lower case, alphanumeric tokens)
-``*_recall``           the same, recall (BrainLLM reports ROUGE recall)
-``wer``                jiwer corpus word error rate on :func:`tokenize` d words
-=====================  ======================================================================================
+=======================  ======================================================================================
+key                      definition
+=======================  ======================================================================================
+``bleu``                 sacrebleu corpus BLEU-4 (13a tokenisation, 0-100, as sacrebleu reports it)
+``bleu_nltk``            mean NLTK ``sentence_bleu`` (BLEU-4, ``SmoothingFunction().method7``): the
+                         Neuro2Semantic paper's number, for comparison with it only. Not bounded by 1: an
+                         exact 7-word match scores 1.117 (method7 includes method5's n-gram averaging)
+``bleu1`` .. ``bleu4``   mean NLTK ``sentence_bleu`` with cumulative uniform weights up to n, 0-1 (BrainLLM),
+                         ``method1`` smoothing (epsilon counts; under ``method5``/``method7`` NLTK's BLEU-n can
+                         exceed 1)
+``rouge1``/``rougeL``    mean rouge-score F-measure (its own tokeniser: lower case, alphanumeric tokens)
+``*_recall``             the same, recall (BrainLLM reports ROUGE recall)
+``wer``                  jiwer corpus word error rate on :func:`tokenize` d words
+=======================  ======================================================================================
 
 :func:`tokenize` is a regular expression (lower case, words with inner apostrophes, punctuation dropped): NLTK's
 ``word_tokenize`` needs the punkt model, a download. BERTScore (:func:`bertscore_f1`) is optional

@@ -15,7 +15,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict  # noqa: UP035 (see ManifestDict)
 
 from ieegfm.errors import InputError
 from ieegfm.io.checksum import sha256_file
@@ -26,7 +26,7 @@ SPLITS = ("train", "val", "test")
 
 
 #: ``manifest.json`` as a JSON object: what :func:`write_manifest` takes and :meth:`Manifest.to_dict` gives back.
-ManifestDict = dict[str, Any]
+ManifestDict = Dict[str, Any]  # noqa: UP006 (typing.Dict: autodoc takes a dict[...] alias for a class)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """Streaming, chunk-invariant iEEG preprocessing: notch, band-pass and resampling.
 
-The chain follows the recipe of arXiv 2512.15830 (notch at the line frequency and its
+The chain follows the recipe of arXiv 2512.15830 [1]_ (notch at the line frequency and its
 harmonics, band-pass 0.05-50 Hz, resample to 40 Hz) but is computed as three linear-phase
-FIR stages whose delays are compensated, so that the whole chain is zero-phase and the
+FIR stages (designed as Widmann et al. [2]_ advise) whose delays are compensated, so that the whole chain is zero-phase and the
 concatenated output does not depend on how the recording is cut into chunks:
 
 1. **Decimation** (input rate ``sfreq``): a short Kaiser-window low-pass (100 dB stop band)
@@ -11,7 +11,7 @@ concatenated output does not depend on how the recording is cut into chunks:
    starts at ``sfreq / decim - sfreq_out / 2``, so nothing aliases into the output band.
 2. **Anti-alias low-pass and exact fractional resampling** (intermediate rate): the output
    sample ``k`` is the intermediate signal convolved with a continuous Hamming-windowed sinc
-   (cut-off ``h_freq_eff + h_trans_bandwidth / 2``, MNE's length ``3.3 / h_trans_bandwidth``
+   (cut-off ``h_freq_eff + h_trans_bandwidth / 2``, MNE's [3]_ length ``3.3 / h_trans_bandwidth``
    s) evaluated at exactly ``t = k / sfreq_out``. This works for any ratio, including a
    non-integer ``sfreq``; the weights of a chunk are computed once and shared by channels.
 3. **High-pass and notches** (output rate, where long filters are cheap): a Hamming-window

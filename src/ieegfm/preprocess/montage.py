@@ -1,4 +1,4 @@
-"""Re-referencing of sEEG / ECoG contacts: bipolar, common average, none.
+"""Re-referencing of sEEG / ECoG contacts: bipolar, common average, none [1]_.
 
 A montage is a linear combination of channels and the filters of :mod:`.filters` are linear
 and time-invariant, so the two commute: the packer applies the montage at the output rate

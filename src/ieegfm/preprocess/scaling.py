@@ -1,7 +1,7 @@
 """Per-channel scalers fitted on training data only, in a streaming, deterministic way.
 
-:class:`RobustScaler` (median / IQR, clamp at +-20) scales the iEEG as in arXiv 2512.15830;
-:class:`StandardScaler` (mean / std, Chan et al. merging) z-scores the audio targets. Both are
+:class:`RobustScaler` (median / IQR, clamp at +-20) scales the iEEG as in arXiv 2512.15830 [1]_;
+:class:`StandardScaler` (mean / std, Chan et al. merging [2]_) z-scores the audio targets. Both are
 fitted chunk by chunk with bounded memory and serialise to JSON-friendly dicts, so the shard
 manifest can record the scaling that was applied.
 

@@ -1,7 +1,7 @@
 """The simulated sEEG: background, artefacts, non-neural channels and audio-driven responses.
 
 Generative model (all units volts, times seconds)
------------------------------------------------
+-------------------------------------------------
 Layout
     ``n_shafts`` depth electrodes with ``contacts_per_shaft`` contacts each, named like clinical sEEG
     (``LA1..LA8``, ``LH1..``, ``RA1..``, ``RH1..``; with ``prime_names`` the right side is written ``A'1``), then
