@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -11,6 +12,8 @@ from ieegfm.checkpoint import model_for_shards
 from ieegfm.data import ShardDataModule
 from ieegfm.evaluation.evaluate import embed_split
 from ieegfm.evaluation.retrieval import retrieval_metrics
+from ieegfm.losses.clip import ClipLoss
+from ieegfm.pretrain.module import ContrastivePretraining
 
 
 def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_path, tiny):
@@ -40,6 +43,8 @@ def test_cli_pretrain_then_evaluate_learns_and_writes_run_folder(shards, tmp_pat
     gaps = [e.value for e in acc.Scalars("perf/step_gap_fraction")]
     assert all(0 <= w <= g < 1 for w, g in zip(waits, gaps))  # the data wait is part of the gap between steps
     assert any(w < g for w, g in zip(waits, gaps))  # measured in the loader (FetchTiming), not the whole gap
+    val_loss = [e.value for e in acc.Scalars("val/loss")]  # at each validation, for the report's loss curve
+    assert len(val_loss) == 2 and val_loss[1] < val_loss[0], val_loss
     summary = json.loads((run / "summary.json").read_text())
     ckpt = summary["best_checkpoint"]
     assert summary["global_step"] == 120
@@ -142,3 +147,17 @@ def test_corrupt_shards_are_counted_in_the_summary_and_all_corrupt_is_one_line(t
     assert main(["pretrain", *run, f"out={tmp_path / 'r2'}"]) == 2  # not a hang, not a traceback
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("ieegfm")]
     assert len(err) == 1 and "no training batch could be read this epoch" in err[0], err
+
+
+class _Pooled(torch.nn.Module):
+    pooling = "mean"
+
+
+def test_validation_loss_is_the_training_loss_in_training_sized_batches():
+    torch.manual_seed(0)
+    module = ContrastivePretraining(_Pooled(), ClipLoss())
+    audio = torch.randn(40, 8)
+    matched = module.validation_loss(audio + 0.1 * torch.randn(40, 8), audio)
+    unmatched = module.validation_loss(torch.randn(40, 8), audio)
+    # without a trainer: one batch of all 40 windows; random pairs at or above ln(40) (CLIP's chance level)
+    assert unmatched > np.log(40) > 4 * matched, (matched, unmatched)

@@ -178,7 +178,7 @@ class ClipLoss(LogitScaleMixin, nn.Module):
         a = _flatten_normalize(audio)
         return self._clamped_scale() * b @ a.T
 
-    def forward(self, brain: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, brain: torch.Tensor, audio: torch.Tensor, gather: bool = True) -> torch.Tensor:
         """Symmetric CLIP loss (global negatives under DDP).
 
         Parameters
@@ -187,6 +187,9 @@ class ClipLoss(LogitScaleMixin, nn.Module):
             Brain embeddings (local batch).
         audio : torch.Tensor, same shape as ``brain``
             Frozen audio targets (local batch); no gradient flows into them.
+        gather : bool
+            Gather the other ranks' rows as negatives (``gather_distributed``); ``False`` scores the local batch
+            alone (the validation loss, where every rank holds every window).
 
         Returns
         -------
@@ -203,7 +206,7 @@ class ClipLoss(LogitScaleMixin, nn.Module):
         scale = self._clamped_scale()
         b = _flatten_normalize(brain)
         a = _flatten_normalize(audio.detach())
-        world = self.world_size
+        world = self.world_size if gather else 1
         if world > 1:
             a_all, sizes, offset = gather_batches(a, with_grad=False)
             b_all, _, _ = gather_batches(b, with_grad=True, sizes=sizes)

@@ -98,7 +98,7 @@ class SigLipLoss(LogitScaleMixin, nn.Module):
         check_pair(brain, audio)
         return self._clamped_scale() * _flatten_normalize(brain) @ _flatten_normalize(audio).T + self.logit_bias
 
-    def forward(self, brain: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+    def forward(self, brain: torch.Tensor, audio: torch.Tensor, gather: bool = True) -> torch.Tensor:
         """Sigmoid loss over all (local brain, global audio) pairs.
 
         Parameters
@@ -107,6 +107,8 @@ class SigLipLoss(LogitScaleMixin, nn.Module):
             Brain embeddings (local batch).
         audio : torch.Tensor, same shape as ``brain``
             Frozen audio targets (local batch).
+        gather : bool
+            Gather the other ranks' audio rows as negatives; ``False`` scores the local batch alone.
 
         Returns
         -------
@@ -123,7 +125,7 @@ class SigLipLoss(LogitScaleMixin, nn.Module):
         scale = self._clamped_scale()
         b = _flatten_normalize(brain)
         a = _flatten_normalize(audio.detach())
-        world = self.world_size
+        world = self.world_size if gather else 1
         if world > 1:
             a, sizes, offset = gather_batches(a, with_grad=False)
         else:

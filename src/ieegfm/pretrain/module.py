@@ -140,6 +140,37 @@ class ContrastivePretraining(L.LightningModule):
         for k in SUMMARY_KEYS:
             if m[k] is not None:
                 self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)
+        self.log("val/loss", self.validation_loss(brain, audio), rank_zero_only=False)
+
+    @torch.no_grad()
+    def validation_loss(self, brain: torch.Tensor, audio: torch.Tensor) -> float:
+        """The training loss on the validation windows, in batches of the training's contrastive size.
+
+        The windows are put in a fixed random order (seed 0: the same batches at every validation) and cut into
+        batches of ``batch_size × world_size`` (the global batch the training loss sees; all windows when no
+        datamodule is attached); a last, smaller batch is dropped unless it is the only one, since the contrastive
+        loss falls with fewer candidates. So ``val/loss`` is on the scale of ``train/loss``.
+
+        Parameters
+        ----------
+        brain, audio : torch.Tensor, shape (n_windows, n_features) or (n_windows, n_features, n_times)
+            Embeddings and targets of every validation window.
+
+        Returns
+        -------
+        float
+            Mean loss over the batches.
+        """
+        n = len(brain)
+        dm = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
+        size = int(getattr(dm, "batch_size", n) * max(self.trainer.world_size if self._trainer is not None else 1, 1))
+        size = min(max(size, 2), n)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+        starts = range(0, n - size + 1, size)
+        losses = [
+            float(self.loss(brain[order[i : i + size]], audio[order[i : i + size]], gather=False)) for i in starts
+        ]
+        return float(np.mean(losses))
 
     def configure_optimizers(self):
         hp = self.hparams
