@@ -166,5 +166,5 @@ def test_ready_made_sweeps_load(patient, capsys, no_training):
 def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
     assert main(["report", str(tmp_path), f"out={tmp_path / 'r.html'}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert "no fit.json, comparison.md, drift.json, encoding.json or card.json under it" in err
+    assert "no summary.json, fit.json, comparison.md, drift.json, encoding.json or card.json under it" in err
     assert not (tmp_path / "r.html").exists()
