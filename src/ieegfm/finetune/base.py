@@ -9,7 +9,6 @@ pass, losses and validation metrics.
 
 from __future__ import annotations
 
-import inspect
 from functools import partial
 
 import lightning as L
@@ -59,11 +58,17 @@ def resolve_encoder_lr_scale(init: str, freeze: str, scale: float | None = None)
     return float(scale)
 
 
+#: The optimiser's hyper-parameters every finetuning module saves, after its own.
+OPTIMISER_HPARAMS = ("freeze", "lr", "encoder_lr_scale", "weight_decay", "warmup_steps", "max_steps")
+
+
 class FinetuningBase(L.LightningModule):
     """A brain encoder and a head trained on a patient's task data; subclasses add the forward pass and the steps.
 
-    The hyper-parameters (``self.hparams``, saved in every checkpoint) are the arguments of the concrete module's
-    constructor, in its order, except the networks, the loss and the contract (:attr:`not_hyperparameters`).
+    A subclass's constructor takes its own networks and data, then passes these keyword arguments on (``**options``)
+    with its own hyper-parameters as ``extra_hparams``. The hyper-parameters (``self.hparams``, saved in every
+    checkpoint) are ``extra_hparams`` followed by ``freeze`` … ``max_steps``; the networks and the contract are not
+    among them.
 
     Parameters
     ----------
@@ -86,6 +91,8 @@ class FinetuningBase(L.LightningModule):
         Linear warm-up then cosine decay to 0 at ``max_steps`` (:func:`ieegfm.training.schedule.warmup_cosine`).
     contract : dict, optional
         :class:`ieegfm.checkpoint.CheckpointContract` (``kind='finetune'``) written into every checkpoint.
+    **extra_hparams
+        The subclass's own hyper-parameters (plain values), saved before the optimiser's.
 
     Raises
     ------
@@ -93,13 +100,11 @@ class FinetuningBase(L.LightningModule):
         Unknown ``freeze``.
     """
 
-    #: Constructor arguments that are not hyper-parameters (networks, losses, data, the contract).
-    not_hyperparameters: tuple[str, ...] = ("encoder", "head", "contract")
-
     def __init__(
         self,
         encoder: nn.Module,
         head: nn.Module,
+        *,
         freeze: str = "encoder",
         lr: float = 1e-3,
         encoder_lr_scale: float | None = 0.1,
@@ -107,12 +112,13 @@ class FinetuningBase(L.LightningModule):
         warmup_steps: int = 20,
         max_steps: int = 300,
         contract: dict | None = None,
+        **extra_hparams,
     ) -> None:
         super().__init__()
         if freeze not in FREEZE:
             raise ValueError(f"freeze must be one of {FREEZE}, got {freeze!r}")
-        # the concrete module's constructor frame: its arguments, in its order (not this base's)
-        self.save_hyperparameters(ignore=list(self.not_hyperparameters), frame=inspect.currentframe().f_back)
+        # by name, read from the constructors' frames (a dict would be compared with every argument, arrays too)
+        self.save_hyperparameters(*extra_hparams, *OPTIMISER_HPARAMS)
         self.encoder, self.head = encoder, head
         self.contract = contract
         if freeze == "encoder":

@@ -62,9 +62,6 @@ class LLMPrefixFinetuning(FinetuningBase):
         Frozen causal LM (eval mode, no gradient); not saved in checkpoints.
     pad_id : int
         Token id used for padding (masked out).
-    freeze : {'encoder', 'none'}
-    lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps
-        AdamW with linear warm-up and cosine decay.
     mse_warmup_steps : int
         BrainLLM's warm-up: for the first N steps the loss is the MSE between the soft tokens and the mean
         embedding of the prompt tokens (puts the adapter's output in the LM's embedding range), then cross-entropy.
@@ -72,7 +69,9 @@ class LLMPrefixFinetuning(FinetuningBase):
         bf16: the LM runs under ``torch.autocast``. auto: bf16 on a CUDA device that supports it, else float32
         (measured on a 2-core x86 CPU without native bf16: autocast made a SmolLM2-135M step 4.5x slower forward and
         24x slower backward).
-    contract : dict, optional
+    **options
+        The keyword arguments of :class:`ieegfm.finetune.base.FinetuningBase` (``freeze``, ``lr``,
+        ``encoder_lr_scale``, ``weight_decay``, ``warmup_steps``, ``max_steps``, ``contract``).
 
     Raises
     ------
@@ -80,25 +79,19 @@ class LLMPrefixFinetuning(FinetuningBase):
         Unknown ``freeze`` or ``precision``.
     """
 
-    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "lm")
-
     def __init__(
         self,
         encoder: nn.Module,
         head: nn.Module,
         lm: nn.Module,
         pad_id: int,
-        freeze: str = "encoder",
-        lr: float = 1e-3,
-        encoder_lr_scale: float | None = 0.1,
-        weight_decay: float = 1e-2,
-        warmup_steps: int = 20,
-        max_steps: int = 300,
         mse_warmup_steps: int = 0,
         precision: str = "auto",
-        contract: dict | None = None,
+        **options,
     ) -> None:
-        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
+        super().__init__(
+            encoder, head, pad_id=pad_id, mse_warmup_steps=mse_warmup_steps, precision=precision, **options
+        )
         if precision not in LLM_PRECISIONS:
             raise ValueError(f"precision must be one of {LLM_PRECISIONS}, got {precision!r}")
         self._lm = [lm]  # a list: frozen, never a submodule (not in state_dict nor in checkpoints)

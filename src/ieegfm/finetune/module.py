@@ -27,21 +27,10 @@ class Finetuning(FinetuningBase):
         Ignored for ``'regression'`` (mean squared error to the z-scored targets; with AdamW's weight decay a
         ridge-style regression).
     objective : {'clip', 'regression'}
-    freeze : {'encoder', 'none'}
-        ``'encoder'``: the encoder is frozen (no gradient, eval mode so BatchNorm statistics stay those of
-        pretraining): a linear probe with ``head='linear'``. ``'none'``: full finetuning, the encoder at
-        ``lr * encoder_lr_scale``.
-    lr : float
-        AdamW learning rate of the head (and of the loss's parameters).
-    encoder_lr_scale : float | None
-        The encoder's learning rate over ``lr`` (:func:`ieegfm.finetune.base.resolve_encoder_lr_scale`: 0.1 for
-        pretrained weights, 1.0 for a scratch encoder); ``None`` or ignored when the encoder is frozen.
-    weight_decay : float
-        AdamW weight decay (matrices only).
-    warmup_steps, max_steps : int
-        Linear warm-up then cosine decay to 0 at ``max_steps``.
-    contract : dict, optional
-        :class:`ieegfm.checkpoint.CheckpointContract` (``kind='finetune'``) written into every checkpoint.
+    **options
+        The keyword arguments of :class:`ieegfm.finetune.base.FinetuningBase`: ``freeze`` (``'encoder'`` with
+        ``head='linear'`` is a linear probe), ``lr`` (of the head and the loss's parameters), ``encoder_lr_scale``,
+        ``weight_decay``, ``warmup_steps``, ``max_steps``, ``contract``.
 
     Raises
     ------
@@ -55,25 +44,17 @@ class Finetuning(FinetuningBase):
     ``val/within_block_mean_relative_rank`` etc. over all validation windows.
     """
 
-    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "loss")
-
     def __init__(
         self,
         encoder: nn.Module,
         head: nn.Module,
         loss: nn.Module,
         objective: str = "clip",
-        freeze: str = "encoder",
-        lr: float = 1e-3,
-        encoder_lr_scale: float | None = 0.1,
-        weight_decay: float = 1e-2,
-        warmup_steps: int = 20,
-        max_steps: int = 300,
-        contract: dict | None = None,
+        **options,
     ) -> None:
         if objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
+        super().__init__(encoder, head, objective=objective, **options)
         self.loss = loss
         self.pooling = head.pooling
         self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []

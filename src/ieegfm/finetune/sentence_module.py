@@ -44,12 +44,9 @@ class SentenceFinetuning(FinetuningBase):
     loss : ClipTripletLoss
     bank : ndarray, shape (n_candidates, dim)
         Candidate embeddings: validation ranks each sentence among them (``val/mean_relative_rank``).
-    freeze : {'encoder', 'none'}
-        As :class:`ieegfm.finetune.base.FinetuningBase`.
-    lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps
-        AdamW with linear warm-up and cosine decay.
-    contract : dict, optional
-        Written into every checkpoint.
+    **options
+        The keyword arguments of :class:`ieegfm.finetune.base.FinetuningBase` (``freeze``, ``lr``,
+        ``encoder_lr_scale``, ``weight_decay``, ``warmup_steps``, ``max_steps``, ``contract``).
 
     Raises
     ------
@@ -57,23 +54,15 @@ class SentenceFinetuning(FinetuningBase):
         Unknown ``freeze``.
     """
 
-    not_hyperparameters = (*FinetuningBase.not_hyperparameters, "loss", "bank")
-
     def __init__(
         self,
         encoder: nn.Module,
         head: nn.Module,
         loss: nn.Module,
         bank: np.ndarray,
-        freeze: str = "encoder",
-        lr: float = 1e-3,
-        encoder_lr_scale: float | None = 0.1,
-        weight_decay: float = 1e-2,
-        warmup_steps: int = 20,
-        max_steps: int = 300,
-        contract: dict | None = None,
+        **options,
     ) -> None:
-        super().__init__(encoder, head, freeze, lr, encoder_lr_scale, weight_decay, warmup_steps, max_steps, contract)
+        super().__init__(encoder, head, **options)
         self.loss = loss
         self.bank = np.asarray(bank, np.float32)
         self._val: list[tuple[np.ndarray, np.ndarray]] = []

@@ -42,11 +42,17 @@ def _check_data(data, n_chans: int | None, valid) -> tuple[np.ndarray, np.ndarra
     return data, valid
 
 
-def _floats(values, name: str) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1:
-        raise ValueError(f"{name} must be a list of floats, got shape {arr.shape}.")
-    return arr
+def _floats(params: dict, owner: str, *names: str) -> list[np.ndarray]:
+    """The 1-D float64 arrays ``params[name]`` of a ``to_dict`` output; ValueError naming a missing key."""
+    arrays = []
+    for name in names:
+        if name not in params:
+            raise ValueError(f"{owner}.from_dict needs key {name!r}.")
+        arr = np.asarray(params[name], dtype=np.float64)
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be a list of floats, got shape {arr.shape}.")
+        arrays.append(arr)
+    return arrays
 
 
 class RobustScaler:
@@ -203,11 +209,7 @@ class RobustScaler:
         ValueError
             If ``center`` and ``scale`` are missing or of different lengths.
         """
-        try:
-            center = _floats(params["center"], "center")
-            scale = _floats(params["scale"], "scale")
-        except KeyError as err:
-            raise ValueError(f"RobustScaler.from_dict needs key {err.args[0]!r}.") from None
+        center, scale = _floats(params, "RobustScaler", "center", "scale")
         if center.shape != scale.shape:
             raise ValueError(f"center and scale must have the same length, got {center.shape} and {scale.shape}.")
         self = cls(clamp=params.get("clamp", 20.0))
@@ -343,11 +345,7 @@ class StandardScaler:
         ValueError
             If ``mean`` or ``var`` is missing or the lengths differ.
         """
-        try:
-            mean = _floats(params["mean"], "mean")
-            var = _floats(params["var"], "var")
-        except KeyError as err:
-            raise ValueError(f"StandardScaler.from_dict needs key {err.args[0]!r}.") from None
+        mean, var = _floats(params, "StandardScaler", "mean", "var")
         count = np.asarray(params.get("n_samples_seen", np.ones(len(mean))), dtype=np.int64)
         if not (mean.shape == var.shape == count.shape):
             raise ValueError(
