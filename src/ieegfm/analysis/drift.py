@@ -191,7 +191,7 @@ def drift(cfg) -> dict:
         if not dm.urls(split):
             continue
         emb = embed_split(model, dm, split)
-        m = retrieval_metrics(emb["brain"], emb["audio"], seed=cfg.seed)
+        m = retrieval_metrics(emb["brain"], emb["audio"], seed=cfg.seed, subjects=emb["subject"])
         ranks = np.asarray(m["relative_ranks"])
         hours = local_hours(manifest, emb["block"], emb["tmin"])
         retrieval[split] = {

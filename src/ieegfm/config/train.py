@@ -116,6 +116,13 @@ class EvaluateConfig:
     out: str = field(default="metrics.json", metadata={"help": "metrics JSON; a PNG of ranks is written beside it"})
     batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
     seed: int = field(default=0, metadata={"help": "seed of the shuffled-pairs control"})
+    pool_subjects: bool = field(
+        default=False,
+        metadata={
+            "help": "rank each window among every subject's windows (labelled as pooled; a model can win it by "
+            "telling patients apart) instead of among its own subject's"
+        },
+    )
     channels: str = field(
         default="exact",
         metadata={

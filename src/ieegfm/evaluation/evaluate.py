@@ -82,8 +82,12 @@ def score_split(
     channels: str = "exact",
     seed: int = 0,
     batch_size: int = 256,
+    pool_subjects: bool = False,
 ) -> dict:
     """Retrieval metrics of a pretraining or finetuning checkpoint on a split, with controls and per-window ranks.
+
+    Each window is ranked among the windows of its own subject (:func:`~ieegfm.evaluation.retrieval.retrieval_metrics`);
+    the summary is the mean over subjects, each subject's metrics under ``subjects``.
 
     Parameters
     ----------
@@ -98,6 +102,8 @@ def score_split(
         Seed of the shuffled-pairs control.
     batch_size : int
         Windows per forward pass.
+    pool_subjects : bool
+        Rank among every subject's windows instead (labelled ``candidates='pooled across subjects'``).
 
     Returns
     -------
@@ -106,23 +112,34 @@ def score_split(
         ``within_block_mean_relative_rank``, ``shuffled_mean_relative_rank``, ``n_candidates``, ...) plus
         ``p_value_vs_chance`` (one-sided Wilcoxon signed-rank of the per-window relative ranks against 0.5) and
         the checkpoint's ``kind``, ``encoder``, ``head``, ``pooling``; ``per_window``: ``key``, ``block``,
-        ``subject``, ``relative_rank``, ``within_block_relative_rank`` (windows in shard order).
+        ``subject`` (index), ``subject_label``, ``relative_rank`` (among the subject's windows), ``within_block_relative_rank`` (windows in shard order).
 
     Raises
     ------
     InputError
         Missing or unsafe checkpoint, subjects/channels/sfreq/features that do not match, an empty split.
     """
-    model, contract = model_for_shards(ckpt, read_manifest(shards), shards, channels)
+    manifest = read_manifest(shards)
+    model, contract = model_for_shards(ckpt, manifest, shards, channels)
     enc = contract.encoder
     dm = ShardDataModule(shards, batch_size=batch_size, window_s=enc["n_times"] / enc["sfreq"])
     dm.check_pooling(model.pooling)
     emb = embed_split(model, dm, split)
-    m = retrieval_metrics(emb["brain"], emb["audio"], seed=seed, blocks=emb["block"])
+    label_of = {index: label for label, index in manifest.subject_index().items()}
+    labels = [label_of[int(i)] for i in emb["subject"]]
+    m = retrieval_metrics(
+        emb["brain"],
+        emb["audio"],
+        seed=seed,
+        blocks=emb["block"],
+        subjects=labels,
+        pool_subjects=pool_subjects,
+    )
     per_window = {
         "key": emb["key"].tolist(),
         "block": emb["block"].tolist(),
         "subject": emb["subject"].tolist(),
+        "subject_label": labels,
         "relative_rank": m.pop("relative_ranks"),
         "within_block_relative_rank": m.pop("within_block_relative_ranks"),
     }
@@ -151,7 +168,7 @@ def evaluate(cfg) -> dict:
     InputError
         See :func:`score_split`.
     """
-    result = score_split(cfg.ckpt, cfg.shards, cfg.split, cfg.channels, cfg.seed, cfg.batch_size)
+    result = score_split(cfg.ckpt, cfg.shards, cfg.split, cfg.channels, cfg.seed, cfg.batch_size, cfg.pool_subjects)
     m = {**result["metrics"], "split": cfg.split, "ckpt": str(cfg.ckpt), "shards": str(cfg.shards)}
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy import stats
 
 from ieegfm.derangement import derangement
 
@@ -98,8 +99,10 @@ def within_block_relative_ranks(brain: torch.Tensor, audio: torch.Tensor, blocks
     return out
 
 
-def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0, blocks=None) -> dict:
-    """Test-split retrieval metrics with a shuffled-pairs control.
+def candidate_set_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0, blocks=None) -> dict:
+    """Retrieval metrics with a shuffled-pairs control, every window a candidate for every other.
+
+    :func:`retrieval_metrics` calls it once per subject.
 
     Parameters
     ----------
@@ -158,4 +161,144 @@ def retrieval_metrics(brain: torch.Tensor, audio: torch.Tensor, seed: int = 0, b
         "chance_top10_accuracy": min(10, n) / n,
         "relative_ranks": rel.tolist(),
         **within,
+    }
+
+
+#: Per-subject keys of ``retrieval_metrics(...)["subjects"]`` (each subject's windows the only candidates).
+SUBJECT_KEYS = (
+    "mean_relative_rank",
+    "within_block_mean_relative_rank",
+    "top1_accuracy",
+    "top10_accuracy",
+    "n_candidates",
+    "shuffled_mean_relative_rank",
+)
+#: Summary keys averaged over subjects when there are several.
+_MEAN_KEYS = (
+    "mean_relative_rank",
+    "median_relative_rank",
+    "top1_accuracy",
+    "top10_accuracy",
+    "shuffled_mean_relative_rank",
+    "chance_top1_accuracy",
+    "chance_top10_accuracy",
+    "within_block_mean_relative_rank",
+    "within_block_n_candidates",
+)
+
+
+def retrieval_metrics(
+    brain: torch.Tensor,
+    audio: torch.Tensor,
+    seed: int = 0,
+    blocks=None,
+    subjects=None,
+    pool_subjects: bool = False,
+) -> dict:
+    """Test-split retrieval metrics with a shuffled-pairs control, candidates from the true window's subject.
+
+    Pooling several patients' windows as candidates lets a model win retrieval by telling the patients apart (a
+    different implant, gain or noise is enough); so each subject is scored among its own windows only, and the
+    summary is the mean over subjects with a 95 % confidence interval over them. One subject (or ``subjects``
+    not given) is scored exactly as :func:`candidate_set_metrics`.
+
+    Parameters
+    ----------
+    brain, audio : Tensor
+        See :func:`retrieval_ranks`.
+    seed : int
+        Seed of the derangements of the control.
+    blocks : sequence of str, optional
+        Recording block of each window (adds the within-block rank, candidates from the same subject and block).
+    subjects : sequence, optional, length n_windows
+        Subject label (or index) of each window.
+    pool_subjects : bool
+        Score every window among all subjects' windows (the shortcut above stays open): the summary is then that
+        of :func:`candidate_set_metrics` on all windows, labelled ``candidates='pooled across subjects'``; the
+        per-subject entries are still scored within subject.
+
+    Returns
+    -------
+    metrics : dict
+        The keys of :func:`candidate_set_metrics` (with several subjects: each the unweighted mean over
+        subjects, ``n_candidates`` the mean candidates per subject rounded, ``relative_ranks`` and
+        ``within_block_relative_ranks`` each window's rank within its subject, in the input order), and with
+        ``subjects`` given: ``candidates`` (``'within subject'`` or ``'pooled across subjects'``), ``n_subjects``,
+        ``n_windows``, ``mean_relative_rank_ci`` (95 % t interval over subjects; None for one subject) and
+        ``subjects``: ``{label: {key: value for key in SUBJECT_KEYS}}``. A subject with a single window has no
+        rank (None in its entry and per window) and is left out of the mean.
+
+    Raises
+    ------
+    ValueError
+        Shapes differ, ``subjects`` or ``blocks`` of another length, or no subject with two windows.
+
+    References
+    ----------
+    arXiv 2512.15830 (mean relative retrieval rank); candidates within subject as in Défossez et al. 2023, Nature
+    Machine Intelligence (each subject decoded among its own segments).
+    """
+    if subjects is None:
+        return candidate_set_metrics(brain, audio, seed=seed, blocks=blocks)
+    subjects = np.asarray(subjects)
+    if len(subjects) != len(brain):
+        raise ValueError(f"subjects has {len(subjects)} entries for {len(brain)} windows")
+    if blocks is not None and len(blocks) != len(brain):
+        raise ValueError(f"blocks has {len(blocks)} entries for {len(brain)} windows")
+    labels = list(dict.fromkeys(subjects.tolist()))  # in order of appearance
+    if len(labels) == 1:
+        m = candidate_set_metrics(brain, audio, seed=seed, blocks=blocks)
+        return _with_subjects(m, {labels[0]: m}, "within subject", len(brain))
+    per: dict = {}
+    rel = np.full(len(brain), np.nan)
+    within = np.full(len(brain), np.nan)
+    for label in labels:
+        idx = np.flatnonzero(subjects == label)
+        if len(idx) < 2:
+            per[label] = {"n_candidates": int(len(idx))}
+            continue
+        t = torch.from_numpy(idx)
+        m = candidate_set_metrics(
+            brain[t], audio[t], seed=seed, blocks=None if blocks is None else np.asarray(blocks)[idx]
+        )
+        per[label] = m
+        rel[idx] = m["relative_ranks"]
+        if blocks is not None:
+            within[idx] = [np.nan if v is None else v for v in m["within_block_relative_ranks"]]
+    scored = [m for m in per.values() if "relative_ranks" in m]
+    if not scored:
+        raise ValueError(f"retrieval needs a subject with at least 2 windows; got {len(labels)} subjects of 1")
+    if pool_subjects:
+        summary = candidate_set_metrics(brain, audio, seed=seed, blocks=blocks)
+        return _with_subjects(summary, per, "pooled across subjects", len(brain))
+    summary = {k: _mean([m.get(k) for m in scored]) for k in _MEAN_KEYS}
+    summary.update(
+        n_candidates=int(round(np.mean([m["n_candidates"] for m in scored]))),
+        n_control_permutations=min(m["n_control_permutations"] for m in scored),
+        relative_ranks=[None if np.isnan(v) else float(v) for v in rel],
+    )
+    if blocks is not None:
+        summary["n_blocks"] = sum(m["n_blocks"] for m in scored)
+        summary["within_block_relative_ranks"] = [None if np.isnan(v) else float(v) for v in within]
+    return _with_subjects(summary, per, "within subject", len(brain))
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
+def _with_subjects(summary: dict, per: dict, candidates: str, n_windows: int) -> dict:
+    ranks = [m["mean_relative_rank"] for m in per.values() if "mean_relative_rank" in m]
+    ci = None
+    if len(ranks) >= 2:
+        half = stats.t.ppf(0.975, len(ranks) - 1) * np.std(ranks, ddof=1) / np.sqrt(len(ranks))
+        ci = [float(np.mean(ranks) - half), float(np.mean(ranks) + half)]
+    return {
+        **summary,
+        "candidates": candidates,
+        "n_subjects": len(per),
+        "n_windows": int(n_windows),
+        "mean_relative_rank_ci": ci,
+        "subjects": {str(label): {k: m.get(k) for k in SUBJECT_KEYS} for label, m in per.items()},
     }

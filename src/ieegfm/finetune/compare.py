@@ -44,6 +44,26 @@ def _summary(m: dict) -> dict:
     }
 
 
+def _subject_rows(runs: list[dict], ranks: np.ndarray, baseline, labels: np.ndarray, condition: str) -> dict:
+    """Each subject's row: ``mean_relative_rank`` (mean over seeds, ``_sd``), ``n_candidates`` (the subject's
+    test windows, the only candidates of its windows) and ``p_value`` against task-only on its windows."""
+    out = {}
+    for label in dict.fromkeys(labels.tolist()):
+        idx = labels == label
+        vals = [r["test"]["subjects"][label]["mean_relative_rank"] for r in runs]
+        vals = [v for v in vals if v is not None]
+        p = None
+        if baseline is not None and condition != "task_only" and idx.sum() >= 2:
+            p = paired_wilcoxon(ranks[idx], baseline[idx])["p_value"]
+        out[label] = {
+            "mean_relative_rank": float(np.mean(vals)) if vals else None,
+            "mean_relative_rank_sd": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+            "n_candidates": int(idx.sum()),
+            "p_value": p,
+        }
+    return out
+
+
 def compare(cfg) -> dict:
     """Run the comparison and write ``comparison.json``, ``comparison.md``, ``comparison.png`` under ``cfg.out``.
 
@@ -129,6 +149,7 @@ def summarise(results: dict[str, list[dict]], cfg, selections: dict[str, dict] |
             k = r["per_window"]["key"]
             if keys is None:
                 keys, subjects = k, np.asarray(r["per_window"]["subject"])
+                labels = np.asarray(r["per_window"]["subject_label"])
             elif k != keys:
                 raise InputError(f"compare: {condition} was scored on other test windows than the first row")
         per_window[condition] = np.mean([r["per_window"]["relative_rank"] for r in runs], axis=0)
@@ -154,6 +175,7 @@ def summarise(results: dict[str, list[dict]], cfg, selections: dict[str, dict] |
                 idx = subjects == s
                 if idx.sum() >= 2:
                     row["p_values"][str(s)] = paired_wilcoxon(per_window[condition][idx], baseline[idx])["p_value"]
+        row["subjects"] = _subject_rows(runs, per_window[condition], baseline, labels, condition)
         row["seeds"] = seeds
         rows.append(row)
     return {
@@ -207,6 +229,23 @@ def comparison_markdown(c: dict) -> str:
             f"{f(r['within_block_mean_relative_rank'], r['within_block_mean_relative_rank_sd'])} | "
             f"{f(r['top10_acc'], r['top10_acc_sd'])} | {f(r['shuffled_mean_relative_rank'])} | {p(r['p_value'])} |"
         )
+    labels = list(dict.fromkeys(label for r in c["rows"] for label in r.get("subjects", {})))
+    if len(labels) > 1:  # candidates come from the window's own subject; one line per subject and condition
+        lines += [
+            "",
+            "Per subject (each window ranked among its own subject's test windows):",
+            "",
+            "| subject | condition | candidates | mean relative rank | p vs task-only |",
+            "|---|---|---|---|---|",
+        ]
+        for label in labels:
+            for r in c["rows"]:
+                s = r["subjects"].get(label)
+                if s is not None:
+                    lines.append(
+                        f"| {label} | {r['condition']} | {s['n_candidates']} | "
+                        f"{f(s['mean_relative_rank'], s['mean_relative_rank_sd'])} | {p(s['p_value'])} |"
+                    )
     selected = [r for r in c["rows"] if r.get("selection")]
     if selected:
         lines += [

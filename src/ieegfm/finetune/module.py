@@ -57,7 +57,7 @@ class Finetuning(FinetuningBase):
         super().__init__(encoder, head, objective=objective, **options)
         self.loss = loss
         self.pooling = head.pooling
-        self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
+        self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]] = []
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """(batch, n_chans, n_times) iEEG and (batch,) subject indices -> the head's output."""
@@ -85,7 +85,14 @@ class Finetuning(FinetuningBase):
         target = target_of(batch["audio"], self.pooling)
         if len(out) > 1:
             self.log("val/loss", self.objective(out, target), batch_size=len(out), rank_zero_only=False)
-        self._val.append((out.detach().float().cpu(), target.float().cpu(), np.asarray(batch["block"])))
+        self._val.append(
+            (
+                out.detach().float().cpu(),
+                target.float().cpu(),
+                np.asarray(batch["block"]),
+                batch["subject"].cpu().numpy(),
+            )
+        )
 
     def on_validation_epoch_end(self) -> None:
         parts, self._val = self._val, []
@@ -95,6 +102,7 @@ class Finetuning(FinetuningBase):
             torch.cat([p[0] for p in parts]),
             torch.cat([p[1] for p in parts]),
             blocks=np.concatenate([p[2] for p in parts]),
+            subjects=np.concatenate([p[3] for p in parts]),
         )
         for k in SUMMARY_KEYS:
             if m[k] is not None:

@@ -58,7 +58,7 @@ class ContrastivePretraining(L.LightningModule):
         self.encoder = encoder
         self.loss = loss
         self.pooling = encoder.pooling
-        self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray]] = []
+        self._val: list[tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]] = []
         self._pending_rng: dict | None = None
         self.transfer_s, self._transfer_t0 = 0.0, 0.0
 
@@ -124,7 +124,12 @@ class ContrastivePretraining(L.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         out = self.encoder(batch["brain"].float(), batch["subject"])
         self._val.append(
-            (out.detach().float().cpu(), target_of(batch["audio"], self.pooling).float().cpu(), batch["block"])
+            (
+                out.detach().float().cpu(),
+                target_of(batch["audio"], self.pooling).float().cpu(),
+                batch["block"],
+                batch["subject"].cpu().numpy(),
+            )
         )
 
     def on_validation_epoch_end(self) -> None:
@@ -136,7 +141,12 @@ class ContrastivePretraining(L.LightningModule):
         audio = torch.cat([p[1] for p in parts])
         if len(brain) < 2:
             return
-        m = retrieval_metrics(brain, audio, blocks=np.concatenate([p[2] for p in parts]))
+        m = retrieval_metrics(
+            brain,
+            audio,
+            blocks=np.concatenate([p[2] for p in parts]),
+            subjects=np.concatenate([p[3] for p in parts]),  # candidates from the window's own subject
+        )
         for k in SUMMARY_KEYS:
             if m[k] is not None:
                 self.log(f"val/{k}", float(m[k]), prog_bar=k == "mean_relative_rank", rank_zero_only=False)

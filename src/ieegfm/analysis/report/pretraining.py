@@ -88,6 +88,26 @@ def _f(x, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
 
+def subject_table(metrics: dict) -> Table:
+    """Each subject's test metrics (its windows the only candidates of its windows) and the mean over subjects
+    with its 95 % interval."""
+    rows = [
+        (
+            label,
+            _f(m.get("mean_relative_rank")),
+            _f(m.get("within_block_mean_relative_rank")),
+            _f(m.get("top10_accuracy")),
+            _f(m.get("shuffled_mean_relative_rank")),
+            _f(m.get("n_candidates")),
+        )
+        for label, m in metrics["subjects"].items()
+    ]
+    ci = metrics.get("mean_relative_rank_ci")
+    mean = _f(metrics.get("mean_relative_rank")) + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+    rows.append((f"mean over subjects ({metrics.get('candidates', 'within subject')})", mean))
+    return Table(("subject", "test rank", "within-block", "top-10", "shuffled control", "candidates"), tuple(rows))
+
+
 def pretraining_section(root: Path, runs: list[Path]) -> Section:
     """One section for every pretraining run under ``root``: a table of their test metrics with the controls,
     then per run its loss curve, its rank distribution (``test.png``) and its config, collapsed when many."""
@@ -131,6 +151,8 @@ def pretraining_section(root: Path, runs: list[Path]) -> Section:
             blocks.append(Figure(f"{name} loss", png=png))
         else:
             blocks.append(Text(f"No loss curve: no `train/loss` in TensorBoard events under `{d / 'tb'}`."))
+        if len(t.get("subjects") or {}) > 1:
+            blocks.append(subject_table(t))
         if (d / "test.png").is_file():
             blocks.append(Figure(f"{name} test ranks", path=d / "test.png"))
         if (d / "config.yaml").is_file():
