@@ -14,15 +14,9 @@ from ieegfm.simulate import simulate
 @pytest.mark.slow
 def test_evaluate_ranks_within_each_subject_of_a_two_patient_pack(tmp_path):
     torch.set_num_threads(1)
-    sim = tmp_path / "sim"
-    rows = []
-    for subject, seed, shafts in (("sim01", 0, 4), ("sim02", 1, 3)):  # different implants (32 and 24 contacts)
-        over = ["hours=0.25", "days=1", "block_minutes=5", "task_minutes=0", f"seed={seed}", f"n_shafts={shafts}"]
-        simulate(load_config("simulate", overrides=[f"out={sim}", f"subject={subject}", *over]))
-        lines = (sim / "recordings.tsv").read_text().splitlines()
-        rows += lines[1:] if rows else lines
-    (sim / "both.tsv").write_text("\n".join(rows) + "\n")
-    assert main(["pack", f"recordings={sim / 'both.tsv'}", f"out={tmp_path / 'shards'}", "split.test=0.34"]) == 0
+    over = ["hours=0.25", "days=1", "block_minutes=5", "task_minutes=0", "subjects=2"]  # 4 and 3 shafts
+    tsv = simulate(load_config("simulate", overrides=[f"out={tmp_path / 'sim'}", *over]))
+    assert main(["pack", f"recordings={tsv}", f"out={tmp_path / 'shards'}", "split.test=0.34"]) == 0
     pre = [f"shards={tmp_path / 'shards'}", f"out={tmp_path / 'pre'}", "trainer.max_steps=20", "data.batch_size=16"]
     assert main(["pretrain", *pre, *TINY_MODEL, *FAST]) == 0
     ckpt = tmp_path / "pre" / "checkpoints" / "last.ckpt"

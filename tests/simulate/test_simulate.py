@@ -205,6 +205,8 @@ def test_default_schedule_has_day_and_night():
         ("days=0", "days"),
         ("start=yesterday", "start"),
         ("responsive_fraction=1.5", "responsive_fraction"),
+        ("subjects=0", "subjects"),
+        ("subjects=9", "subjects=9: patient 9 would have fewer than 1 shaft"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, override, key):
@@ -296,3 +298,30 @@ def test_the_simulator_reads_its_schema():
             simulate_config(load_config("simulate", overrides=["out=x", bad]))
         with pytest.raises(ConfigError, match=re.escape(message)):
             SimulateConfig(**{bad.split("=")[0]: type(getattr(partial, bad.split("=")[0]))(bad.split("=")[1])})
+
+
+def test_a_cohort_of_patients_with_different_implants(tmp_path, tiny):
+    """subjects=3: one table for three patients, each with its own implant and seed; patient 1 is the single
+    patient of the same seed, file for file."""
+    over = ["hours=0.1", "days=2", "block_minutes=3", "task_minutes=2", "task_blocks=2"]
+    tsv = simulate(load_config("simulate", overrides=[f"out={tmp_path}", *over, "subjects=3"]))
+    rows = _read_tsv(tsv)
+    assert [r["subject"] for r in rows] == ["sim01", "sim01", "sim02", "sim02", "sim03", "sim03"]
+    assert [r["subject"] for r in _read_tsv(tmp_path / "recordings_task.tsv")] == ["sim01"] * 2 + ["sim02"] * 2 + [
+        "sim03"
+    ] * 2
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert truth["config"]["subjects"] == 3 and list(truth["subjects"]) == ["sim01", "sim02", "sim03"]
+    n_chans = [len(truth["subjects"][s]["channel_names"]) for s in ("sim01", "sim02", "sim03")]
+    assert n_chans == [36, 28, 44]  # 4, 3 and 5 shafts of 8 contacts, and 4 non-neural channels each
+    assert [truth["subjects"][s]["seed"] for s in ("sim01", "sim02", "sim03")] == [0, 1, 2]
+    for r in rows:
+        raw = mne.io.read_raw_edf(tmp_path / r["ieeg"], verbose="error")
+        assert raw.ch_names == truth["subjects"][r["subject"]]["channel_names"]
+    single = tiny.parent
+    for name in ("sub-sim01/ses-day1/ieeg/sub-sim01_ses-day1_run-01_ieeg.edf",
+                 "sub-sim01/ses-day1/audio/sub-sim01_ses-day1_run-01_audio.wav"):  # fmt: skip
+        assert (tmp_path / name).read_bytes() == (single / name).read_bytes()
+    a = mne.io.read_raw_edf(tmp_path / rows[0]["ieeg"], verbose="error").get_data()
+    b = mne.io.read_raw_edf(tmp_path / rows[2]["ieeg"], verbose="error").get_data()
+    assert a.shape[0] != b.shape[0]

@@ -23,6 +23,14 @@ class SimulateConfig:
     block_minutes: float = field(default=30.0, metadata={"help": "length of one EDF/WAV block (min)"})
     seed: int = field(default=0, metadata={"help": "random seed; same seed -> identical files"})
     subject: str = field(default="sim01", metadata={"help": "BIDS subject label"})
+    subjects: int = field(
+        default=1,
+        metadata={
+            "help": "patients simulated (>1: labels counted up from `subject`, e.g. sim01 sim02 sim03; patient i "
+            "has seed `seed`+i and an implant of its own, shafts n_shafts, n_shafts-1, n_shafts+1, ...; the same "
+            "kinds of responses; one recordings table for all)"
+        },
+    )
     sfreq: float = field(default=1024.0, metadata={"help": "iEEG sampling rate (Hz)"})
     audio_sfreq: int = field(default=16000, metadata={"help": "audio sampling rate (Hz)"})
     n_shafts: int = field(default=4, metadata={"help": "number of depth electrodes (shafts)"})
@@ -85,7 +93,8 @@ class SimulateConfig:
         ------
         ConfigError
             A sampling rate below its floor (sfreq 100 Hz, audio_sfreq 8000 Hz), a subject label that is not
-            alphanumeric (BIDS), a fraction outside [0, 1], or a negative ``semantic_snr``.
+            alphanumeric (BIDS), a fraction outside [0, 1], a negative ``semantic_snr``, or ``subjects`` below 1
+            or too many for ``n_shafts`` (each patient's implant differs by a shaft).
         """
         for key, low in (("sfreq", 100.0), ("audio_sfreq", 8000)):
             if getattr(self, key) < low:
@@ -97,6 +106,13 @@ class SimulateConfig:
                 raise ConfigError(f"{key}={getattr(self, key)}: expected a fraction in [0, 1]")
         if self.semantic_snr < 0:
             raise ConfigError(f"semantic_snr={self.semantic_snr}: expected >= 0 (0: no semantic component)")
+        if self.subjects < 1:
+            raise ConfigError(f"subjects={self.subjects}: expected at least 1 patient")
+        if self.subjects > 1 and self.n_shafts - self.subjects // 2 < 1:
+            raise ConfigError(
+                f"subjects={self.subjects}: patient {self.subjects} would have fewer than 1 shaft with "
+                f"n_shafts={self.n_shafts}; expected n_shafts >= {self.subjects // 2 + 1}"
+            )
 
 
 # ----------------------------------------------------------------------------------------------------------------

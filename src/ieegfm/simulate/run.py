@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,7 @@ from ieegfm.simulate.writer import (
 )
 from ieegfm.text.embed import SentenceEmbedder, normalise_text
 
-__all__ = ["simulate", "load_sentences", "simulate_config"]
+__all__ = ["simulate", "load_sentences", "simulate_config", "cohort", "subject_labels"]
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +101,49 @@ def simulate(cfg: Any) -> Path:
 
     cfg = simulate_config(cfg)
     tic = time.perf_counter()
+    out = Path(cfg.out)
+    patients = [cfg] if cfg.subjects == 1 else cohort(cfg)
+    simulated = [_simulate_patient(p) for p in patients]
+    tsv_path = out / "recordings.tsv"
+    write_recordings_tsv(tsv_path, [r for rows, _, _ in simulated for r in rows])
+    if any(task_rows for _, task_rows, _ in simulated):
+        write_recordings_tsv(out / "recordings_task.tsv", [r for _, task_rows, _ in simulated for r in task_rows])
+    if len(simulated) == 1:
+        truth = simulated[0][2]
+    else:
+        truth = {
+            "generator": "ieegfm.simulate",
+            "seed": cfg.seed,
+            "config": asdict(cfg),
+            "subjects": {p.subject: t for p, (_, _, t) in zip(patients, simulated, strict=True)},
+        }
+    (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
+    n_blocks = sum(len(rows) for rows, _, _ in simulated)
+    logger.info("simulated %d blocks in %.1f s -> %s", n_blocks, time.perf_counter() - tic, tsv_path)
+    return tsv_path
+
+
+def subject_labels(first: str, n: int) -> list[str]:
+    """``n`` BIDS labels counted up from ``first``: ``sim01`` -> ``sim01, sim02, ...``; ``p`` -> ``p01, p02``."""
+    m = re.fullmatch(r"(.*?)(\d*)", first)
+    prefix, digits = m.group(1), m.group(2)
+    start, width = (int(digits), len(digits)) if digits else (1, 2)
+    return [f"{prefix}{start + i:0{width}d}" for i in range(n)]
+
+
+def cohort(cfg: SimulateConfig) -> list[SimulateConfig]:
+    """The patients of ``subjects=N``: patient ``i`` (0-based) is the single patient of ``seed + i`` with its own
+    label (:func:`subject_labels`) and implant (``n_shafts`` + 0, -1, +1, -2, +2, ... shafts); all else shared,
+    so their responses are of the same kinds (the same generative model) with their own parameters."""
+    labels = subject_labels(cfg.subject, cfg.subjects)
+    return [
+        replace(cfg, subject=label, seed=cfg.seed + i, n_shafts=cfg.n_shafts + (-1) ** i * ((i + 1) // 2), subjects=1)
+        for i, label in enumerate(labels)
+    ]
+
+
+def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict]:
+    """Write one patient's files under ``cfg.out``; return its recordings-table rows, task rows and truth."""
     out, subject, sfreq, audio_sfreq, seed = (
         Path(cfg.out),
         cfg.subject,
@@ -140,9 +184,8 @@ def simulate(cfg: Any) -> Path:
     finally:
         speaker.close()
 
-    tsv_path = out / "recordings.tsv"
-    write_recordings_tsv(tsv_path, rows)
     task_plans = plan_task(blocks, cfg.task_minutes, cfg.task_blocks)
+    task_rows: list[dict] = []
     task_truth: list[dict] = []
     semantic = None
     if task_plans:  # spawned after the ambient children: the ambient files do not depend on the task session
@@ -153,7 +196,6 @@ def simulate(cfg: Any) -> Path:
             out, subject, sfreq, audio_sfreq, task_plans, task_rngs, layout, model, sentences,
             blocks[0].start, n_mels, semantic,
         )  # fmt: skip
-        write_recordings_tsv(out / "recordings_task.tsv", task_rows)
     truth = {
         "generator": "ieegfm.simulate",
         "seed": seed,
@@ -194,9 +236,7 @@ def simulate(cfg: Any) -> Path:
             },
         },
     }
-    (out / "truth.json").write_text(json.dumps(truth, indent=1, default=_json_default) + "\n")
-    logger.info("simulated %d blocks in %.1f s -> %s", len(blocks), time.perf_counter() - tic, tsv_path)
-    return tsv_path
+    return rows, task_rows, truth
 
 
 def _calibrate(model, speaker, sentences, audio_sfreq, speech_target, rng, n_mels) -> float:
