@@ -82,7 +82,13 @@ class TrainerConfig:
 class PretrainConfig:
     """``ieegfm pretrain``: contrastive pretraining of the brain encoder."""
 
-    shards: str = MISSING
+    shards: Any = field(
+        default=MISSING,
+        metadata={
+            "help": "a pack folder, a list of them ([DIR_A,DIR_B]: one pack per patient or hospital, read as one "
+            "cohort written to out/cohort) or a text file with one folder a line"
+        },
+    )
     out: str = field(default="runs/pretrain", metadata={"help": "run folder (config, checkpoints, TensorBoard)"})
     seed: int = field(default=0, metadata={"help": "global seed (weights, shuffles)"})
     resume: str | None = field(

@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
 from ieegfm.io.manifest import SPLITS, Manifest, read_manifest, write_manifest
+from ieegfm.shards.cohort import wait_for_manifest
 from ieegfm.shards.writer import ShardWriter
 
 logger = logging.getLogger(__name__)
@@ -157,9 +157,4 @@ def control_shards(
     dst = out / "mismatched_shards"
     if rank == 0:
         return mismatched_shards(shards, dst, window_n)
-    t0 = time.monotonic()
-    while not (dst / "manifest.json").is_file():
-        if time.monotonic() - t0 > timeout_s:
-            raise RuntimeError(f"rank {rank}: {dst}/manifest.json not written by rank 0 within {timeout_s:.0f} s")
-        time.sleep(1.0)
-    return dst
+    return wait_for_manifest(dst, rank, timeout_s)

@@ -25,6 +25,7 @@ from ieegfm.models import build_encoder, encoder_kwargs
 from ieegfm.pretrain.control import control_shards
 from ieegfm.pretrain.module import ContrastivePretraining
 from ieegfm.pretrain.throughput import ThroughputMonitor
+from ieegfm.shards.cohort import cohort_shards
 
 logger = logging.getLogger(__name__)
 
@@ -159,8 +160,9 @@ def _pretrain(cfg) -> Path:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     d = cfg.data
     rank = launch_rank()
-    sfreq = read_manifest(cfg.shards).sfreq
-    shards = control_shards(cfg.control, cfg.shards, out, int(round(d.window_s * sfreq)), rank)
+    packs = cohort_shards(cfg.shards, out, rank)  # one pack, or the cohort of several (out/cohort)
+    sfreq = read_manifest(packs).sfreq
+    shards = control_shards(cfg.control, packs, out, int(round(d.window_s * sfreq)), rank)
     dm = ShardDataModule(
         shards,
         batch_size=d.batch_size,
