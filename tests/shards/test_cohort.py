@@ -3,6 +3,9 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -108,3 +111,26 @@ def test_pretraining_on_two_packs_and_evaluating_each(packs, tmp_path, capsys):
     capsys.readouterr()
     assert main(["pretrain", f"shards=[{packs['sim01']},{bad}]", f"out={tmp_path / 'x'}", *FAST]) == 2
     assert "n_features=7 but" in capsys.readouterr().err
+
+
+def test_the_slurm_array_packs_one_patient_per_task(packs, tmp_path):
+    """tools/slurm/pack_array.sbatch run as SLURM would run its two tasks: each packs one patient of the whole
+    table (pack subjects=[label]) into its own folder, the same shards as a table of that patient alone, and lists
+    it in packs.txt, which pretrain reads as shards=packs.txt."""
+    script = Path(__file__).parents[2] / "tools" / "slurm" / "pack_array.sbatch"
+    table = packs["sim01"].parent / "sim" / "recordings.tsv"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SLURM_CPUS_PER_TASK": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+    for task in ("1", "0"):
+        subprocess.run(["bash", str(script), str(table), str(tmp_path), "split.test=0.34"], check=True,
+                       env={**env, "SLURM_ARRAY_TASK_ID": task}, capture_output=True)  # fmt: skip
+    assert (tmp_path / "packs.txt").read_text().split() == ["sim02", "sim01"]
+    assert pack_folders(str(tmp_path / "packs.txt")) == [tmp_path / "sim02", tmp_path / "sim01"]
+    for label in ("sim01", "sim02"):
+        tars = {k: v for k, v in _sha(tmp_path / label).items() if k.endswith(".tar")}
+        assert tars and tars == {k: v for k, v in _sha(packs[label]).items() if k.endswith(".tar")}
+    assert list(read_manifest(tmp_path / "sim02").subjects) == ["sim02"]
+    with pytest.raises(InputError, match=r"\['sim09'\] not in .*recordings.tsv; it holds \['sim01', 'sim02'\]"):
+        from ieegfm.shards.pack import pack
+
+        pack(load_config("pack", overrides=[f"recordings={table}", "subjects=[sim09]", f"out={tmp_path / 'x'}"]))

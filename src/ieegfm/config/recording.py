@@ -185,6 +185,13 @@ class PackConfig:
 
     recordings: str = MISSING
     out: str = field(default="shards/default", metadata={"help": "output folder for shards, sizes.json, manifest.json"})
+    subjects: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "pack only these subjects' rows of the table ([sim02]; default all): one pack per patient, so a "
+            "cohort packs in parallel (tools/slurm/pack_array.sbatch) and pretrains as shards=[...]"
+        },
+    )
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     split: SplitConfig = field(default_factory=SplitConfig)

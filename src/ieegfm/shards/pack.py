@@ -84,6 +84,23 @@ def pack(cfg) -> Path:
         return _pack(cfg)
 
 
+def only_subjects(blocks: list, subjects, table) -> list:
+    """The blocks of ``subjects`` (all when None).
+
+    Raises
+    ------
+    InputError
+        A label the table does not hold (names the table and the labels it has).
+    """
+    if subjects is None:
+        return blocks
+    held = sorted({b.subject for b in blocks})
+    missing = [s for s in subjects if s not in held]
+    if missing:
+        raise InputError(f"subjects={list(subjects)}: {missing} not in {table}; it holds {held}")
+    return [b for b in blocks if b.subject in set(subjects)]
+
+
 def _pack(cfg) -> Path:
     """:func:`pack` while holding the output folder's lock: the phases in order."""
     reference = channels_from_pack(cfg)
@@ -92,7 +109,7 @@ def _pack(cfg) -> Path:
     window_n = int(round(cfg.split.window_s * sfreq))
     pool_n = audio_pool_n(cfg.audio.pool_s, sfreq, window_n)  # fail early
     out, work = Path(cfg.out), Path(cfg.out) / ".work"
-    blocks = read_recordings(cfg.recordings)
+    blocks = only_subjects(read_recordings(cfg.recordings), getattr(cfg, "subjects", None), cfg.recordings)
     extractor = build_extractor(cfg.audio)
 
     # 1. headers -------------------------------------------------------------------------------------------------
