@@ -183,8 +183,13 @@ def module_weights(state: dict, prefix: str) -> dict[str, torch.Tensor]:
     return {k[len(p) :]: v for k, v in state["state_dict"].items() if k.startswith(p)}
 
 
+def unseen_subjects(contract: CheckpointContract, manifest: Manifest) -> list[str]:
+    """The shards' subjects the checkpoint was not trained on (new patients), in the shards' order."""
+    return [s for s in manifest.subjects if s not in contract.channel_map()]
+
+
 def match_channels(
-    contract: CheckpointContract, manifest: Manifest, where: str, channels: str = "exact"
+    contract: CheckpointContract, manifest: Manifest, where: str, channels: str = "exact", new_subjects: bool = False
 ) -> dict[str, list[int | None]]:
     """For each subject of the shards, where each shard channel sits in the checkpoint's projection.
 
@@ -199,12 +204,14 @@ def match_channels(
         ``'exact'``: the shards must have the checkpoint's channels (any order). ``'intersect'``: use the common
         channels; shard channels unknown to the checkpoint get a zero projection row, checkpoint channels absent
         from the shards are zero-filled (their rows dropped), with a warning.
+    new_subjects : bool
+        Accept subjects the checkpoint was not trained on (a new patient): every row of theirs is None.
 
     Returns
     -------
     rows : dict
         Shard subject label -> for each shard channel (shard order) its row in the checkpoint's projection of
-        that subject, or None (unknown channel, ``'intersect'`` only).
+        that subject, or None (unknown channel, ``'intersect'`` only; every channel of a new subject).
 
     Raises
     ------
@@ -217,6 +224,9 @@ def match_channels(
     ckpt_channels = contract.channel_map()
     rows: dict[str, list[int | None]] = {}
     for subject, info in manifest.subjects.items():
+        if subject not in ckpt_channels and new_subjects:
+            rows[subject] = [None] * len(info.ch_names)
+            continue
         if subject not in ckpt_channels:
             raise InputError(
                 f"{where}: subject {subject!r} of the shards is not in the checkpoint (trained on "
@@ -263,6 +273,7 @@ def encoder_for_shards(
     where: str,
     channels: str = "exact",
     window_n: int | None = None,
+    new_subjects: bool = False,
 ) -> BrainEncoder:
     """Rebuild a checkpoint's encoder for a shard set: subject indices and channel order of the shards.
 
@@ -285,6 +296,10 @@ def encoder_for_shards(
         See :func:`match_channels`.
     window_n : int, optional
         Window length (samples) to check against the encoder's ``n_times``.
+    new_subjects : bool
+        Accept subjects the checkpoint was not trained on (:func:`unseen_subjects`): each gets a new input
+        layer, initialised as a fresh encoder's (standard normal / sqrt(n_chans)), to be trained on its task data; everything
+        after the input layers is the checkpoint's. (Per-subject input layers: Défossez et al. 2023.)
 
     Returns
     -------
@@ -307,14 +322,21 @@ def encoder_for_shards(
         )
     if window_n is not None and int(window_n) != int(cfg["n_times"]):
         raise InputError(f"{where}: windows of {window_n} samples, the checkpoint's encoder takes {cfg['n_times']}")
-    rows = match_channels(contract, manifest, where, channels)
+    rows = match_channels(contract, manifest, where, channels, new_subjects)
     cfg = encoder_config_for(contract, manifest)
     encoder = build_encoder(**cfg)
     if weights is None:
         return encoder
     old = weights["subject_layers.weight"]  # (n_subjects_ckpt, n_chans_ckpt, projected)
     new = torch.zeros(cfg["n_subjects"], cfg["n_chans"], old.shape[2], dtype=old.dtype)
+    fresh = encoder.subject_layers.weight.detach()
     for subject, info in manifest.subjects.items():
+        if subject not in contract.subjects:  # a new patient: a fresh input layer
+            logger.info(
+                "%s: subject %s is new to the checkpoint: a new input layer, trained on its data", where, subject
+            )
+            new[info.index] = fresh[info.index].to(old.dtype)
+            continue
         src = int(contract.subjects[subject]["index"])
         for j, row in enumerate(rows[subject]):
             if row is not None:

@@ -23,7 +23,7 @@ from ieegfm.errors import InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.module import Finetuning
-from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
+from ieegfm.finetune.runner import Fitted, HeadRecipe
 from ieegfm.io.manifest import SPLITS, Manifest
 from ieegfm.losses import build_loss
 
@@ -95,10 +95,9 @@ class AudioTargetRecipe(HeadRecipe):
         """The contrastive loss (:func:`ieegfm.losses.build_loss`; unused by ``objective=regression``)."""
         return build_loss("clip")
 
-    def module(self, cfg, encoder, head, loss, scale, contract) -> Finetuning:
+    def module(self, cfg, encoder, head, loss, options) -> Finetuning:
         """:class:`ieegfm.finetune.module.Finetuning` with the run's objective."""
-        return Finetuning(encoder, head, loss, objective=cfg.objective, **optimiser_kwargs(cfg, scale),
-                          contract=contract)  # fmt: skip
+        return Finetuning(encoder, head, loss, objective=cfg.objective, **options)
 
     def fit_data(self, cfg) -> dict:
         """The task data module."""

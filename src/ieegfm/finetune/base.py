@@ -9,6 +9,7 @@ pass, losses and validation metrics.
 
 from __future__ import annotations
 
+import contextlib
 from functools import partial
 
 import lightning as L
@@ -59,7 +60,15 @@ def resolve_encoder_lr_scale(init: str, freeze: str, scale: float | None = None)
 
 
 #: The optimiser's hyper-parameters every finetuning module saves, after its own.
-OPTIMISER_HPARAMS = ("freeze", "lr", "encoder_lr_scale", "weight_decay", "warmup_steps", "max_steps")
+OPTIMISER_HPARAMS = (
+    "freeze",
+    "train_input_layer",
+    "lr",
+    "encoder_lr_scale",
+    "weight_decay",
+    "warmup_steps",
+    "max_steps",
+)
 
 
 class FinetuningBase(L.LightningModule):
@@ -80,6 +89,10 @@ class FinetuningBase(L.LightningModule):
     freeze : {'encoder', 'none'}
         ``'encoder'``: the encoder is frozen (no gradient, eval mode so BatchNorm statistics and dropout stay those
         of pretraining). ``'none'``: full finetuning, the encoder at ``lr * encoder_lr_scale``.
+    train_input_layer : bool
+        With ``freeze='encoder'``: the per-subject input layer (``encoder.subject_layers``) still trains, at ``lr``:
+        for a patient the pretrained encoder never saw, whose input layer is new (:func:`ieegfm.checkpoint.
+        encoder_for_shards` with ``new_subjects=True``).
     lr : float
         AdamW learning rate of the head.
     encoder_lr_scale : float | None
@@ -106,6 +119,7 @@ class FinetuningBase(L.LightningModule):
         head: nn.Module,
         *,
         freeze: str = "encoder",
+        train_input_layer: bool = False,
         lr: float = 1e-3,
         encoder_lr_scale: float | None = 0.1,
         weight_decay: float = 1e-2,
@@ -123,6 +137,15 @@ class FinetuningBase(L.LightningModule):
         self.contract = contract
         if freeze == "encoder":
             self.encoder.requires_grad_(False)
+            if train_input_layer:  # a patient the pretrained encoder never saw: its new input layer learns
+                self.encoder.subject_layers.requires_grad_(True)
+
+    def encoder_context(self):
+        """``torch.no_grad()`` around a frozen encoder (no autograd graph through it), else a null context; a
+        frozen encoder with a trainable input layer needs the graph down to that layer."""
+        if self.hparams.freeze == "encoder" and not self.hparams.train_input_layer:
+            return torch.no_grad()
+        return contextlib.nullcontext()
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         # frozen: BatchNorm statistics and dropout as in pretraining (Lightning puts every submodule back in
@@ -134,10 +157,16 @@ class FinetuningBase(L.LightningModule):
         if self.contract is not None:
             checkpoint[CONTRACT_KEY] = self.contract
 
+    def encoder_groups(self) -> tuple[tuple[nn.Module, float | None], ...]:
+        """The encoder's ``(module, learning-rate scale)`` pairs: all of it at ``lr * encoder_lr_scale``; frozen,
+        nothing, or only its input layer (``train_input_layer``, new and so at the head's ``lr``)."""
+        if self.hparams.freeze != "encoder":
+            return ((self.encoder, self.hparams.encoder_lr_scale),)
+        return ((self.encoder.subject_layers, 1.0),) if self.hparams.train_input_layer else ()
+
     def optimised(self) -> tuple[tuple[nn.Module, float | None], ...]:
-        """The ``(module, learning-rate scale)`` pairs trained: the head at ``lr``, the encoder at
-        ``lr * encoder_lr_scale`` (none when frozen)."""
-        return (self.head, 1.0), (self.encoder, self.hparams.encoder_lr_scale)
+        """The ``(module, learning-rate scale)`` pairs trained: the head at ``lr`` and :meth:`encoder_groups`."""
+        return (self.head, 1.0), *self.encoder_groups()
 
     def configure_optimizers(self):
         return finetune_optimizer(self.optimised(), self.hparams)

@@ -121,6 +121,7 @@ def build_card(contract: dict, metrics: dict, cfg) -> dict:
         "seed": contract["training"].get("seed"),
         "lr": contract["training"].get("lr"),
         "encoder_lr_scale": contract["training"].get("encoder_lr_scale"),
+        "new_subjects": contract["training"].get("new_subjects") or [],
         "pretraining": {
             "ckpt": pre.get("path"),
             "sha256": pre.get("sha256"),
@@ -158,6 +159,14 @@ def card_markdown(card: dict) -> str:
         + ("frozen" if card.get("encoder_lr_scale") is None else f"at {card['encoder_lr_scale']:g} x lr"),
         f"- pretraining: {p['ckpt']} (sha256 {str(p['sha256'])[:12]}..., {'used' if p['used'] else 'architecture only: trained from scratch'}); "
         f"{f(p['hours'], 2)} h on {len(p['days'])} day(s), {f(p['daytime_hours'], 2)} h in daytime",
+        *(
+            [
+                f"- new patient(s), never seen in pretraining: {', '.join(card['new_subjects'])} (a new input layer "
+                "each, trained on the task data)"
+            ]  # fmt: skip
+            if card.get("new_subjects")
+            else []
+        ),
         f"- task data: {card['task_shards']}; hours "
         + ", ".join(f"{k} {f(v, 3)}" for k, v in card["task_hours"].items()),
         "",

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ieegfm.checkpoint import load_checkpoint, unseen_subjects
 from ieegfm.config.enums import CONDITIONS
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
@@ -97,11 +98,16 @@ def compare(cfg) -> dict:
     check_grid(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    read_manifest(cfg.shards)  # no manifest: fail before any run
+    manifest = read_manifest(cfg.shards)  # no manifest: fail before any run
+    new = unseen_subjects(load_checkpoint(cfg.ckpt)[1], manifest)
+    skipped = {}
+    if new and "zero_shot" in cfg.conditions:  # nothing to run a new patient's data through without training
+        skipped["zero_shot"] = f"the checkpoint has no input layer for {', '.join(new)} (new patient(s))"
+        logger.warning("compare: zero_shot skipped: %s", skipped["zero_shot"])
     results: dict[str, list[dict]] = {}
     selections: dict[str, dict] = {}
     tic = time.perf_counter()
-    for condition in cfg.conditions:
+    for condition in [c for c in cfg.conditions if c not in skipped]:
         results[condition] = []
         if CONDITIONS[condition] is None:  # zero-shot: the pretrained encoder as it is
             scored = score_split(cfg.ckpt, cfg.shards, "test", cfg.channels)
@@ -120,6 +126,7 @@ def compare(cfg) -> dict:
             time.perf_counter() - tic,
         )
     comparison = summarise(results, cfg, selections)
+    comparison["new_subjects"], comparison["skipped"] = new, skipped
     (out / "comparison.json").write_text(json.dumps(comparison, indent=1))
     (out / "comparison.md").write_text(comparison_markdown(comparison))
     plot_comparison(results, comparison, out / "comparison.png")
@@ -246,6 +253,11 @@ def comparison_markdown(c: dict) -> str:
                         f"| {label} | {r['condition']} | {s['n_candidates']} | "
                         f"{f(s['mean_relative_rank'], s['mean_relative_rank_sd'])} | {p(s['p_value'])} |"
                     )
+    if c.get("new_subjects"):
+        lines += ["", f"New patient(s), never seen in pretraining: {', '.join(c['new_subjects'])} (a new input layer "
+                  "each, trained on the task data; with the encoder frozen, only that layer and the head train)."]  # fmt: skip
+    for condition, why in (c.get("skipped") or {}).items():
+        lines += ["", f"{condition} not run: {why}."]
     selected = [r for r in c["rows"] if r.get("selection")]
     if selected:
         lines += [

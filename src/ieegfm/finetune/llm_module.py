@@ -104,8 +104,7 @@ class LLMPrefixFinetuning(FinetuningBase):
         self.lm.to(self.device)
 
     def _features(self, batch: dict) -> torch.Tensor:
-        ctx = torch.no_grad() if self.hparams.freeze == "encoder" else contextlib.nullcontext()
-        with ctx:
+        with self.encoder_context():
             _, feats = self.encoder(batch["brain"].float().to(self.device), batch["subject"].to(self.device),
                                     return_features=True)  # fmt: skip
         return feats

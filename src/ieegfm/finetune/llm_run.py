@@ -35,7 +35,7 @@ from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
 from ieegfm.finetune.cards import write_card
 from ieegfm.finetune.llm_module import LLMPrefixFinetuning, TokenisedBatch
-from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
+from ieegfm.finetune.runner import Fitted, HeadRecipe
 from ieegfm.heads import build_head
 from ieegfm.io.manifest import Manifest, read_manifest
 from ieegfm.text.continuations import load_continuations
@@ -194,17 +194,16 @@ class LanguageModelRecipe(HeadRecipe):
         }
         return {"llm": self.llm_info}
 
-    def module(self, cfg, encoder, head, loss, scale, contract) -> LLMPrefixFinetuning:
+    def module(self, cfg, encoder, head, loss, options) -> LLMPrefixFinetuning:
         """:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning` (``llm.mse_warmup_steps``, ``llm.precision``)."""
         return LLMPrefixFinetuning(
             encoder,
             head,
             self.lm,
             pad_id=self.collate.tokenizer.pad_token_id,
-            **optimiser_kwargs(cfg, scale),
+            **options,
             mse_warmup_steps=cfg.llm.mse_warmup_steps,
             precision=cfg.llm.precision,
-            contract=contract,
         )
 
     def fit_data(self, cfg) -> dict:

@@ -61,10 +61,7 @@ class Finetuning(FinetuningBase):
 
     def forward(self, brain: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """(batch, n_chans, n_times) iEEG and (batch,) subject indices -> the head's output."""
-        if self.hparams.freeze == "encoder":  # no autograd graph through a frozen encoder
-            with torch.no_grad():
-                _, features = self.encoder(brain, subject, return_features=True)
-        else:
+        with self.encoder_context():
             _, features = self.encoder(brain, subject, return_features=True)
         return self.head(features)
 
@@ -110,4 +107,4 @@ class Finetuning(FinetuningBase):
 
     def optimised(self) -> tuple[tuple[nn.Module, float | None], ...]:
         """The head and the loss's parameters (a learnable logit scale) at ``lr``, the encoder at its scale."""
-        return (self.head, 1.0), (self.encoder, self.hparams.encoder_lr_scale), (self.loss, 1.0)
+        return (self.head, 1.0), *self.encoder_groups(), (self.loss, 1.0)

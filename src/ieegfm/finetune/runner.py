@@ -30,6 +30,7 @@ from ieegfm.checkpoint import (
     module_weights,
     shards_provenance,
     subjects_of,
+    unseen_subjects,
 )
 from ieegfm.config import OPTION_GROUPS
 from ieegfm.errors import ConfigError
@@ -295,8 +296,7 @@ class HeadRecipe:
         """Kind-specific entries of the contract's ``training`` (e.g. ``text``, ``llm``)."""
         return {}
 
-    def module(self, cfg, encoder: nn.Module, head: nn.Module, loss: nn.Module | None, scale: float | None,
-               contract: dict) -> FinetuningBase:  # fmt: skip
+    def module(self, cfg, encoder: nn.Module, head: nn.Module, loss: nn.Module | None, options: dict) -> FinetuningBase:
         """The LightningModule to train."""
         raise NotImplementedError
 
@@ -310,11 +310,14 @@ class HeadRecipe:
         raise NotImplementedError
 
 
-def optimiser_kwargs(cfg, scale: float | None) -> dict:
-    """The :class:`~ieegfm.finetune.base.FinetuningBase` arguments of a run: ``freeze``, ``lr``,
-    ``encoder_lr_scale``, ``weight_decay``, ``warmup_steps``, ``max_steps``."""
+def optimiser_kwargs(cfg, scale: float | None, train_input_layer: bool = False, contract: dict | None = None) -> dict:
+    """The :class:`~ieegfm.finetune.base.FinetuningBase` keyword arguments of a run: ``freeze``,
+    ``train_input_layer``, ``lr``, ``encoder_lr_scale``, ``weight_decay``, ``warmup_steps``, ``max_steps``,
+    ``contract``."""
     return {
         "freeze": cfg.freeze,
+        "train_input_layer": bool(train_input_layer),
+        "contract": contract,
         "lr": cfg.optim.lr,
         "encoder_lr_scale": scale,
         "weight_decay": cfg.optim.weight_decay,
@@ -361,7 +364,8 @@ def run_finetuning(cfg, recipe: HeadRecipe, score_test: bool = True) -> Path:
     recipe.write_inputs(out)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     weights = module_weights(state, "encoder") if cfg.init == "pretrained" else None
-    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, window_n)
+    new_subjects = unseen_subjects(pretrained, manifest)  # new patients: a new input layer each, trained here
+    encoder = encoder_for_shards(pretrained, weights, manifest, where, cfg.channels, window_n, new_subjects=True)
     head_cfg = {"name": cfg.head, "n_hidden": encoder.n_hidden, **recipe.head_dims(encoder), **head_options(cfg)}
     try:
         head = build_head(**head_cfg)
@@ -369,8 +373,10 @@ def run_finetuning(cfg, recipe: HeadRecipe, score_test: bool = True) -> Path:
     except ValueError as err:
         raise ConfigError(f"head={cfg.head}: {err}") from None
     scale = encoder_lr_scale(cfg)
-    contract = finetune_contract(cfg, pretrained, manifest, head_cfg, **recipe.training_info(cfg, loss))
-    module = recipe.module(cfg, encoder, head, loss, scale, contract)
+    info = {**recipe.training_info(cfg, loss), "new_subjects": new_subjects if cfg.init == "pretrained" else []}
+    contract = finetune_contract(cfg, pretrained, manifest, head_cfg, **info)
+    train_input = bool(new_subjects) and cfg.init == "pretrained" and cfg.freeze == "encoder"
+    module = recipe.module(cfg, encoder, head, loss, optimiser_kwargs(cfg, scale, train_input, contract))
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     trainer, best = finetune_trainer(cfg, out, monitor=recipe.monitor)
     fit_tic = time.perf_counter()

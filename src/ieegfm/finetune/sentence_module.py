@@ -69,10 +69,7 @@ class SentenceFinetuning(FinetuningBase):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """Predicted sentence embeddings, shape (batch, n_features)."""
-        if self.hparams.freeze == "encoder":
-            with torch.no_grad():
-                feats = sentence_features(self.encoder, batch)
-        else:
+        with self.encoder_context():
             feats = sentence_features(self.encoder, batch)
         return self.head(feats, batch["mask"])
 

@@ -26,7 +26,7 @@ from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError
 from ieegfm.evaluation.sentences import score_sentences
 from ieegfm.finetune.cards import write_card
-from ieegfm.finetune.runner import Fitted, HeadRecipe, optimiser_kwargs
+from ieegfm.finetune.runner import Fitted, HeadRecipe
 from ieegfm.finetune.sentence_module import SentenceFinetuning
 from ieegfm.io.manifest import Manifest
 from ieegfm.losses.clip_triplet import ClipTripletLoss
@@ -201,10 +201,9 @@ class SentenceRecipe(HeadRecipe):
         }
         return {"text": self.text_info}
 
-    def module(self, cfg, encoder, head, loss, scale, contract) -> SentenceFinetuning:
+    def module(self, cfg, encoder, head, loss, options) -> SentenceFinetuning:
         """:class:`ieegfm.finetune.sentence_module.SentenceFinetuning` validating against the bank."""
-        return SentenceFinetuning(encoder, head, loss, self.bank.embeddings, **optimiser_kwargs(cfg, scale),
-                                  contract=contract)  # fmt: skip
+        return SentenceFinetuning(encoder, head, loss, self.bank.embeddings, **options)
 
     def fit_data(self, cfg) -> dict:
         """Training sentences shuffled (seeded by ``seed``), validation sentences in order."""
