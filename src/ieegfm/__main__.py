@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,export,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -22,6 +22,7 @@ COMMANDS = {
     "verify": "check every shard of a folder against its manifest (present, size, sha256); exit 2 if any is damaged",
     "pretrain": "contrastive pretraining of the brain encoder",
     "evaluate": "retrieval metrics of a pretraining or finetuning checkpoint, with its controls",
+    "export": "a checkpoint -> a model folder others can load (model.safetensors, config.json, README.md card)",
     "finetune": "attach a head to a pretrained encoder and train it on a patient's task data",
     "compare": "zero-shot vs task-only vs pretrained + finetuned, with paired tests (the paper's comparison)",
     "cards": "list the model cards of finetuned runs, newest first (ieegfm cards [RUNS_DIR])",
@@ -66,6 +67,12 @@ def run_evaluate(cfg) -> None:
     metrics = evaluate(cfg)
     print(summary_table([metrics]))
     print(json.dumps({k: metrics[k] for k in SUMMARY_KEYS}))
+
+
+def run_export(cfg) -> None:
+    from ieegfm.export import export
+
+    print(export(cfg))
 
 
 def run_finetune(cfg) -> None:
@@ -162,6 +169,7 @@ RUNNERS = {
     "verify": run_verify,
     "pretrain": run_pretrain,
     "evaluate": run_evaluate,
+    "export": run_export,
     "finetune": run_finetune,
     "compare": run_compare,
     "cards": run_cards,

@@ -26,6 +26,7 @@ import torch
 import ieegfm
 from ieegfm.errors import InputError
 from ieegfm.io.checksum import sha256_file
+from ieegfm.io.jsonfile import read_json
 from ieegfm.io.manifest import Manifest
 from ieegfm.models import BrainEncoder, build_encoder
 
@@ -36,6 +37,8 @@ CONTRACT_KEY = "ieegfm_contract"
 #: Version of the contract layout; bumped when a field changes meaning.
 CONTRACT_VERSION = 1
 CHANNEL_POLICIES = ("exact", "intersect")
+#: The files of a model folder (``ieegfm export``): weights and config, the layout model hubs use.
+MODEL_WEIGHTS, MODEL_CONFIG = "model.safetensors", "config.json"
 
 
 @dataclass
@@ -53,7 +56,8 @@ class CheckpointContract:
         whose channel ``j`` is ``ch_names[j]``.
     data : dict
         Provenance of the training shards: ``shards`` (path), ``manifest_sha256``, ``pack_config``, ``audio``
-        (target config), ``hours`` (per split: ``hours``, ``daytime_hours``, ``by_day``).
+        (target config), ``hours`` (per split: ``hours``, ``daytime_hours``, ``by_day``), ``subject_hours``
+        (subject -> split -> hours, where known: :meth:`ieegfm.io.manifest.Manifest.subject_hours`).
     head : dict or None
         Finetuning: ``{"name": str, **constructor arguments}`` of the head (:func:`ieegfm.heads.build_head`).
     pretrained : dict or None
@@ -118,6 +122,7 @@ def shards_provenance(shards: str | Path, manifest: Manifest) -> dict:
         "audio": manifest.audio,
         "sfreq": manifest.sfreq,
         "hours": hours,
+        "subject_hours": manifest.subject_hours(),
     }
 
 
@@ -126,13 +131,65 @@ def subjects_of(manifest: Manifest) -> dict:
     return {s: {"index": v.index, "ch_names": list(v.ch_names)} for s, v in manifest.subjects.items()}
 
 
+def load_model_folder(path: str | Path) -> tuple[dict, CheckpointContract]:
+    """Load a model folder written by ``ieegfm export``: ``model.safetensors`` and ``config.json``.
+
+    Nothing in it is executed: the weights are a safetensors file (a header and raw tensors), the config plain
+    JSON. The weights must match the sha256 that ``config.json`` records.
+
+    Parameters
+    ----------
+    path : str | Path
+        The folder.
+
+    Returns
+    -------
+    state : dict
+        ``{"state_dict": {name: tensor}, CONTRACT_KEY: contract dict}``, as :func:`load_checkpoint` returns.
+    contract : CheckpointContract
+
+    Raises
+    ------
+    InputError
+        ``config.json`` or ``model.safetensors`` missing, not what ``ieegfm export`` writes, or the weights'
+        sha256 differs from the recorded one (damaged or replaced).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    config, weights = path / MODEL_CONFIG, path / MODEL_WEIGHTS
+    for f in (config, weights):
+        if not f.is_file():
+            raise InputError(f"ckpt={path}: not a model folder of ieegfm export (no {f.name})")
+    cfg = read_json(config, str(config))
+    if not isinstance(cfg, dict) or cfg.get("library_name") != "ieegfm" or not isinstance(cfg.get("contract"), dict):
+        raise InputError(f"{config}: not written by ieegfm export (expected library_name 'ieegfm' and a contract)")
+    expected = (cfg.get("weights") or {}).get("sha256")
+    if expected != sha256_file(weights):
+        raise InputError(f"{weights}: sha256 differs from {config.name}'s (damaged or replaced); export again")
+    try:
+        tensors = load_file(weights, device="cpu")
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(f"{weights}: not a safetensors file ({err})") from None
+    contract = CheckpointContract.from_dict(cfg["contract"], where=f"ckpt={path}")
+    return {"state_dict": tensors, CONTRACT_KEY: cfg["contract"]}, contract
+
+
+def checkpoint_sha256(path: str | Path) -> str:
+    """sha256 of a checkpoint file, or of the weights of a model folder (:func:`load_model_folder`)."""
+    path = Path(path)
+    return sha256_file(path / MODEL_WEIGHTS if path.is_dir() else path)
+
+
 def load_checkpoint(path: str | Path) -> tuple[dict, CheckpointContract]:
     """Load an ieegfm checkpoint without executing code (``torch.load(weights_only=True)``).
 
     Parameters
     ----------
     path : str | Path
-        A ``.ckpt`` written by ``ieegfm pretrain`` or ``ieegfm finetune``.
+        A ``.ckpt`` written by ``ieegfm pretrain`` or ``ieegfm finetune``, or a model folder written by
+        ``ieegfm export`` (:func:`load_model_folder`).
 
     Returns
     -------
@@ -147,6 +204,8 @@ def load_checkpoint(path: str | Path) -> tuple[dict, CheckpointContract]:
         checkpoint without an ieegfm contract (not written by ieegfm, or by a version before the contract).
     """
     path = Path(path)
+    if path.is_dir():
+        return load_model_folder(path)
     if not path.is_file():
         raise InputError(f"ckpt={path}: file not found")
     try:

@@ -59,6 +59,10 @@ def test_a_cohort_reads_every_pack_and_numbers_subjects_by_label(packs, tmp_path
             assert (dst / e.name).is_file()
     raw = json.loads((dst / "manifest.json").read_text())
     assert [p["subjects"] for p in raw["cohort"]["packs"]] == [["sim01"], ["sim02"]]
+    # each patient's hours stay known (one pack each): the checkpoint contract and the exported card report them
+    assert m.subject_hours() == {
+        s: {sp: st.hours for sp, st in read_manifest(packs[s]).splits.items()} for s in ("sim01", "sim02")
+    }
     assert {s: _sha(p) for s, p in packs.items()} == before  # the packs are not touched
     assert pack_folders([str(packs["sim01"]), str(packs["sim02"])]) == [packs["sim01"], packs["sim02"]]
     listing = tmp_path / "packs.txt"

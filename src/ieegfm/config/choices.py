@@ -17,6 +17,7 @@ from ieegfm.checkpoint import CHANNEL_POLICIES
 from ieegfm.config.enums import (
     COMPUTE,
     CONTROLS,
+    EXPORT_PATHS,
     FIT_METRICS,
     FREEZE,
     INITS,
@@ -80,6 +81,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "pretrain": {**_ENCODER, **_LOSS, "control": CONTROLS},
     "evaluate": {"split": SPLITS, **_CHANNELS},
+    "export": {"paths": EXPORT_PATHS},
     "finetune": {
         "head": tuple(HEADS),
         "objective": OBJECTIVES,

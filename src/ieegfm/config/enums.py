@@ -15,6 +15,7 @@ __all__ = [
     "SUBSET_ORDERS",
     "COMPUTE",
     "LAUNCHERS",
+    "EXPORT_PATHS",
     "CONDITIONS",
     "FINETUNE_ROWS",
     "FIT_METRICS",
@@ -36,6 +37,8 @@ SUBSET_ORDERS = ("recording", "random")
 COMPUTE = ("steps", "epochs")
 #: ``scale launcher=``: run the points here, or write a SLURM array script.
 LAUNCHERS = ("local", "slurm")
+#: ``ieegfm export paths=``: absolute file paths of the contract cut to their last part, or kept.
+EXPORT_PATHS = ("basename", "keep")
 #: The paper's comparison (``compare conditions=``): each row's (``init``, ``freeze``), None for the untrained
 #: zero-shot row.
 CONDITIONS: dict[str, tuple[str, str] | None] = {

@@ -21,6 +21,7 @@ from ieegfm.config.recording import (
 )
 from ieegfm.config.train import (
     EvaluateConfig,
+    ExportConfig,
     ImportN2SConfig,
     PretrainConfig,
 )
@@ -33,6 +34,7 @@ SCHEMAS: dict[str, type] = {
     "verify": VerifyConfig,
     "pretrain": PretrainConfig,
     "evaluate": EvaluateConfig,
+    "export": ExportConfig,
     "finetune": FinetuneConfig,
     "compare": CompareConfig,
     "cards": CardsConfig,

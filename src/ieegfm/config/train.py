@@ -138,6 +138,27 @@ class EvaluateConfig:
     )
 
 
+@dataclass
+class ExportConfig:
+    """``ieegfm export``: a checkpoint -> a model folder (``model.safetensors``, ``config.json``, ``README.md``)."""
+
+    ckpt: str = MISSING
+    out: str = MISSING
+    metrics: str | None = field(
+        default=None,
+        metadata={"help": "test metrics for the card: JSON of ieegfm evaluate or a run's metrics.json"},
+    )
+    shards: str | None = field(
+        default=None, metadata={"help": "score the test split of these shards now, for the card (instead of metrics)"}
+    )
+    license: str = field(default="other", metadata={"help": "licence of the model card's front matter (SPDX id)"})
+    name: str | None = field(default=None, metadata={"help": "model name in the card; default the out folder's name"})
+    paths: str = field(
+        default="basename",
+        metadata={"help": "basename: absolute file paths of the contract cut to their last part | keep"},
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # import-n2s
 

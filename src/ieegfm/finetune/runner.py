@@ -24,6 +24,7 @@ from torch import nn
 from ieegfm.checkpoint import (
     CONTRACT_KEY,
     CheckpointContract,
+    checkpoint_sha256,
     encoder_config_for,
     encoder_for_shards,
     load_checkpoint,
@@ -36,7 +37,6 @@ from ieegfm.config import OPTION_GROUPS
 from ieegfm.errors import ConfigError
 from ieegfm.finetune.base import FinetuningBase, resolve_encoder_lr_scale
 from ieegfm.heads import build_head
-from ieegfm.io.checksum import sha256_file
 from ieegfm.io.manifest import Manifest, read_manifest
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def finetune_contract(cfg, pretrained: CheckpointContract, manifest: Manifest, h
         head=head_cfg,
         pretrained={
             "path": str(cfg.ckpt),
-            "sha256": sha256_file(cfg.ckpt),
+            "sha256": checkpoint_sha256(cfg.ckpt),
             "kind": pretrained.kind,
             "data": pretrained.data,
             "used": cfg.init == "pretrained",  # scratch: only its architecture and channel layout were used

@@ -256,6 +256,15 @@ class Manifest:
         """Subject label -> the encoder's subject layer."""
         return {s: v.index for s, v in self.subjects.items()}
 
+    def subject_hours(self) -> dict[str, dict[str, float]]:
+        """Subject label -> hours packed per split, for the subjects whose hours are known on their own: the only
+        subject of a pack, or of a pack of a cohort (``cohort.packs[].hours``). Subjects packed together in one
+        table share their pack's statistics and are left out."""
+        if len(self.subjects) == 1:
+            return {next(iter(self.subjects)): {sp: st.hours for sp, st in self.splits.items()}}
+        packs = (self.raw.get("cohort") or {}).get("packs") or []
+        return {p["subjects"][0]: dict(p["hours"]) for p in packs if len(p.get("subjects", ())) == 1 and "hours" in p}
+
 
 #: key -> what a reader needs it to be
 REQUIRED = {

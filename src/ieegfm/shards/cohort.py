@@ -124,8 +124,9 @@ def write_cohort(packs: list[Path], dst: Path) -> Path:
     Notes
     -----
     Subject indices: the packs' subjects in pack order, a label seen before keeping its index. Splits: the packs'
-    statistics added up. ``cohort`` records each pack's relative path, manifest sha256 and subjects; the pack
-    config, scaling and time zone of each pack stay in its own manifest (``timezone`` is kept when all agree).
+    statistics added up. ``cohort`` records each pack's relative path, manifest sha256, subjects and hours per
+    split; the pack config, scaling and time zone of each pack stay in its own manifest (``timezone`` is kept when
+    all agree).
     """
     dst = Path(dst)
     manifests = check_packs(packs)
@@ -154,7 +155,12 @@ def write_cohort(packs: list[Path], dst: Path) -> Path:
             acc["blocks"] += list(st.get("blocks", ()))
         blocks.update(raw.get("blocks") or {})
         cohort.append(
-            {"path": rel, "manifest_sha256": sha256_file(path / "manifest.json"), "subjects": list(raw["subjects"])}
+            {
+                "path": rel,
+                "manifest_sha256": sha256_file(path / "manifest.json"),
+                "subjects": list(raw["subjects"]),
+                "hours": {sp: float(st.get("hours", 0.0)) for sp, st in raw["splits"].items()},
+            }
         )
     zones = {m.timezone for m in manifests}
     out.update(
