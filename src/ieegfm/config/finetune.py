@@ -203,6 +203,13 @@ class CompareConfig(FinetuneCommon, LrGridConfig):
         default_factory=lambda: ["zero_shot", "task_only", "finetuned_frozen", "finetuned_full"],
         metadata={"help": "rows to run (zero_shot | task_only | finetuned_frozen | finetuned_full)"},
     )
+    task_fractions: list[float] = field(
+        default_factory=list,
+        metadata={
+            "help": "label efficiency: every trained row again on these nested fractions of the task training "
+            "split, e.g. [0.0625,0.125,0.25,0.5,1.0] (val/test unchanged); writes label_efficiency.json/.png"
+        },
+    )
 
 
 @dataclass

@@ -24,6 +24,13 @@ from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import score_split
 from ieegfm.evaluation.stats import paired_wilcoxon
 from ieegfm.finetune.cards import update_card
+from ieegfm.finetune.label_efficiency import (
+    check_fractions,
+    label_efficiency,
+    label_efficiency_markdown,
+    plot_label_efficiency,
+    run_fractions,
+)
 from ieegfm.finetune.tune import check_grid, tune_condition
 from ieegfm.heads import LANGUAGE_MODEL_HEADS, SENTENCE_HEADS
 from ieegfm.io.manifest import read_manifest
@@ -96,6 +103,7 @@ def compare(cfg) -> dict:
     if cfg.head in SENTENCE_HEADS + LANGUAGE_MODEL_HEADS:
         raise ConfigError(f"head={cfg.head}: compare ranks audio windows; use a head with audio targets (linear)")
     check_grid(cfg)
+    fractions = check_fractions(cfg) if cfg.task_fractions else []  # bad fractions: fail before anything is written
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(cfg.shards)  # no manifest: fail before any run
@@ -127,6 +135,11 @@ def compare(cfg) -> dict:
         )
     comparison = summarise(results, cfg, selections)
     comparison["new_subjects"], comparison["skipped"] = new, skipped
+    if fractions:  # every trained row again on nested subsets of the task's training split
+        efficiency = label_efficiency(cfg, fractions, run_fractions(cfg, fractions, results, out, tune_condition))
+        (out / "label_efficiency.json").write_text(json.dumps(efficiency, indent=1))
+        plot_label_efficiency(efficiency, out / "label_efficiency.png")
+        comparison["label_efficiency"] = efficiency
     (out / "comparison.json").write_text(json.dumps(comparison, indent=1))
     (out / "comparison.md").write_text(comparison_markdown(comparison))
     plot_comparison(results, comparison, out / "comparison.png")
@@ -277,6 +290,8 @@ def comparison_markdown(c: dict) -> str:
                  if r["selection"].get("lr_at_grid_edge")]  # fmt: skip
         if edges:
             lines += ["", "Chosen lr at an end of lr_grid (the best may lie beyond it): " + ", ".join(edges) + "."]
+    if c.get("label_efficiency"):
+        lines += ["", *label_efficiency_markdown(c["label_efficiency"])]
     return "\n".join(lines) + "\n"
 
 

@@ -35,7 +35,16 @@ logger = logging.getLogger(__name__)
 #: What chooses a grid point.
 CRITERION = "lowest best-checkpoint val mean relative rank (mean over the selection seeds)"
 #: Keys of a comparison or sweep config that are not the finetuning runs' own.
-_NOT_RUN_KEYS = ("out", "seeds", "conditions", "lr_grid", "encoder_lr_scales", "select_seeds", "rows")
+_NOT_RUN_KEYS = (
+    "out",
+    "seeds",
+    "conditions",
+    "lr_grid",
+    "encoder_lr_scales",
+    "select_seeds",
+    "rows",
+    "task_fractions",
+)
 
 
 @dataclass(frozen=True)

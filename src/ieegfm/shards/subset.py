@@ -142,8 +142,11 @@ def chunk_order(chunks: list[Chunk], order: str = "recording", seed: int = 0, da
     return by_subject
 
 
-def nested_subset(ordered: dict[str, list[Chunk]], hours: float | str, where: str = "shards") -> dict[str, list[Chunk]]:
-    """Each subject's shortest prefix of ``ordered`` holding ``hours`` (all of it for ``'all'``).
+def nested_subset(
+    ordered: dict[str, list[Chunk]], hours: float | str | dict[str, float], where: str = "shards"
+) -> dict[str, list[Chunk]]:
+    """Each subject's shortest prefix of ``ordered`` holding ``hours`` (all of it for ``'all'``; a dict gives each
+    subject its own budget).
 
     A budget is met to within one chunk (the prefix may exceed it by less than one chunk's length).
 
@@ -153,8 +156,10 @@ def nested_subset(ordered: dict[str, list[Chunk]], hours: float | str, where: st
         A subject holds fewer training hours than the budget (names the subject and both figures).
     """
     kept = {}
+    budgets = hours if isinstance(hours, dict) else {}
     for s, own in ordered.items():
         total = sum(c.hours for c in own)
+        hours = budgets.get(s, ALL) if budgets else hours
         if hours == ALL:
             kept[s] = list(own)
             continue
@@ -169,6 +174,33 @@ def nested_subset(ordered: dict[str, list[Chunk]], hours: float | str, where: st
     return kept
 
 
+def fraction_budgets(ordered: dict[str, list[Chunk]], fraction: float, where: str = "shards") -> dict[str, float]:
+    """Subject -> ``fraction`` of its training hours.
+
+    Raises
+    ------
+    ConfigError
+        ``fraction`` outside (0, 1].
+    InputError
+        A budget shorter than the subject's first chunk in ``ordered`` (the subset would hold more than asked;
+        names the subject, the budget and the chunk).
+    """
+    fraction = float(fraction)
+    if not (0.0 < fraction <= 1.0):
+        raise ConfigError(f"task_fractions: {fraction:g} is outside (0, 1]")
+    budgets = {}
+    for s, own in ordered.items():
+        total = sum(c.hours for c in own)
+        budgets[s] = fraction * total
+        if own and budgets[s] < own[0].hours * (1 - 1e-6):
+            raise InputError(
+                f"{where}: task fraction {fraction:g} of subject {s!r}'s {total * 3600:.0f} s of training data is "
+                f"{budgets[s] * 3600:.0f} s, less than its first chunk ({own[0].hours * 3600:.0f} s); expected "
+                "fractions that hold at least one chunk"
+            )
+    return budgets
+
+
 def subset_view(
     shards: str | Path,
     dst: str | Path,
@@ -176,8 +208,10 @@ def subset_view(
     order: str = "recording",
     seed: int = 0,
     daytime_only: bool = False,
+    fraction: float | None = None,
 ) -> Path:
-    """Write (or reuse) the view of ``shards`` that trains on a nested subset of ``hours`` per subject.
+    """Write (or reuse) the view of ``shards`` that trains on a nested subset of ``hours`` per subject (or of a
+    ``fraction`` of each subject's training hours).
 
     Parameters
     ----------
@@ -186,9 +220,12 @@ def subset_view(
     dst : str | Path
         Folder of the view (``manifest.json`` only; the tars stay where they are).
     hours : float | 'all'
-        Training hours per subject.
+        Training hours per subject (ignored when ``fraction`` is given; pass ``'all'``).
     order, seed, daytime_only
         See :func:`chunk_order`.
+    fraction : float, optional
+        Keep this fraction, in (0, 1], of each subject's training hours instead (label-efficiency curves):
+        in recording order, whole blocks first, the last one cut to a contiguous stretch of chunks.
 
     Returns
     -------
@@ -197,13 +234,15 @@ def subset_view(
     Raises
     ------
     InputError
-        No manifest; more hours asked for than a subject holds.
+        No manifest; more hours asked for than a subject holds; a fraction whose budget is shorter than the
+        subject's first training chunk (it would keep more than asked).
     """
     src, dst = Path(shards), Path(dst)
     manifest = read_manifest(src)
-    hours = parse_hours(hours)
+    hours = parse_hours(hours) if fraction is None else ALL
     request = {
         "hours": hours,
+        "fraction": None if fraction is None else float(fraction),
         "order": order,
         "seed": int(seed) if order == "random" else None,
         "daytime_only": bool(daytime_only),
@@ -216,7 +255,9 @@ def subset_view(
         if {k: old.get(k) for k in request} == request:
             return dst
     chunks = train_chunks(src)
-    kept = nested_subset(chunk_order(chunks, order, seed, daytime_only), hours, where=f"shards={src}")
+    ordered = chunk_order(chunks, order, seed, daytime_only)
+    budget = hours if fraction is None else fraction_budgets(ordered, fraction, where=f"shards={src}")
+    kept = nested_subset(ordered, budget, where=f"shards={src}")
     keep = {(c.shard, c.index) for own in kept.values() for c in own}
     rel = os.path.relpath(src.resolve(), dst.resolve())
     out = manifest.to_dict()
@@ -246,8 +287,8 @@ def subset_view(
         "available_hours_per_subject": {
             s: sum(c.hours for c in own) for s, own in chunk_order(chunks, order, seed, daytime_only).items()
         },
-        "rule": "per subject, the shortest prefix of the training chunks (in `order`) holding `hours`; "
-        "validation and test unchanged",
+        "rule": "per subject, the shortest prefix of the training chunks (in `order`) holding `hours` (or "
+        "`fraction` of its training hours); validation and test unchanged",
     }
     dst.mkdir(parents=True, exist_ok=True)
     write_manifest(dst, out)
