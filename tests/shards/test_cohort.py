@@ -96,6 +96,8 @@ def test_pretraining_on_two_packs_and_evaluating_each(packs, tmp_path, capsys):
         main(["pretrain", shards, f"out={run}", "trainer.max_steps=20", "data.batch_size=16", *TINY_MODEL, *FAST]) == 0
     )
     ckpt = run / "checkpoints" / "last.ckpt"
+    plan = json.loads((run / "summary.json").read_text())["subject_plan"]  # balanced epochs (subject_alpha 0.5)
+    assert set(plan) == {"sim01", "sim02"} and all(0 < v["per_epoch"] <= v["windows"] for v in plan.values())
     contract = torch.load(ckpt, map_location="cpu", weights_only=True)
     subjects = contract[CONTRACT_KEY]["subjects"]
     assert set(subjects) == {"sim01", "sim02"}

@@ -28,6 +28,13 @@ class DataConfig:
         default=None,
         metadata={"help": "windows per epoch over all ranks, resampled mode only; default: all training windows"},
     )
+    subject_alpha: float = field(
+        default=0.5,
+        metadata={
+            "help": "several subjects: epoch shares proportional to windows**alpha (1 proportional, 0 uniform), "
+            "each window at most once per epoch; the plan per subject is in summary.json"
+        },
+    )
 
 
 @dataclass

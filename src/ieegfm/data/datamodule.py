@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning as L
 import webdataset as wds
 
+from ieegfm.data.balance import check_alpha, chunk_subjects
 from ieegfm.data.loader import TimedWebLoader
 from ieegfm.data.plan import (
     EpochBatches,
@@ -61,6 +62,10 @@ class ShardDataModule(L.LightningDataModule):
         (batch, n_features) float32, computed in the DataLoader workers instead of on the GPU: 1/``n_times`` of
         the audio bytes to shuffle, pass between processes, pin and copy (wav2vec2 targets are 1024-d, so audio
         is ~90 % of a window's bytes).
+    subject_alpha : float
+        Balanced epochs across subjects (:mod:`ieegfm.data.balance`): shares ``∝ windows ** subject_alpha``,
+        each window at most once per epoch; 1 (default here; ``data.subject_alpha`` defaults to 0.5): every
+        window exactly once. Epoch mode only (resampled mode draws shards uniformly).
 
     Attributes
     ----------
@@ -94,6 +99,7 @@ class ShardDataModule(L.LightningDataModule):
         seed: int = 0,
         pin_memory: bool = False,
         audio_pooling: str | None = None,
+        subject_alpha: float = 1.0,
     ) -> None:
         super().__init__()
         self.root = Path(shards)
@@ -105,6 +111,7 @@ class ShardDataModule(L.LightningDataModule):
         if audio_pooling not in (None, "mean"):
             raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
         self.audio_pooling = audio_pooling
+        self.subject_alpha = check_alpha(subject_alpha)
         self.epoch = SharedEpoch(0)
         self.resume = ResumePosition()
         self.sfreq = self.manifest.sfreq
@@ -119,6 +126,8 @@ class ShardDataModule(L.LightningDataModule):
         self.n_chans = self.manifest.n_chans_max
         self.n_features = self.manifest.n_features
         self.subjects = self.manifest.subject_index()
+        #: subject -> ``{"windows", "per_epoch"}`` of the first training epoch's plan (several subjects), else None
+        self.subject_plan: dict | None = None
         #: shards found missing, truncated or cut short by a read error (each once); samples that did not decode
         self.corrupt = CorruptCounter([u for sp in self.manifest.shards for u in self.urls(sp)])
 
@@ -199,11 +208,28 @@ class ShardDataModule(L.LightningDataModule):
         world, workers = self._world(), max(self.num_workers, 1)
         planner = None
         if not self.resampled and all(e.chunk_lengths is not None for e in entries):
+            subjects = None
+            if len(self.subjects) > 1:  # several subjects: each chunk's, for the balanced plan and its summary
+                subjects = chunk_subjects(self.manifest, self.root, entries)
             planner = EpochPlanner(
-                [e.chunk_lengths for e in entries], urls, self.window_n, self.batch_size, self.seed, self.audio_step
+                [e.chunk_lengths for e in entries],
+                urls,
+                self.window_n,
+                self.batch_size,
+                self.seed,
+                self.audio_step,
+                subjects,
+                self.subject_alpha,
             )
             plan = planner.plan(0, world, workers)
             batches = plan["batches"]
+            self.subject_plan = plan["per_subject"]
+            if self.subject_plan:
+                logger.info(
+                    "epoch plan (data.subject_alpha=%g): %s",
+                    self.subject_alpha,
+                    ", ".join(f"{s} {v['per_epoch']} of {v['windows']} windows" for s, v in self.subject_plan.items()),
+                )
             if batches == 0:
                 logger.warning(
                     "%d training windows cannot be split into the same number of batches (of at most %d) on "

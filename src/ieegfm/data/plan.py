@@ -18,6 +18,7 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from ieegfm.data.balance import balance_counts
 from ieegfm.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,11 @@ class EpochPlanner:
     seed : int
     step : int
         Window offsets are multiples of ``step`` samples (the shards' audio bin, ``ieegfm pack audio.pool_s``).
+    subjects : list of sequence of str, optional
+        Per shard, the subject of each chunk: the epoch is balanced across subjects with ``alpha``
+        (:mod:`ieegfm.data.balance`; each window still at most once); None or ``alpha=1``: every window once.
+    alpha : float
+        ``data.subject_alpha``: subject shares ``∝ windows ** alpha``.
 
     Notes
     -----
@@ -129,11 +135,20 @@ class EpochPlanner:
     """
 
     def __init__(
-        self, chunk_lengths: list, urls: list[str], window_n: int, batch_size: int, seed: int, step: int = 1
+        self,
+        chunk_lengths: list,
+        urls: list[str],
+        window_n: int,
+        batch_size: int,
+        seed: int,
+        step: int = 1,
+        subjects: list | None = None,
+        alpha: float = 1.0,
     ) -> None:
         self.lengths = [np.asarray(c, dtype=np.int64) for c in chunk_lengths]
         self.urls, self.window_n, self.batch_size, self.seed = list(urls), window_n, batch_size, seed
         self.step = step
+        self.subjects, self.alpha = subjects, float(alpha)
         self._cache: dict = {}
 
     def plan(self, epoch: int, world: int, workers: int) -> dict:
@@ -147,7 +162,8 @@ class EpochPlanner:
             infeasible: fewer windows than ranks, or ``batch_size`` 1 and ``N`` not a multiple of
             ``world_size``); ``bounds``: ``{(rank, worker): (first, stop)}``, the stream's range of the
             epoch's window sequence (its shards and chunk windows: :meth:`stream`); ``sizes``:
-            ``{(rank, worker): [batch sizes]}``; ``quota``: ``{(rank, worker): number of batches}``. Arrays,
+            ``{(rank, worker): [batch sizes]}``; ``quota``: ``{(rank, worker): number of batches}``;
+            ``per_subject``: subject -> ``{"windows", "per_epoch"}`` (None without ``subjects``). Arrays,
             not per-chunk Python objects: every DataLoader worker holds the plan (a million chunks, about
             8,000 hours of 30-s chunks, take ~16 MB).
         """
@@ -162,6 +178,9 @@ class EpochPlanner:
             o = np.minimum(o, np.maximum(n - w, 0) // self.step * self.step)
             offsets.append(o)
             counts.append(np.where(n >= w, (n - o) // w, 0))
+        per_subject = None
+        if self.subjects is not None:  # balanced across subjects (alpha 1: every window, nothing drawn)
+            counts, per_subject = balance_counts(counts, self.subjects, self.alpha, rng)
         order = rng.permutation(len(self.lengths))
         totals = np.array([int(counts[i].sum()) for i in order], dtype=np.int64)
         starts = np.concatenate([[0], np.cumsum(totals)])  # first global window of each shard, in reading order
@@ -189,6 +208,7 @@ class EpochPlanner:
             "bounds": bounds,
             "sizes": sizes,
             "quota": {s: len(v) for s, v in sizes.items()},
+            "per_subject": per_subject,
         }
         self._cache = {key: plan}
         return plan

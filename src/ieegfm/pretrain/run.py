@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule
+from ieegfm.data.balance import check_alpha
 from ieegfm.errors import InputError
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.manifest import read_manifest
@@ -140,12 +141,15 @@ def pretrain(cfg) -> Path:
 
     Raises
     ------
+    ConfigError
+        ``data.subject_alpha`` not a number >= 0 (before anything is written).
     InputError
         Another run writing to ``out``; shards missing, damaged or all unreadable; a bad ``resume``.
     OutputError
         ``out`` cannot be written (disk full, a file size limit): one line; a checkpoint is written to a temporary
         name and renamed (Lightning, fsspec transaction), so ``resume=last`` continues from the last complete one.
     """
+    check_alpha(cfg.data.subject_alpha)  # a bad key: one line, before anything is written
     with write_errors_as_output_error(cfg.out):  # disk full, a file size limit: one line
         if launch_rank() != 0:  # the other ranks write under rank 0's lock
             return _pretrain(cfg)
@@ -174,6 +178,7 @@ def _pretrain(cfg) -> Path:
         seed=cfg.seed,
         pin_memory=d.pin_memory if d.pin_memory is not None else torch.cuda.is_available(),
         audio_pooling="mean" if cfg.model.pooling == "mean" else None,  # time-average targets in the workers
+        subject_alpha=d.subject_alpha,
     )
     dm.check_pooling(cfg.model.pooling)
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
@@ -278,6 +283,8 @@ def _pretrain(cfg) -> Path:
             "encoder": enc_cfg,
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
             "train_windows": dm.n_windows("train"),
+            "subject_alpha": float(cfg.data.subject_alpha),
+            "subject_plan": dm.subject_plan,  # per subject: windows, and windows per epoch (first epoch's plan)
             "corrupt_shards_skipped": len(bad_shards),  # missing, truncated or cut short by a read error
             "corrupt_shards": bad_shards,
             "corrupt_samples_skipped": bad_samples,  # read but not decodable (per read, summed over ranks)

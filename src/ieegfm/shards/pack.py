@@ -97,7 +97,9 @@ def only_subjects(blocks: list, subjects, table) -> list:
     held = sorted({b.subject for b in blocks})
     missing = [s for s in subjects if s not in held]
     if missing:
-        raise InputError(f"subjects={list(subjects)}: {missing} not in {table}; it holds {held}")
+        padded = [h for h in held if h.lstrip("0") in missing and h != h.lstrip("0")]
+        hint = f" (quote zero-padded labels: subjects=['{padded[0]}'])" if padded else ""
+        raise InputError(f"subjects={list(subjects)}: {missing} not in {table}; it holds {held}{hint}")
     return [b for b in blocks if b.subject in set(subjects)]
 
 
