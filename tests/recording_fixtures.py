@@ -218,3 +218,19 @@ def write_n2s_pickle(path: Path, n_trials: int = 12, per_trial: int = 8, sfreq: 
     data = {"trials": trials, "info": {"wrd_dict": wrd_dict}, "significan_elecs": np.arange(6) < 5}
     path.write_bytes(pickle.dumps(data))
     return path
+
+
+def as_rank(monkeypatch, rank: int, world: int) -> None:
+    """Make the data pipeline (plan and windows, in the main process and in DataLoader workers) see itself as
+    ``rank`` of ``world`` ranks: simulated DDP ranks in one process."""
+    import torch
+
+    import ieegfm.data.plan as plan
+    import ieegfm.data.windows as windows
+
+    def fake_rank():
+        info = torch.utils.data.get_worker_info()
+        return (rank, world, info.id, info.num_workers) if info is not None else (rank, world, 0, 1)
+
+    monkeypatch.setattr(plan, "rank_and_worker", fake_rank)
+    monkeypatch.setattr(windows, "rank_and_worker", fake_rank)

@@ -5,8 +5,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
-import torch
-from recording_fixtures import T0, write_block, write_table
+from recording_fixtures import T0, as_rank, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.data import ShardDataModule
@@ -72,20 +71,11 @@ def two_subjects(tmp_path_factory):
 
 @pytest.mark.parametrize("which", ["both", "cohort"])
 def test_balanced_epochs_across_ranks_see_each_window_at_most_once(two_subjects, monkeypatch, which):
-    import ieegfm.data.plan as plan
-    import ieegfm.data.windows as windows
-
     world, workers = 2, 2
     for alpha in (1.0, 0.0):
         keys = []
         for rank in range(world):
-
-            def fake_rank(rank=rank):
-                info = torch.utils.data.get_worker_info()
-                return (rank, world, info.id, info.num_workers) if info is not None else (rank, world, 0, 1)
-
-            monkeypatch.setattr(plan, "rank_and_worker", fake_rank)
-            monkeypatch.setattr(windows, "rank_and_worker", fake_rank)
+            as_rank(monkeypatch, rank, world)
             dm = ShardDataModule(two_subjects[which], batch_size=4, num_workers=workers, seed=1, subject_alpha=alpha)
             dm._world = lambda: world
             loader = dm.train_dataloader()

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from recording_fixtures import pack_consecutive_blocks
+from recording_fixtures import as_rank, pack_consecutive_blocks
 
 from ieegfm.data import ShardDataModule
 from ieegfm.errors import InputError
@@ -104,18 +104,11 @@ def test_epoch_mode_uses_every_window_exactly_once_across_ranks(shards, monkeypa
     (4, 2) gives 8 streams for 6 training shards (fewer shards than ranks x workers).
     """
     import ieegfm.data.plan as plan
-    import ieegfm.data.windows as windows
 
     seen, batches = {}, {}
     for epoch in (0, 1):
         for rank in range(world):
-
-            def fake_rank(rank=rank):
-                info = torch.utils.data.get_worker_info()
-                return (rank, world, info.id, info.num_workers) if info is not None else (rank, world, 0, 1)
-
-            monkeypatch.setattr(plan, "rank_and_worker", fake_rank)
-            monkeypatch.setattr(windows, "rank_and_worker", fake_rank)
+            as_rank(monkeypatch, rank, world)
             dm = ShardDataModule(shards, batch_size=4, num_workers=workers, shuffle_buffer=20, seed=5)
             dm._world = lambda: world
             dm.set_epoch(epoch)
