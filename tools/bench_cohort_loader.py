@@ -37,16 +37,19 @@ def main() -> None:
     p.add_argument("--alpha", type=float, default=0.5)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--window-s", type=float, default=3.0, help="window length (s): shorter, more windows per epoch")
     args = p.parse_args()
     torch.set_num_threads(1)
     with tempfile.TemporaryDirectory() as tmp:
         cohort = write_cohort([Path(x) for x in args.packs], Path(tmp) / "cohort")
         modules = {
             f"cohort, subject_alpha={args.alpha:g}": ShardDataModule(
-                cohort, batch_size=args.batch, subject_alpha=args.alpha
+                cohort, batch_size=args.batch, window_s=args.window_s, subject_alpha=args.alpha
             ),
-            "cohort, subject_alpha=1 (baseline)": ShardDataModule(cohort, batch_size=args.batch, subject_alpha=1.0),
-            "first pack alone": ShardDataModule(args.packs[0], batch_size=args.batch),
+            "cohort, subject_alpha=1 (baseline)": ShardDataModule(
+                cohort, batch_size=args.batch, window_s=args.window_s, subject_alpha=1.0
+            ),
+            "first pack alone": ShardDataModule(args.packs[0], batch_size=args.batch, window_s=args.window_s),
         }
         rates: dict[str, list[float]] = {k: [] for k in modules}
         windows: dict[str, int] = {}
