@@ -53,7 +53,8 @@ class CheckpointContract:
         ``sfreq`` in Hz, ``n_features``, ``pooling`` and the encoder's own sizes).
     subjects : dict
         Subject label -> ``{"index": int, "ch_names": [str, ...]}``: row ``index`` of the per-subject projection,
-        whose channel ``j`` is ``ch_names[j]``.
+        whose channel ``j`` is ``ch_names[j]``; ``coordinates`` (positions per channel, space, units) when the
+        pack had an ``electrodes.tsv`` (:func:`ieegfm.io.electrodes.channel_coordinates`).
     data : dict
         Provenance of the training shards: ``shards`` (path), ``manifest_sha256``, ``pack_config``, ``audio``
         (target config), ``hours`` (per split: ``hours``, ``daytime_hours``, ``by_day``), ``subject_hours``
@@ -127,8 +128,12 @@ def shards_provenance(shards: str | Path, manifest: Manifest) -> dict:
 
 
 def subjects_of(manifest: Manifest) -> dict:
-    """``subjects`` field of a contract from a shard manifest: label -> index and channel names."""
-    return {s: {"index": v.index, "ch_names": list(v.ch_names)} for s, v in manifest.subjects.items()}
+    """``subjects`` field of a contract from a shard manifest: label -> index, channel names and, when the pack
+    had an ``electrodes.tsv``, ``coordinates`` (positions per channel, space, units)."""
+    return {
+        s: {"index": v.index, "ch_names": list(v.ch_names), **({"coordinates": v.coordinates} if v.coordinates else {})}
+        for s, v in manifest.subjects.items()
+    }
 
 
 def load_model_folder(path: str | Path) -> tuple[dict, CheckpointContract]:

@@ -109,6 +109,7 @@ def model_config(contract: CheckpointContract, weights: dict, paths: str, source
                 "index": v["index"],
                 "n_channels": len(v["ch_names"]),
                 "ch_names": list(v["ch_names"]),
+                "coordinates": v.get("coordinates"),
                 "hours": hours.get(s),
                 "pretraining_hours": pre_hours.get(s),
             }

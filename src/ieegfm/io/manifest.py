@@ -76,6 +76,10 @@ class SubjectEntry:
         Channel name -> why it was dropped.
     scaler : dict or None
         Robust scaler state (``preprocess.scale_by=train``).
+    coordinates : dict or None
+        Electrode positions from a BIDS ``electrodes.tsv`` (:func:`ieegfm.io.electrodes.channel_coordinates`):
+        ``positions`` ((x, y, z) or None per channel of ``ch_names``), ``space``, ``units``, ``electrodes`` (the
+        file's name); None when the recordings table names no electrodes file.
     """
 
     index: int
@@ -84,6 +88,7 @@ class SubjectEntry:
     picks: tuple[str, ...] = ()
     dropped: dict[str, str] = field(default_factory=dict)
     scaler: dict | None = None
+    coordinates: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class Manifest:
                 picks=tuple(v.get("picks", ())),
                 dropped=dict(v.get("dropped", {})),
                 scaler=v.get("scaler"),
+                coordinates=v.get("coordinates"),
             )
             for s, v in m["subjects"].items()
         }

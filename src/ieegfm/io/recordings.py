@@ -3,8 +3,9 @@
 The table is tab-separated with the columns ``subject``, ``session``, ``ieeg``, ``audio``, ``start_time``
 (paths relative to the table; ``start_time`` the ISO 8601 wall-clock start of the audio, in UTC when no
 offset is given). Optional columns: ``channels`` (a BIDS ``channels.tsv``; by default the BIDS sibling
-``*_channels.tsv`` of the iEEG file is used when it exists), ``words`` (a word-level transcript) and ``events``
-(a BIDS ``events.tsv``, onsets in s from the iEEG start; packed with the windows, e.g. task sentences).
+``*_channels.tsv`` of the iEEG file is used when it exists), ``words`` (a word-level transcript), ``events``
+(a BIDS ``events.tsv``, onsets in s from the iEEG start; packed with the windows, e.g. task sentences) and
+``electrodes`` (a BIDS ``electrodes.tsv``: contact positions, recorded per channel in the manifest).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class Block:
         Word-level transcript (onset, duration, word), if any.
     events : Path | None
         BIDS ``events.tsv`` (onset, duration, trial_type, value), if any.
+    electrodes : Path | None
+        BIDS ``electrodes.tsv`` (name, x, y, z) of the subject's contacts, if any.
     row : int
         1-based data row in the table (for error messages).
     """
@@ -51,6 +54,7 @@ class Block:
     channels: Path | None = None
     words: Path | None = None
     events: Path | None = None
+    electrodes: Path | None = None
     row: int = 0
 
     @property
@@ -142,9 +146,10 @@ def read_recordings(path: str | Path) -> list[Block]:
             problems.append(f"{where}: empty {', '.join(empty)}")
             continue
         files = {}
-        for kind in ("ieeg", "audio", "channels", "words", "events"):
+        kinds = ("ieeg", "audio", "channels", "words", "events", "electrodes")
+        for kind in kinds:
             files[kind] = _file(root, r.get(kind, ""), f"{where}: {kind} file", problems, kind in ("ieeg", "audio"))
-        ieeg, audio, channels, words, events = (files[k] for k in ("ieeg", "audio", "channels", "words", "events"))
+        ieeg, audio, channels, words, events, electrodes = (files[k] for k in kinds)
         if ieeg is None or audio is None:
             continue
         if channels is None and not r.get("channels"):
@@ -167,6 +172,7 @@ def read_recordings(path: str | Path) -> list[Block]:
                 channels=channels,
                 words=words,
                 events=events,
+                electrodes=electrodes,
                 row=i,
             )
         )

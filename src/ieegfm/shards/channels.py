@@ -11,6 +11,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from ieegfm.errors import InputError
+from ieegfm.io.electrodes import channel_coordinates, read_electrodes
 from ieegfm.io.ieeg import IEEGHeader, open_raw, probe_std
 from ieegfm.io.manifest import read_manifest
 from ieegfm.io.recordings import Block
@@ -155,3 +156,34 @@ def reference_picks(
     present = {c for _, h in own for c in h.ch_names}
     dropped = {c: "not in the pretraining channel set (channels_from)" for c in sorted(present - set(picks))}
     return picks, dropped
+
+
+def electrodes_files(blocks: list[Block]) -> dict[str, Path]:
+    """Subject -> the BIDS ``electrodes.tsv`` its blocks name (the first; another file named by a later block of
+    the same subject is a warning), every one read once here so that a bad file fails before any work.
+
+    Raises
+    ------
+    InputError
+        A file :func:`ieegfm.io.electrodes.read_electrodes` refuses.
+    """
+    files: dict[str, Path] = {}
+    for b in blocks:
+        if b.electrodes is None:
+            continue
+        first = files.setdefault(b.subject, b.electrodes)
+        if first != b.electrodes:
+            logger.warning(
+                "subject %s: blocks name two electrodes files; %s is used, %s not", b.subject, first, b.electrodes
+            )
+    for path in set(files.values()):
+        read_electrodes(path)
+    return files
+
+
+def coordinates(subject: str, ch_names: list[str], files: dict[str, Path]) -> dict:
+    """``{"coordinates": ...}`` of a manifest subject (:func:`ieegfm.io.electrodes.channel_coordinates`), or {}
+    without an electrodes file."""
+    if subject not in files:
+        return {}
+    return {"coordinates": channel_coordinates(ch_names, files[subject])}

@@ -43,7 +43,7 @@ from ieegfm.io.manifest import (
 )
 from ieegfm.io.recordings import read_recordings
 from ieegfm.preprocess import SCALING_RULES
-from ieegfm.shards.channels import channels_from_pack, select_channels
+from ieegfm.shards.channels import channels_from_pack, coordinates, electrodes_files, select_channels
 from ieegfm.shards.clock import SiteClock, local_timezone
 from ieegfm.shards.headers import BlockInfo, read_blocks
 from ieegfm.shards.scalers import Scalers, fit_scalers
@@ -113,6 +113,7 @@ def _pack(cfg) -> Path:
     out, work = Path(cfg.out), Path(cfg.out) / ".work"
     blocks = only_subjects(read_recordings(cfg.recordings), getattr(cfg, "subjects", None), cfg.recordings)
     extractor = build_extractor(cfg.audio)
+    electrodes = electrodes_files(blocks)  # subject -> its electrodes.tsv, each read once now: bad ones fail first
 
     # 1. headers -------------------------------------------------------------------------------------------------
     infos, skipped, mismatches = read_blocks(blocks, cfg.strict, str(cfg.recordings))
@@ -159,6 +160,8 @@ def _pack(cfg) -> Path:
     # 7. manifest ------------------------------------------------------------------------------------------------
     manifest = build_manifest(cfg, extractor, infos, split, trims, guard_s, picks, dropped, scalers, clock,
                               shards, stats, names, pool_n, work)  # fmt: skip
+    for s, v in manifest["subjects"].items():  # contact positions, where an electrodes.tsv gives them
+        v.update(coordinates(s, v["ch_names"], electrodes))
     manifest.update(skipped=skipped, empty_splits=empty,
                     length_mismatches=[{k: v for k, v in m.items() if k != "message"} for m in mismatches],
                     channels_from=reference["provenance"] if reference is not None else None)  # fmt: skip
