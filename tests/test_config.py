@@ -29,7 +29,7 @@ def test_option_groups_mirror_the_registries():
     groups = OPTION_GROUPS["pretrain"]
     assert set(CHOICES["pretrain"]["model.encoder"]) == set(groups["model.encoder"]) == set(ENCODERS)
     assert set(CHOICES["pretrain"]["loss.name"]) == set(groups["loss.name"]) == set(LOSSES)
-    model_keys = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "pooling"}
+    model_keys = {f.name for f in dataclasses.fields(ModelConfig)} - {"encoder", "pooling", "input"}
     for name, cls in ENCODERS.items():
         takes = set(inspect.signature(cls.__init__).parameters)
         assert set(groups["model.encoder"][name]) == model_keys & takes, name

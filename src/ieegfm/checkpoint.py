@@ -330,6 +330,30 @@ def encoder_config_for(contract: CheckpointContract, manifest: Manifest) -> dict
     return {**contract.encoder, "n_chans": manifest.n_chans_max, "n_subjects": len(manifest.subjects)}
 
 
+def spatial_encoder_for_shards(
+    contract: CheckpointContract, weights: dict[str, torch.Tensor] | None, manifest: Manifest, where: str
+) -> BrainEncoder:
+    """A spatial-input encoder (``model.input=spatial``) for a shard set: the checkpoint's weights as they are,
+    the positions of the shards' channels (:func:`ieegfm.io.electrodes.manifest_positions`): subjects and channels
+    need not be the checkpoint's (a new patient is read zero-shot).
+
+    Raises
+    ------
+    InputError
+        A subject of the shards without electrode positions.
+    """
+    from ieegfm.io.electrodes import manifest_positions
+
+    encoder = build_encoder(**encoder_config_for(contract, manifest))
+    if weights is not None:
+        encoder.load_state_dict(weights)
+    encoder.set_positions(torch.from_numpy(manifest_positions(manifest, where)))
+    new = unseen_subjects(contract, manifest)
+    if new:
+        logger.info("%s: subject(s) %s new to the checkpoint, read from their electrode positions", where, new)
+    return encoder
+
+
 def encoder_for_shards(
     contract: CheckpointContract,
     weights: dict[str, torch.Tensor] | None,
@@ -386,6 +410,8 @@ def encoder_for_shards(
         )
     if window_n is not None and int(window_n) != int(cfg["n_times"]):
         raise InputError(f"{where}: windows of {window_n} samples, the checkpoint's encoder takes {cfg['n_times']}")
+    if cfg.get("input") == "spatial":  # no weight per subject or channel: any subject with electrode positions
+        return spatial_encoder_for_shards(contract, weights, manifest, where)
     rows = match_channels(contract, manifest, where, channels, new_subjects)
     cfg = encoder_config_for(contract, manifest)
     encoder = build_encoder(**cfg)

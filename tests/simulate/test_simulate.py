@@ -37,8 +37,19 @@ def tiny(tmp_path_factory) -> Path:
 def test_layout_and_table(tiny):
     out = tiny.parent
     rows = _read_tsv(tiny)
-    assert list(rows[0]) == ["subject", "session", "ieeg", "audio", "start_time", "words"]
+    assert list(rows[0]) == ["subject", "session", "ieeg", "audio", "start_time", "words", "electrodes"]
     assert [r["session"] for r in rows] == ["day1", "day2"]
+    # contact positions: a BIDS electrodes.tsv (+ coordsystem.json), every contact, 3.5 mm apart along a shaft
+    from ieegfm.io.electrodes import read_electrodes
+
+    e = read_electrodes(out / rows[0]["electrodes"])
+    truth = json.loads((out / "truth.json").read_text())
+    contacts = [n for n, t in zip(truth["channel_names"], truth["channel_types"]) if t == "seeg"]
+    assert list(e.positions) == contacts and e.space == "Other" and e.units == "mm"
+    steps = [np.linalg.norm(np.subtract(e.positions[a], e.positions[b])) for a, b in zip(contacts, contacts[1:])
+             if a.rstrip("0123456789") == b.rstrip("0123456789")]  # fmt: skip
+    assert np.allclose(steps, 3.5, atol=2e-3)
+    assert truth["electrodes"]["positions_mm"][0] == pytest.approx(list(e.positions[contacts[0]]), abs=1e-3)
     for r in rows:
         for key in ("ieeg", "audio", "words"):
             assert (out / r[key]).is_file(), r[key]
@@ -168,7 +179,7 @@ def test_same_seed_same_bytes(tmp_path):
     )
     tsv = simulate(cfg)  # a plain dataclass works too
     files = sorted(p for p in tsv.parent.rglob("*") if p.is_file())
-    assert len(files) == 1 + 1 + 2 * 2 * 4  # table, truth, 2 days x 2 blocks x 4 files
+    assert len(files) == 1 + 1 + 2 + 2 * 2 * 4  # table, truth, electrodes + coordsystem, 2 days x 2 blocks x 4 files
     first = {p: p.read_bytes() for p in files}
     simulate(cfg)
     assert {p: p.read_bytes() for p in files} == first
@@ -225,7 +236,7 @@ def test_prime_names(tmp_path):
 def test_task_session_narrated_speech_with_sentence_events(tiny):
     out = tiny.parent
     rows = _read_tsv(out / "recordings_task.tsv")
-    assert [r["session"] for r in rows] == ["task", "task"] and list(rows[0])[-1] == "events"
+    assert [r["session"] for r in rows] == ["task", "task"] and list(rows[0])[-2:] == ["events", "electrodes"]
     truth = json.loads((out / "truth.json").read_text())
     assert truth["task"]["narrator"]["name"] not in {v["name"] for v in truth["voices"]}  # another voice
     ambient_end = max(

@@ -34,7 +34,7 @@ from ieegfm.heads import HEADS
 from ieegfm.heads.text_embedding import POOLS
 from ieegfm.io.manifest import SPLITS
 from ieegfm.losses import LOSSES
-from ieegfm.models import ENCODERS
+from ieegfm.models import ENCODERS, INPUTS
 from ieegfm.preprocess import MONTAGES, SCALING_RULES
 from ieegfm.text.embed import CONVENTIONS
 
@@ -68,7 +68,7 @@ def component_options(registry: dict[str, type], schema: type, exclude: tuple[st
     }
 
 
-_ENCODER = {"model.encoder": tuple(ENCODERS), "model.pooling": POOLINGS}
+_ENCODER = {"model.encoder": tuple(ENCODERS), "model.pooling": POOLINGS, "model.input": INPUTS}
 _LOSS = {"loss.name": tuple(LOSSES)}
 _CHANNELS = {"channels": CHANNEL_POLICIES}
 
@@ -110,7 +110,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
 }
 
 _PRETRAIN_GROUPS = {
-    "model.encoder": component_options(ENCODERS, ModelConfig, exclude=("encoder", "pooling")),
+    "model.encoder": component_options(ENCODERS, ModelConfig, exclude=("encoder", "pooling", "input")),
     "loss.name": component_options(LOSSES, LossConfig, exclude=("name",)),
 }
 #: Option groups: a key that selects a registered component, and the config keys each component takes. A key of

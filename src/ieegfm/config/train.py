@@ -46,6 +46,13 @@ class ModelConfig:
     depth: int = field(default=6, metadata={"help": "residual conv blocks (brainmagick: 10)"})
     kernel_size: int = field(default=3, metadata={"help": "conv kernel (samples)"})
     dropout: float = field(default=0.1, metadata={"help": "dropout in conv blocks"})
+    input: str = field(
+        default="subject_layers",
+        metadata={
+            "help": "subject_layers (a matrix per subject) | spatial (attention over electrode positions: needs "
+            "an electrodes column in the recordings table; reads a new patient zero-shot)"
+        },
+    )
 
 
 @dataclass

@@ -107,9 +107,11 @@ def compare(cfg) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(cfg.shards)  # no manifest: fail before any run
-    new = unseen_subjects(load_checkpoint(cfg.ckpt)[1], manifest)
+    pretrained = load_checkpoint(cfg.ckpt)[1]
+    new = unseen_subjects(pretrained, manifest)
     skipped = {}
-    if new and "zero_shot" in cfg.conditions:  # nothing to run a new patient's data through without training
+    spatial = pretrained.encoder.get("input") == "spatial"  # reads a new patient zero-shot from positions
+    if new and not spatial and "zero_shot" in cfg.conditions:  # no input layer for a new patient without training
         skipped["zero_shot"] = f"the checkpoint has no input layer for {', '.join(new)} (new patient(s))"
         logger.warning("compare: zero_shot skipped: %s", skipped["zero_shot"])
     results: dict[str, list[dict]] = {}

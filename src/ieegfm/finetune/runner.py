@@ -375,7 +375,8 @@ def run_finetuning(cfg, recipe: HeadRecipe, score_test: bool = True) -> Path:
     scale = encoder_lr_scale(cfg)
     info = {**recipe.training_info(cfg, loss), "new_subjects": new_subjects if cfg.init == "pretrained" else []}
     contract = finetune_contract(cfg, pretrained, manifest, head_cfg, **info)
-    train_input = bool(new_subjects) and cfg.init == "pretrained" and cfg.freeze == "encoder"
+    spatial = pretrained.encoder.get("input") == "spatial"  # reads a new patient from positions: nothing new to train
+    train_input = bool(new_subjects) and cfg.init == "pretrained" and cfg.freeze == "encoder" and not spatial
     module = recipe.module(cfg, encoder, head, loss, optimiser_kwargs(cfg, scale, train_input, contract))
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     trainer, best = finetune_trainer(cfg, out, monitor=recipe.monitor)

@@ -164,3 +164,43 @@ def channel_coordinates(ch_names: list[str], path: str | Path) -> dict:
         "electrodes": electrodes.source,
         "n_missing": len(missing),
     }
+
+
+#: Millimetres per coordinate unit (BIDS ``iEEGCoordinateUnits``); other units are taken as mm.
+MM_PER_UNIT = {"mm": 1.0, "cm": 10.0, "m": 1000.0}
+
+
+def manifest_positions(manifest, where: str):
+    """Each subject's channel positions in mm, laid out as the encoder's input: (n_subjects, n_chans_max, 3),
+    NaN for unknown channels and padding (``model.input=spatial``).
+
+    Parameters
+    ----------
+    manifest : Manifest
+    where : str
+        Names the shards in errors.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_subjects, n_chans_max, 3), float32
+
+    Raises
+    ------
+    InputError
+        A subject without electrode coordinates (names it and what to add), or without a single known position.
+    """
+    import numpy as np
+
+    out = np.full((len(manifest.subjects), manifest.n_chans_max, 3), np.nan, dtype=np.float32)
+    for label, s in manifest.subjects.items():
+        c = s.coordinates
+        if not c or not any(p is not None for p in c.get("positions", ())):
+            raise InputError(
+                f"{where}: model.input=spatial needs electrode positions, and subject {label!r} has none; expected "
+                "an electrodes column in the recordings table naming its BIDS electrodes.tsv (then pack again)"
+            )
+        scale = MM_PER_UNIT.get(str(c.get("units") or "mm").lower(), 1.0)
+        for j, p in enumerate(c["positions"]):
+            if p is not None:
+                out[s.index, j] = np.asarray(p, dtype=np.float32) * scale
+    return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 
-from ieegfm.models.base import BrainEncoder, SubjectLayers
+from ieegfm.models.base import INPUTS, BrainEncoder, SubjectLayers
 from ieegfm.models.conv_attention import (
     AdditiveAttentionPooling,
     ConvAttentionEncoder,
@@ -18,6 +18,7 @@ from ieegfm.models.conv_attention import (
     receptive_field_samples,
 )
 from ieegfm.models.linear import LinearEncoder
+from ieegfm.models.spatial import SpatialAttention
 
 ENCODERS: dict[str, type[BrainEncoder]] = {
     "conv_attention": ConvAttentionEncoder,
@@ -39,7 +40,8 @@ def encoder_kwargs(model, *, n_chans: int, n_subjects: int, n_times: int, sfreq:
     Parameters
     ----------
     model : DictConfig
-        ``encoder``, ``pooling``, ``projected_chans``, ``hidden``, ``depth``, ``kernel_size``, ``dropout``.
+        ``encoder``, ``pooling``, ``projected_chans``, ``hidden``, ``depth``, ``kernel_size``, ``dropout``,
+        ``input``.
     n_chans, n_subjects, n_times : int
         Channels (the shards' ``n_chans_max``), subjects, samples per window.
     sfreq : float
@@ -60,6 +62,7 @@ def encoder_kwargs(model, *, n_chans: int, n_subjects: int, n_times: int, sfreq:
         "depth": model.depth,
         "kernel_size": model.kernel_size,
         "dropout": model.dropout,
+        "input": model.input,
     }
 
 
@@ -108,6 +111,8 @@ __all__ = [
     "LinearEncoder",
     "ResidualConvBlock",
     "SubjectLayers",
+    "SpatialAttention",
+    "INPUTS",
     "build_encoder",
     "receptive_field_samples",
 ]

@@ -13,6 +13,10 @@ from torch import nn
 
 from ieegfm.conventions import POOLINGS
 
+#: ``model.input``: a matrix per subject (:class:`SubjectLayers`) or spatial attention over electrode positions
+#: (:class:`~ieegfm.models.spatial.SpatialAttention`).
+INPUTS = ("subject_layers", "spatial")
+
 
 def _check_positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -180,6 +184,41 @@ class BrainEncoder(nn.Module):
                 f"subject indices must lie in [0, n_subjects={self.n_subjects}), "
                 f"got min {int(subject.min())}, max {int(subject.max())}"
             )
+
+    def build_input(self, input: str, projected_chans: int) -> None:
+        """The input layer: ``self.subject_layers`` (:class:`SubjectLayers`) or ``self.spatial``
+        (:class:`~ieegfm.models.spatial.SpatialAttention`, positions set later with :meth:`set_positions`).
+
+        Raises
+        ------
+        ValueError
+            ``input`` not one of :data:`INPUTS`.
+        """
+        from ieegfm.models.spatial import SpatialAttention
+
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
+        self.input = input
+        if input == "spatial":
+            self.spatial = SpatialAttention(self.n_chans, projected_chans, self.n_subjects)
+        else:
+            self.subject_layers = SubjectLayers(self.n_chans, projected_chans, self.n_subjects)
+
+    def read_input(self, x: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
+        """The input layer applied: (batch, n_chans, n_times) -> (batch, projected_chans, n_times)."""
+        layer = self.spatial if self.input == "spatial" else self.subject_layers
+        return layer(x, subject)
+
+    @property
+    def input_layer(self) -> nn.Module:
+        """The input layer module (``subject_layers`` or ``spatial``)."""
+        return self.spatial if self.input == "spatial" else self.subject_layers
+
+    def set_positions(self, positions: torch.Tensor) -> None:
+        """Electrode positions (mm) of each subject's channels, shape (n_subjects, n_chans, 3), NaN where unknown:
+        read by the spatial input; ignored by per-subject layers."""
+        if self.input == "spatial":
+            self.spatial.set_positions(positions)
 
     def forward_features(self, x: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """Map iEEG to the pre-head hidden sequence ``(batch, n_hidden, n_times)``."""

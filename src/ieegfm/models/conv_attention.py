@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ieegfm.models.base import BrainEncoder, SubjectLayers, _check_positive_int
+from ieegfm.models.base import BrainEncoder, _check_positive_int
 
 
 def receptive_field_samples(depth: int, kernel_size: int, dilation_period: int = 5) -> int:
@@ -145,6 +145,9 @@ class ConvAttentionEncoder(BrainEncoder):
         Kernel size of the residual convolutions, in samples.
     dropout : float
         Dropout probability in each residual block, in ``[0, 1)``.
+    input : {'subject_layers', 'spatial'}
+        The input layer (:meth:`~ieegfm.models.base.BrainEncoder.build_input`): a matrix per subject, or spatial
+        attention over electrode positions (:class:`~ieegfm.models.spatial.SpatialAttention`).
 
     Raises
     ------
@@ -193,6 +196,7 @@ class ConvAttentionEncoder(BrainEncoder):
         depth: int = 10,
         kernel_size: int = 3,
         dropout: float = 0.0,
+        input: str = "subject_layers",
     ) -> None:
         super().__init__(n_chans, n_subjects, n_times, sfreq, n_features, pooling)
         self.projected_chans = _check_positive_int("projected_chans", projected_chans)
@@ -204,7 +208,7 @@ class ConvAttentionEncoder(BrainEncoder):
         self.dropout = float(dropout)
         self.n_hidden = hidden
 
-        self.subject_layers = SubjectLayers(n_chans, projected_chans, n_subjects)
+        self.build_input(input, projected_chans)
         self.input_proj = nn.Conv1d(projected_chans, hidden, kernel_size=1)
         self.blocks = nn.Sequential(
             *(ResidualConvBlock(hidden, kernel_size, 2 ** (i % self.dilation_period), dropout) for i in range(depth))
@@ -241,7 +245,7 @@ class ConvAttentionEncoder(BrainEncoder):
         torch.Tensor, shape (batch, hidden, n_times)
             Hidden sequence read by the head.
         """
-        h = self.input_proj(self.subject_layers(x, subject))
+        h = self.input_proj(self.read_input(x, subject))
         return self.blocks(h)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

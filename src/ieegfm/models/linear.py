@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ieegfm.models.base import BrainEncoder, SubjectLayers, _check_positive_int
+from ieegfm.models.base import BrainEncoder, _check_positive_int
 
 
 class LinearEncoder(BrainEncoder):
@@ -33,6 +33,8 @@ class LinearEncoder(BrainEncoder):
         Channels after the per-subject projection.
     kernel_size : int
         Kernel size of the temporal convolution ('same' padding), in samples.
+    input : {'subject_layers', 'spatial'}
+        The input layer (:meth:`~ieegfm.models.base.BrainEncoder.build_input`).
 
     Raises
     ------
@@ -64,12 +66,13 @@ class LinearEncoder(BrainEncoder):
         pooling: str = "mean",
         projected_chans: int = 270,
         kernel_size: int = 3,
+        input: str = "subject_layers",
     ) -> None:
         super().__init__(n_chans, n_subjects, n_times, sfreq, n_features, pooling)
         self.projected_chans = _check_positive_int("projected_chans", projected_chans)
         self.kernel_size = _check_positive_int("kernel_size", kernel_size)
         self.n_hidden = n_features
-        self.subject_layers = SubjectLayers(n_chans, projected_chans, n_subjects)
+        self.build_input(input, projected_chans)
         self.conv = nn.Conv1d(projected_chans, n_features, kernel_size, padding="same", bias=False)
 
     def forward_features(self, x: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
@@ -87,7 +90,7 @@ class LinearEncoder(BrainEncoder):
         torch.Tensor, shape (batch, n_features, n_times)
             Time-resolved linear embedding.
         """
-        return self.conv(self.subject_layers(x, subject))
+        return self.conv(self.read_input(x, subject))
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         """Mean over time (``'mean'``) or identity (``'none'``).

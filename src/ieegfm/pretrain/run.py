@@ -19,6 +19,7 @@ from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule
 from ieegfm.data.balance import check_alpha
 from ieegfm.errors import InputError
+from ieegfm.io.electrodes import manifest_positions
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.manifest import read_manifest
 from ieegfm.losses import build_loss
@@ -181,12 +182,17 @@ def _pretrain(cfg) -> Path:
         subject_alpha=d.subject_alpha,
     )
     dm.check_pooling(cfg.model.pooling)
+    positions = None
+    if cfg.model.input == "spatial":  # electrode positions of every subject, or a one-line error naming it
+        positions = torch.from_numpy(manifest_positions(dm.manifest, f"shards={shards}"))
     OmegaConf.save(cfg, out / "config.yaml", resolve=True)
     if torch.cuda.is_available():
         torch.backends.cuda.matmul.allow_tf32 = True  # TF32 for the float32 parts, as open_clip does
         torch.backends.cudnn.allow_tf32 = True
     enc_cfg = encoder_config(cfg, dm)
     encoder = build_encoder(**enc_cfg)
+    if positions is not None:
+        encoder.set_positions(positions)
     loss_kwargs = {
         "init_logit_scale": cfg.loss.init_logit_scale,
         "max_logit_scale": cfg.loss.max_logit_scale,

@@ -84,6 +84,31 @@ class Layout:
         return int(self.shaft.size)
 
 
+def contact_positions(layout: Layout, seed: int, spacing_mm: float = 3.5) -> np.ndarray:
+    """Simulated contact positions (mm, a brain-sized box centred on 0, x to the right): each shaft a straight
+    line entering from the lateral surface of its hemisphere (``L``/unprimed left, ``R``/primed right), contacts
+    ``spacing_mm`` apart, contact 1 the deepest. Drawn from their own generator (``seed``), so the recordings do
+    not change with them.
+
+    Returns
+    -------
+    positions : ndarray, shape (n_contacts, 3)
+    """
+    rng = np.random.default_rng([seed, 4242])
+    n = layout.n_contacts
+    cps = n // len(layout.shaft_names)
+    out = np.zeros((n, 3))
+    for k, name in enumerate(layout.shaft_names):
+        side = 1.0 if (name.startswith("R") or name.endswith("'")) else -1.0
+        entry = np.array([side * 65.0, rng.uniform(-40, 30), rng.uniform(-25, 25)])
+        direction = np.array([-side, rng.normal(0, 0.15), rng.normal(0, 0.15)])
+        direction /= np.linalg.norm(direction)
+        deepest = entry + direction * spacing_mm * (cps - 1)
+        idx = np.flatnonzero(layout.shaft == k)
+        out[idx] = deepest - np.outer(layout.position[idx], direction) * spacing_mm
+    return out
+
+
 def make_layout(n_shafts: int, contacts_per_shaft: int, prime_names: bool = False) -> Layout:
     """Clinical channel names for ``n_shafts`` shafts: ``LA``, ``LH``, ``RA``, ``RH``, ``LT``, ``LI``, ``RT``, ...
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ieegfm.config import SimulateConfig
 from ieegfm.errors import ConfigError
-from ieegfm.simulate.brain import BrainModel, make_layout
+from ieegfm.simulate.brain import BrainModel, contact_positions, make_layout
 from ieegfm.simulate.scene import DEFAULT_VOICES, NARRATOR, render_block, render_narration
 from ieegfm.simulate.schedule import plan_blocks, plan_task
 from ieegfm.simulate.semantics import SemanticModel, word_key
@@ -30,6 +30,7 @@ from ieegfm.simulate.stimulus import feature_names, stimulus_features
 from ieegfm.simulate.writer import (
     write_channels_tsv,
     write_edf,
+    write_electrodes_tsv,
     write_events_tsv,
     write_recordings_tsv,
     write_wav,
@@ -196,11 +197,18 @@ def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict
             out, subject, sfreq, audio_sfreq, task_plans, task_rngs, layout, model, sentences,
             blocks[0].start, n_mels, semantic,
         )  # fmt: skip
+    electrodes = f"sub-{subject}/sub-{subject}_space-Other_electrodes.tsv"
+    (out / electrodes).parent.mkdir(parents=True, exist_ok=True)
+    positions = contact_positions(layout, seed)
+    write_electrodes_tsv(out / electrodes, layout.ch_names[: layout.n_contacts], positions)
+    for r in rows + task_rows:
+        r["electrodes"] = electrodes
     truth = {
         "generator": "ieegfm.simulate",
         "seed": seed,
         "config": asdict(cfg),
         "channel_names": layout.ch_names,
+        "electrodes": {"file": electrodes, "positions_mm": positions.round(3).tolist()},
         "channel_types": layout.ch_types,
         "sfreq": sfreq,
         "audio_sfreq": audio_sfreq,

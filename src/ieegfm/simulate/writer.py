@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import mne
 import numpy as np
 from scipy.io import wavfile
 
-__all__ = ["write_edf", "write_channels_tsv", "write_wav", "write_words_tsv", "write_recordings_tsv"]
+__all__ = [
+    "write_edf",
+    "write_channels_tsv",
+    "write_wav",
+    "write_words_tsv",
+    "write_recordings_tsv",
+    "write_electrodes_tsv",
+]
 
 _BIDS_TYPES = {"seeg": "SEEG", "ecg": "ECG", "misc": "MISC"}
 
@@ -92,12 +100,26 @@ def write_events_tsv(fname: Path, events: list[tuple[float, float, str]], trial_
             w.writerow([f"{onset:.4f}", f"{duration:.4f}", trial_type, text])
 
 
+def write_electrodes_tsv(fname: Path, names: list[str], positions: np.ndarray) -> None:
+    """A BIDS ``electrodes.tsv`` (name, x, y, z in mm, size in mm^2) and its sibling ``coordsystem.json``
+    (``Other`` space: simulated, not a template)."""
+    with open(fname, "w", newline="") as f:
+        f.write("name\tx\ty\tz\tsize\n")
+        for n, (x, y, z) in zip(names, positions):
+            f.write(f"{n}\t{x:.3f}\t{y:.3f}\t{z:.3f}\t5\n")
+    coords = {
+        "iEEGCoordinateSystem": "Other",
+        "iEEGCoordinateUnits": "mm",
+        "iEEGCoordinateSystemDescription": "simulated: a brain-sized box centred on 0, x to the right (ieegfm.simulate)",
+    }
+    fname.with_name(fname.name.replace("_electrodes.tsv", "_coordsystem.json")).write_text(json.dumps(coords, indent=1))
+
+
 def write_recordings_tsv(fname: Path, rows: list[dict[str, str]]) -> None:
     """The recordings table: ``subject session ieeg audio start_time words`` (paths relative to its folder), and
-    ``events`` when the rows have it."""
+    ``events`` and ``electrodes`` when the rows have them."""
     cols = ["subject", "session", "ieeg", "audio", "start_time", "words"]
-    if rows and "events" in rows[0]:
-        cols.append("events")
+    cols += [c for c in ("events", "electrodes") if rows and c in rows[0]]
     with open(fname, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, delimiter="\t", lineterminator="\n")
         w.writeheader()
