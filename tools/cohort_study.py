@@ -19,6 +19,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ieegfm.__main__ import main as ieegfm
 
 FAST = ["trainer.enable_progress_bar=false", "trainer.accelerator=cpu"]
@@ -102,6 +104,39 @@ def study(root: Path, hours: float, task_minutes: float, steps: int, seeds: int,
     return summary
 
 
+def pooled_vs_own(root: Path, steps: int, tiny: bool) -> dict:
+    """Each patient's own model (``steps`` steps) against one model pooled over both (``2 * steps``: the same steps
+    per patient), on each patient's ambient test windows (within-block rank, within subject; one-sided Wilcoxon
+    over windows: pooled better than own)."""
+    from ieegfm.evaluation.evaluate import score_split
+    from ieegfm.evaluation.stats import paired_wilcoxon
+
+    packs = {s: root / "packs" / s for s in ("sim01", "sim02")}
+    model = TINY if tiny else []
+    common = ["data.batch_size=32", "optim.lr=2e-3", *model, *FAST]
+
+    def pretrain(out: Path, shards: str, n: int) -> Path:
+        ckpt = out / "checkpoints" / "last.ckpt"
+        if not ckpt.is_file():
+            run("pretrain", shards, f"out={out}", f"trainer.max_steps={n}", f"trainer.val_check_interval={n}", *common)
+        return ckpt
+
+    pooled = pretrain(root / "pooled", f"shards=[{packs['sim01']},{packs['sim02']}]", 2 * steps)
+    out = {"steps_per_patient": steps}
+    for s, pack in packs.items():
+        own = pretrain(root / f"own-{s}", f"shards={pack}", steps)
+        a, b = (score_split(c, pack, "test") for c in (pooled, own))
+        ra, rb = (np.asarray(x["per_window"]["relative_rank"]) for x in (a, b))
+        out[s] = {
+            "n_candidates": a["metrics"]["n_candidates"],
+            "pooled": {k: a["metrics"][k] for k in ("mean_relative_rank", "within_block_mean_relative_rank")},
+            "own": {k: b["metrics"][k] for k in ("mean_relative_rank", "within_block_mean_relative_rank")},
+            "p_pooled_better": paired_wilcoxon(ra, rb)["p_value"],
+        }
+    (root / "pooled_vs_own.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def markdown(s: dict) -> str:
     """The summary as a Markdown table."""
     lines = ["| target | condition | mean relative rank | shuffled | p vs task-only | p vs chance (per seed) | candidates |",
@@ -127,12 +162,15 @@ def main() -> None:
     p.add_argument("--finetune-steps", type=int, default=120)
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny encoder")
+    p.add_argument("--pooled", action="store_true", help="also: pooled vs each patient's own model, same steps each")
     a = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
     s = study(Path(a.out), a.hours, a.task_minutes, a.steps, a.seeds, a.finetune_steps, a.tiny)
     print(markdown(s))
+    if a.pooled:
+        print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))
 
 
 if __name__ == "__main__":

@@ -8,11 +8,14 @@ import pytest
 from recording_fixtures import T0, as_rank, write_block, write_table
 
 from ieegfm.__main__ import main
+from ieegfm.config import load_config
 from ieegfm.data import ShardDataModule
 from ieegfm.data.balance import subject_quotas
 from ieegfm.data.plan import EpochPlanner
-from ieegfm.errors import ConfigError
+from ieegfm.errors import ConfigError, InputError
+from ieegfm.io.recordings import read_recordings
 from ieegfm.shards.cohort import write_cohort
+from ieegfm.shards.pack import only_subjects
 
 
 def test_quotas_follow_hours_to_the_alpha_and_never_repeat_a_window():
@@ -96,9 +99,13 @@ def test_balanced_epochs_across_ranks_see_each_window_at_most_once(two_subjects,
 
 
 def test_a_bad_alpha_is_a_one_line_error(two_subjects, tmp_path, capsys):
-    # (and a BIDS label such as 01 read as the number 1 gets a hint)
-    assert main(["pack", f"recordings={two_subjects['table']}", "subjects=[01]", f"out={tmp_path / 'x'}"]) == 2
-    assert "it holds ['01', '02'] (quote zero-padded labels: subjects=['01'])" in capsys.readouterr().err
+    # (and a BIDS label such as 01 stays '01' on the command line, not the number 1; a caller that lost the zero
+    # gets a hint)
+    cfg = load_config("pack", overrides=[f"recordings={two_subjects['table']}", "subjects=[01,02]", "out=x"])
+    assert list(cfg.subjects) == ["01", "02"] and load_config("simulate", overrides=["subject=007"]).subject == "007"
+    blocks = read_recordings(two_subjects["table"])
+    with pytest.raises(InputError, match=r"it holds \['01', '02'\] \(quote zero-padded labels: subjects=\['01'\]\)"):
+        only_subjects(blocks, ["1"], two_subjects["table"])
     with pytest.raises(ConfigError, match="data.subject_alpha=-1"):
         ShardDataModule(two_subjects["both"], subject_alpha=-1)
     assert main(["pretrain", f"shards={two_subjects['both']}", f"out={tmp_path / 'p'}", "data.subject_alpha=-0.5"]) == 2

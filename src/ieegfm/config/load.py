@@ -7,17 +7,43 @@ a key of another component than the one selected (:data:`ieegfm.config.choices.O
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+from omegaconf.nodes import StringNode
 
 from ieegfm.config.choices import CHOICES, OPTION_GROUP_OF, OPTION_GROUPS
 from ieegfm.config.schemas import SCHEMAS
 from ieegfm.errors import ConfigError
 
 __all__ = ["load_config"]
+
+
+#: A number YAML would read losing its leading zeros (a BIDS label such as ``01``).
+_ZERO_PADDED = re.compile(r"^0\d+$")
+
+
+def _labels_as_text(cfg: DictConfig, item: str) -> str:
+    """``item`` with zero-padded numbers quoted where the schema wants text (``subject=01``,
+    ``subjects=[01,02]``), so that ``01`` stays ``'01'`` instead of becoming ``1``."""
+    key, _, value = item.partition("=")
+    parent, _, leaf = key.rpartition(".")
+    try:
+        holder = OmegaConf.select(cfg, parent) if parent else cfg
+        node = holder._get_node(leaf) if isinstance(holder, DictConfig) else None
+    except Exception:  # an unknown key: the merge names it
+        return item
+    text = isinstance(node, StringNode) or (isinstance(node, ListConfig) and node._metadata.element_type is str)
+    if not text:
+        return item
+    v = value.strip()
+    if v.startswith("[") and v.endswith("]"):
+        cells = [c.strip() for c in v[1:-1].split(",")] if v[1:-1].strip() else []
+        return f"{key}=[" + ",".join(f"'{c}'" if _ZERO_PADDED.match(c) else c for c in cells) + "]"
+    return f"{key}='{v}'" if _ZERO_PADDED.match(v) else item
 
 
 def _check_option_groups(command: str, cfg: DictConfig) -> None:
@@ -87,7 +113,7 @@ def load_config(
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"argument {item!r}: expected key=value (an OmegaConf dotlist override)")
-        sources.append((f"override {item!r}", OmegaConf.from_dotlist([item])))
+        sources.append((f"override {item!r}", OmegaConf.from_dotlist([_labels_as_text(cfg, item)])))
     for where, src in sources:
         try:
             cfg = OmegaConf.merge(cfg, src)
