@@ -33,9 +33,10 @@ def run(*args: str) -> None:
         raise SystemExit(f"ieegfm {' '.join(args)} failed")
 
 
-def build(root: Path, hours: float, task_minutes: float) -> dict:
-    """Simulate and pack: the three patients' ambient packs, sim03's task pack, the no-response patient's task."""
-    sim = ["days=1", "block_minutes=5", f"task_minutes={task_minutes}", "task_blocks=8"]
+def build(root: Path, hours: float, task_minutes: float, shared: bool = False) -> dict:
+    """Simulate and pack: the three patients' ambient packs, sim03's task pack, the no-response patient's task
+    (``shared``: responses follow a map of positions shared by every patient, ``simulate shared_responses=true``)."""
+    sim = ["days=1", "block_minutes=5", f"task_minutes={task_minutes}", "task_blocks=8", f"shared_responses={shared}"]
     if not (root / "sim" / "recordings.tsv").is_file():
         run("simulate", f"out={root / 'sim'}", "subjects=3", f"hours={hours}", "seed=0", *sim)
     if not (root / "null" / "recordings_task.tsv").is_file():
@@ -56,10 +57,21 @@ def build(root: Path, hours: float, task_minutes: float) -> dict:
     return {"packs": packs, "task": task}
 
 
-def study(root: Path, hours: float, task_minutes: float, steps: int, seeds: int, finetune_steps: int, tiny: bool):
-    """Build, pretrain on sim01 + sim02, compare on sim03 and on the no-response patient; return the summary."""
-    data = build(root, hours, task_minutes)
-    model = TINY if tiny else []
+def study(
+    root: Path,
+    hours: float,
+    task_minutes: float,
+    steps: int,
+    seeds: int,
+    finetune_steps: int,
+    tiny: bool,
+    shared: bool = False,
+    spatial: bool = False,
+):
+    """Build, pretrain on sim01 + sim02, compare on sim03 and on the no-response patient; return the summary.
+    ``spatial``: the encoder reads electrode positions (``model.input=spatial``), and ``zero_shot`` is a row."""
+    data = build(root, hours, task_minutes, shared)
+    model = (TINY if tiny else []) + (["model.input=spatial"] if spatial else [])
     pre = root / "pretrain"
     ckpt = pre / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
@@ -68,9 +80,11 @@ def study(root: Path, hours: float, task_minutes: float, steps: int, seeds: int,
             f"trainer.val_check_interval={max(steps // 2, 1)}", *model, *FAST)  # fmt: skip
     ft = [f"seeds={seeds}", "lr_grid=[1e-3,3e-3]", "encoder_lr_scales=[0.1]", f"trainer.max_steps={finetune_steps}"]
     ft += ["data.batch_size=32", "trainer.val_check_interval=10", *FAST]
-    summary = {"pretrained_on": ["sim01", "sim02"], "pretrain_steps": steps, "finetune_steps": finetune_steps}
-    for target, conditions in (("sim03", "task_only,finetuned_frozen,finetuned_full"),
-                               ("sim09", "task_only,finetuned_frozen")):  # fmt: skip
+    summary = {"pretrained_on": ["sim01", "sim02"], "pretrain_steps": steps, "finetune_steps": finetune_steps,
+               "shared_responses": shared, "input": "spatial" if spatial else "subject_layers"}  # fmt: skip
+    zero = "zero_shot," if spatial else ""
+    for target, conditions in (("sim03", f"{zero}task_only,finetuned_frozen,finetuned_full"),
+                               ("sim09", f"{zero}task_only,finetuned_frozen")):  # fmt: skip
         out = root / f"compare-{target}"
         if not (out / "comparison.json").is_file():
             run("compare", f"ckpt={ckpt}", f"shards={data['task'][target]}", f"out={out}", f"conditions=[{conditions}]",
@@ -94,9 +108,11 @@ def study(root: Path, hours: float, task_minutes: float, steps: int, seeds: int,
             },
             "p_vs_chance": {
                 r["condition"]: [
-                    json.loads((Path(s["run"]) / "metrics.json").read_text())["test"]["p_value_vs_chance"]
+                    json.loads((Path(s["run"]) / "metrics.json" if s["run"] else out / "zero_shot.json").read_text())[
+                        "test"
+                    ]["p_value_vs_chance"]
                     for s in r["seeds"]
-                ]  # fmt: skip
+                ]
                 for r in c["rows"]
             },
         }
@@ -163,11 +179,13 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--tiny", action="store_true", help="the test suite's tiny encoder")
     p.add_argument("--pooled", action="store_true", help="also: pooled vs each patient's own model, same steps each")
+    p.add_argument("--shared", action="store_true", help="simulate shared_responses=true (an anatomical map)")
+    p.add_argument("--spatial", action="store_true", help="model.input=spatial (zero_shot becomes a row)")
     a = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    s = study(Path(a.out), a.hours, a.task_minutes, a.steps, a.seeds, a.finetune_steps, a.tiny)
+    s = study(Path(a.out), a.hours, a.task_minutes, a.steps, a.seeds, a.finetune_steps, a.tiny, a.shared, a.spatial)
     print(markdown(s))
     if a.pooled:
         print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))

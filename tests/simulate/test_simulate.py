@@ -336,3 +336,24 @@ def test_a_cohort_of_patients_with_different_implants(tmp_path, tiny):
     a = mne.io.read_raw_edf(tmp_path / rows[0]["ieeg"], verbose="error").get_data()
     b = mne.io.read_raw_edf(tmp_path / rows[2]["ieeg"], verbose="error").get_data()
     assert a.shape[0] != b.shape[0]
+
+
+def test_shared_responses_follow_the_place_in_every_patient():
+    """simulate shared_responses=true: a contact's weights and lag are a smooth function of its position, the same
+    for every patient (an anatomical map), so two patients' contacts at the same place respond alike."""
+    from ieegfm.simulate.brain import BrainModel, contact_positions, make_layout, shared_map
+
+    p = np.array([[10.0, -20.0, 5.0], [11.0, -20.0, 5.0], [-50.0, 30.0, -20.0]])
+    w, lag = shared_map(p, 13)
+    assert np.allclose(np.linalg.norm(w, axis=1), 1) and ((0.08 <= lag) & (lag <= 0.25)).all()
+    assert w[0] @ w[1] > 0.95 and abs(w[0] @ w[2]) < w[0] @ w[1]  # 1 mm apart: alike; far apart: not
+    layout = make_layout(4, 8)
+    for seed in (0, 1):  # two patients: their own draws, the same map
+        pos = contact_positions(layout, seed)
+        kw = dict(sfreq=512.0, n_features=13, frame_rate=100.0, n_days=1, responsive_fraction=0.4, snr=1.0,
+                  hg_snr=3.0, line_freq=60.0)  # fmt: skip
+        m = BrainModel(layout, rng=np.random.default_rng(seed), positions=pos, **kw)
+        ref, ref_lag = shared_map(pos[m.responsive], 13)
+        assert np.allclose(m.weights, ref) and np.allclose(m.lag, ref_lag)
+        plain = BrainModel(layout, rng=np.random.default_rng(seed), **kw)  # the default: drawn per patient
+        assert np.array_equal(plain.responsive, m.responsive) and not np.allclose(plain.weights, m.weights)

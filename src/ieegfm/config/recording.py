@@ -59,6 +59,14 @@ class SimulateConfig:
             "help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"
         },
     )
+    shared_responses: bool = field(
+        default=False,
+        metadata={
+            "help": "responses (feature weights, lags) a smooth function of the contact's position, the same for "
+            "every patient: an anatomical map that pooled pretraining and model.input=spatial can share; "
+            "default: drawn per patient"
+        },
+    )
     prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
     task_minutes: float = field(
         default=24.0,

@@ -84,6 +84,36 @@ class Layout:
         return int(self.shaft.size)
 
 
+#: Seed of the anatomical map of :func:`shared_map`: the same for every patient and every run.
+SHARED_MAP_SEED = 20261207
+
+
+def shared_map(positions: np.ndarray, n_features: int, n_waves: int = 12, scale_mm: float = 60.0):
+    """Feature weights and lags as smooth functions of a contact's position, the same for every patient.
+
+    Each is a sum of ``n_waves`` plane waves with random directions and wavelengths around ``scale_mm`` (drawn from
+    :data:`SHARED_MAP_SEED`): contacts a few mm apart respond alike, in any patient.
+
+    Returns
+    -------
+    weights : ndarray, shape (n, n_features)
+        Unit-norm rows.
+    lags : ndarray, shape (n,)
+        Seconds, in 0.08-0.25.
+    """
+    rng = np.random.default_rng(SHARED_MAP_SEED)
+    k = rng.normal(0, 1.0 / scale_mm, (n_waves, 3))
+    phase = rng.uniform(0, 2 * np.pi, n_waves)
+    amp = rng.standard_normal((n_waves, n_features))
+    lag_amp = rng.standard_normal(n_waves)
+    waves = np.cos(2 * np.pi * positions @ k.T + phase)  # (n, n_waves)
+    weights = waves @ amp
+    weights /= np.linalg.norm(weights, axis=1, keepdims=True)
+    z = waves @ lag_amp / np.sqrt(n_waves / 2)
+    lags = 0.08 + 0.17 / (1 + np.exp(-z))
+    return weights, lags
+
+
 def contact_positions(layout: Layout, seed: int, spacing_mm: float = 3.5) -> np.ndarray:
     """Simulated contact positions (mm, a brain-sized box centred on 0, x to the right): each shaft a straight
     line entering from the lateral surface of its hemisphere (``L``/unprimed left, ``R``/primed right), contacts
@@ -223,6 +253,10 @@ class BrainModel:
         Power-line frequency (Hz); 0 disables line noise.
     rng : numpy.random.Generator
         Draws the static parameters.
+    positions : ndarray, shape (n_contacts, 3), optional
+        Contact positions (mm, :func:`contact_positions`): the responsive contacts' feature weights and lags then
+        come from :func:`shared_map`, the same function of the position for every patient, instead of being drawn
+        per patient (``simulate shared_responses=true``; the other draws are unchanged).
     """
 
     def __init__(
@@ -237,6 +271,7 @@ class BrainModel:
         hg_snr: float,
         line_freq: float,
         rng: np.random.Generator,
+        positions: np.ndarray | None = None,
     ) -> None:
         if not 0.0 <= responsive_fraction <= 1.0:
             raise ValueError(f"responsive_fraction={responsive_fraction}: expected a value in [0, 1]")
@@ -306,6 +341,8 @@ class BrainModel:
         self.weights = w_all[self.responsive]
         self.weights /= np.linalg.norm(self.weights, axis=1, keepdims=True)
         self.lag = np.clip(lag_shaft[layout.shaft[self.responsive]] + lag_dev[self.responsive], 0.08, 0.25)
+        if positions is not None:  # an anatomical map shared by every patient: responses follow the place
+            self.weights, self.lag = shared_map(positions[self.responsive], n_features)
         self.shape = rng.uniform(3.0, 5.0, n_shafts)[layout.shaft[self.responsive]]
         self.undershoot = rng.uniform(0.3, 0.6, n_shafts)[layout.shaft[self.responsive]]
         tau = np.arange(int(0.6 * frame_rate)) / frame_rate

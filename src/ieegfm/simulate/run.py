@@ -158,6 +158,7 @@ def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict
     except ValueError as err:
         raise ConfigError(str(err)) from None
     n_days = max(b.day for b in blocks)
+    positions = contact_positions(layout, seed)  # their own generator: the recordings do not depend on them
     fraction = {True: cfg.speech_fraction_day, False: cfg.speech_fraction_night}
 
     rng = np.random.default_rng(seed)
@@ -174,6 +175,7 @@ def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict
         hg_snr=cfg.hg_snr,
         line_freq=cfg.line_freq,
         rng=static_rng,
+        positions=positions if cfg.shared_responses else None,
     )
     sentences = load_sentences()
     speaker = Speaker(DEFAULT_VOICES, audio_sfreq, isolated=True)  # eSpeak is stateful: fresh engine per run
@@ -199,7 +201,6 @@ def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict
         )  # fmt: skip
     electrodes = f"sub-{subject}/sub-{subject}_space-Other_electrodes.tsv"
     (out / electrodes).parent.mkdir(parents=True, exist_ok=True)
-    positions = contact_positions(layout, seed)
     write_electrodes_tsv(out / electrodes, layout.ch_names[: layout.n_contacts], positions)
     for r in rows + task_rows:
         r["electrodes"] = electrodes
