@@ -6,7 +6,7 @@ The simulator (which writes files as a hospital would), the packer (which flags 
 
 from __future__ import annotations
 
-__all__ = ["DAY_START", "DAY_END", "POOLINGS", "is_daytime"]
+__all__ = ["DAY_START", "DAY_END", "POOLINGS", "is_daytime", "format_number"]
 
 #: Hours of the local clock counted as daytime: [DAY_START, DAY_END) (08:00-22:00).
 DAY_START, DAY_END = 8, 22
@@ -19,3 +19,13 @@ POOLINGS = ("mean", "none")
 def is_daytime(hour: float) -> bool:
     """Whether the local clock time ``hour`` (hours since midnight, fractional, in [0, 24)) is daytime."""
     return DAY_START <= hour < DAY_END
+
+
+def format_number(value, digits: int = 3) -> str:
+    """A number for a card or table (model cards, run cards): ``n/a`` for None, small p-values in significant
+    digits, other floats with ``digits`` decimals."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}" if 0 < abs(value) < 1e-3 else f"{value:.{digits}f}"
+    return str(value)

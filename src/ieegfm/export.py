@@ -23,6 +23,7 @@ import yaml
 
 import ieegfm
 from ieegfm.checkpoint import MODEL_CONFIG, MODEL_WEIGHTS, CheckpointContract, checkpoint_sha256, load_checkpoint
+from ieegfm.conventions import format_number
 from ieegfm.errors import InputError
 from ieegfm.io.checksum import sha256_file
 from ieegfm.io.jsonfile import read_json
@@ -84,8 +85,8 @@ def read_metrics(cfg) -> tuple[dict | None, str | None]:
         return score_split(cfg.ckpt, cfg.shards, "test")["metrics"], str(cfg.shards)
     beside = Path(cfg.ckpt).parent / "metrics.json"
     if Path(cfg.ckpt).is_file() and beside.is_file():
-        d = json.loads(beside.read_text(encoding="utf-8"))
-        if isinstance(d.get("test"), dict):
+        d = read_json(beside, str(beside))
+        if isinstance(d, dict) and isinstance(d.get("test"), dict):
             return d["test"], str(beside)
     return None, None
 
@@ -129,12 +130,7 @@ def model_config(contract: CheckpointContract, weights: dict, paths: str, source
     }
 
 
-def _fmt(v, digits: int = 3) -> str:
-    if v is None:
-        return "n/a"
-    if isinstance(v, float):
-        return f"{v:.{digits}g}" if abs(v) < 1e-3 and v != 0 else f"{v:.{digits}f}"
-    return str(v)
+_fmt = format_number
 
 
 def _front_matter(config: dict, metrics: dict | None, cfg) -> dict:

@@ -34,11 +34,11 @@ def test_the_bootstrap_brackets_a_known_saving_and_counts_failures():
     noise = rng.normal(0, 0.05, size=(3, n))  # 3 seeds
     fractions = [0.25, 0.5, 1.0]
     reference = 0.30 + noise
-    better = {f: r + noise for f, r in zip(fractions, [0.35, 0.25, 0.20])}
+    better = [r + noise for r in (0.35, 0.25, 0.20)]
     boot = bootstrap_saving(better, reference, fractions, labels, n_boot=400)
     lo, hi = boot["label_saving_ci"]
     assert lo < 1 / np.sqrt(0.125) < hi and lo > 2.0 and hi < 4.0 + 1e-9 and boot["p_reach"] == 1.0
-    worse = {f: np.full((3, n), 0.45) + noise for f in fractions}
+    worse = [np.full((3, n), 0.45) + noise for _ in fractions]
     boot = bootstrap_saving(worse, reference, fractions, labels, n_boot=400)
     assert boot["p_reach"] == 0.0 and boot["label_saving_ci"] == [0.0, 0.0]  # non-reaching resamples count as 0
 

@@ -128,6 +128,7 @@ class ShardDataModule(L.LightningDataModule):
         self.subjects = self.manifest.subject_index()
         #: subject -> ``{"windows", "per_epoch"}`` of the first training epoch's plan (several subjects), else None
         self.subject_plan: dict | None = None
+        self._chunk_subjects: tuple | None = None
         #: shards found missing, truncated or cut short by a read error (each once); samples that did not decode
         self.corrupt = CorruptCounter([u for sp in self.manifest.shards for u in self.urls(sp)])
 
@@ -210,7 +211,10 @@ class ShardDataModule(L.LightningDataModule):
         if not self.resampled and all(e.chunk_lengths is not None for e in entries):
             subjects = None
             if len(self.subjects) > 1:  # several subjects: each chunk's, for the balanced plan and its summary
-                subjects = chunk_subjects(self.manifest, self.root, entries)
+                key = tuple(e.name for e in entries)
+                if self._chunk_subjects is None or self._chunk_subjects[0] != key:  # once (the tars' JSON at most)
+                    self._chunk_subjects = (key, chunk_subjects(self.manifest, self.root, entries))
+                subjects = self._chunk_subjects[1]
             planner = EpochPlanner(
                 [e.chunk_lengths for e in entries],
                 urls,

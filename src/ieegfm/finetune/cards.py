@@ -10,6 +10,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 import ieegfm
+from ieegfm.conventions import format_number
 from ieegfm.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -63,13 +64,7 @@ LLM_CARD_METRICS = (
 )
 
 
-def _fmt(value, digits: int = 3) -> str:
-    """A number for a card or table: ``n/a`` for None, small p-values in significant digits."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}" if 0 < value < 1e-3 else f"{value:.{digits}f}"
-    return str(value)
+_fmt = format_number
 
 
 def _hours(data: dict | None) -> dict:

@@ -108,7 +108,7 @@ def _resampled_rank(m: np.ndarray, rng, idx: np.ndarray, local: list[np.ndarray]
 
 
 def bootstrap_saving(
-    per_window: dict[str, np.ndarray],
+    per_window: list[np.ndarray],
     reference: np.ndarray,
     fractions,
     labels,
@@ -119,8 +119,8 @@ def bootstrap_saving(
 
     Parameters
     ----------
-    per_window : dict
-        Kept fraction (as listed in ``fractions``) -> (n_seeds, n_windows) per-window relative ranks of the
+    per_window : list of ndarray
+        Per fraction (in the order of ``fractions``), (n_seeds, n_windows) per-window relative ranks of the
         condition.
     reference : ndarray
         (n_seeds_ref, n_windows) task-only's per-window ranks on all the task data.
@@ -147,7 +147,7 @@ def bootstrap_saving(
         sizes = np.cumsum([0, *(w.size for w in windows)])
         local = [np.arange(sizes[k], sizes[k + 1]) for k in range(len(windows))]
         target = _resampled_rank(reference, rng, idx, local)
-        curve = [_resampled_rank(per_window[f], rng, idx, local) for f in fractions]
+        curve = [_resampled_rank(m, rng, idx, local) for m in per_window]
         saving, cens = saving_from_curve(fractions, curve, target)
         if saving is not None:
             savings[b], reach, censored = saving, reach + 1, censored + int(cens)
@@ -239,11 +239,9 @@ def label_efficiency(cfg, fractions: list[float], result: dict, n_boot: int = N_
             for r in runs[f][c]:
                 if r["per_window"]["key"] != first["per_window"]["key"]:
                     raise RuntimeError(f"label efficiency: {c} at fraction {f:g} scored on other test windows")
+    # per fraction by position: two fractions may keep the same chunks (the same kept fraction)
     per_window = {
-        c: {
-            k: np.asarray([r["per_window"]["relative_rank"] for r in runs[f][c]], float)
-            for k, f in zip(kept, fractions)
-        }
+        c: [np.asarray([r["per_window"]["relative_rank"] for r in runs[f][c]], float) for f in fractions]
         for c in trained
     }
     curves = {}
@@ -260,7 +258,7 @@ def label_efficiency(cfg, fractions: list[float], result: dict, n_boot: int = N_
         )
     candidates = pretrained_conditions(trained)
     best = max(candidates, key=lambda c: curves[c]["label_saving"] or 0.0)
-    boot = bootstrap_saving(per_window[best], per_window["task_only"][1.0], kept, labels, n_boot)
+    boot = bootstrap_saving(per_window[best], per_window["task_only"][-1], kept, labels, n_boot)
     return {
         "fractions": list(fractions),
         "kept_fractions": kept,

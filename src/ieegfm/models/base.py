@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ieegfm.conventions import POOLINGS
+from ieegfm.models.spatial import SpatialAttention
 
 #: ``model.input``: a matrix per subject (:class:`SubjectLayers`) or spatial attention over electrode positions
 #: (:class:`~ieegfm.models.spatial.SpatialAttention`).
@@ -194,8 +195,6 @@ class BrainEncoder(nn.Module):
         ValueError
             ``input`` not one of :data:`INPUTS`.
         """
-        from ieegfm.models.spatial import SpatialAttention
-
         if input not in INPUTS:
             raise ValueError(f"input must be one of {INPUTS}, got {input!r}")
         self.input = input
@@ -206,8 +205,7 @@ class BrainEncoder(nn.Module):
 
     def read_input(self, x: torch.Tensor, subject: torch.Tensor) -> torch.Tensor:
         """The input layer applied: (batch, n_chans, n_times) -> (batch, projected_chans, n_times)."""
-        layer = self.spatial if self.input == "spatial" else self.subject_layers
-        return layer(x, subject)
+        return self.input_layer(x, subject)
 
     @property
     def input_layer(self) -> nn.Module:
