@@ -69,6 +69,24 @@ class ScaleConfig:
         metadata={"help": "training hours per patient of each point; 'all' = every training chunk"},
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1], metadata={"help": "seeds (pretraining and finetuning)"})
+    patients: list[int] = field(
+        default_factory=list,
+        metadata={
+            "help": "numbers of pretraining patients (nested: the first N of patient_order), an axis of its own; "
+            "[] = every patient of pretrain_shards"
+        },
+    )
+    patient_order: list[str] = field(
+        default_factory=list,
+        metadata={"help": "the order patients join (the task's patients first); [] = the task's, then by label"},
+    )
+    hours_per: str = field(
+        default="patient",
+        metadata={
+            "help": "what the hours grid counts: patient (hours per patient: more patients, more data) | total "
+            "(hours split evenly among a point's patients: more patients, the same data)"
+        },
+    )
     order: str = field(
         default="recording",
         metadata={"help": "recording (a budget = the first hours recorded: more days) | random (seeded, nested)"},

@@ -20,6 +20,7 @@ from ieegfm.config.enums import (
     EXPORT_PATHS,
     FIT_METRICS,
     FREEZE,
+    HOURS_PER,
     INITS,
     LAUNCHERS,
     LLM_PRECISIONS,
@@ -97,6 +98,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
     "scale": {
         "order": SUBSET_ORDERS,
         "compute": COMPUTE,
+        "hours_per": HOURS_PER,
         "launcher": LAUNCHERS,
         "fit_metric": FIT_METRICS,
         **_ENCODER,

@@ -14,6 +14,7 @@ __all__ = [
     "LLM_PRECISIONS",
     "SUBSET_ORDERS",
     "COMPUTE",
+    "HOURS_PER",
     "LAUNCHERS",
     "EXPORT_PATHS",
     "CONDITIONS",
@@ -35,6 +36,8 @@ LLM_PRECISIONS = ("auto", "bf16", "32")
 SUBSET_ORDERS = ("recording", "random")
 #: ``scale compute=``: the same steps at every point, or the same passes over each point's data.
 COMPUTE = ("steps", "epochs")
+#: ``scale hours_per=``: the hours grid counts hours per patient, or total hours shared among a point's patients.
+HOURS_PER = ("patient", "total")
 #: ``scale launcher=``: run the points here, or write a SLURM array script.
 LAUNCHERS = ("local", "slurm")
 #: ``ieegfm export paths=``: absolute file paths of the contract cut to their last part, or kept.

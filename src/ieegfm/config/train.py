@@ -90,6 +90,13 @@ class TrainerConfig:
     checkpoint_every_steps: int = field(
         default=200, metadata={"help": "save checkpoints/last.ckpt every N training steps (0: only at validation)"}
     )
+    early_stopping_patience: int = field(
+        default=0,
+        metadata={
+            "help": "stop after N validations without a better val/mean_relative_rank (0: train max_steps; "
+            "the best checkpoint is kept either way)"
+        },
+    )
 
 
 @dataclass

@@ -304,6 +304,11 @@ class ShardDataModule(L.LightningDataModule):
             wds.SimpleShardList(urls),
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
             wds.map(decode_sample, handler=self.corrupt),
+        ]
+        if self.manifest.subset.get("subjects"):  # a view of some subjects: the others' chunks are not its own
+            kept = set(self.subjects)
+            stages.append(wds.select(lambda sample: sample["meta"]["subject"] in kept))
+        stages += [
             SliceWindows(self.window_n, self.n_chans, self.subjects, self.audio_step),
             wds.batched(self.batch_size, collation_fn=collate, partial=True),
         ]

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from omegaconf import OmegaConf
 
 from ieegfm.checkpoint import CheckpointContract, shards_provenance, subjects_of
 from ieegfm.data import ShardDataModule
 from ieegfm.data.balance import check_alpha
-from ieegfm.errors import InputError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.electrodes import manifest_positions
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.manifest import read_manifest
@@ -247,6 +247,16 @@ def _pretrain(cfg) -> Path:
                 save_last=True,
             )
         )
+    if t.early_stopping_patience < 0:
+        raise ConfigError(f"trainer.early_stopping_patience={t.early_stopping_patience}: expected >= 0 (0: off)")
+    if t.early_stopping_patience and has_val:  # validations without improvement (checked at each validation)
+        callbacks.append(
+            EarlyStopping(
+                "val/mean_relative_rank", patience=t.early_stopping_patience, mode="min", check_on_train_epoch_end=False
+            )
+        )
+    elif t.early_stopping_patience:
+        logger.warning("trainer.early_stopping_patience: the shards have no validation split; training max_steps")
     ckpt_path = resume_path(cfg.resume, out)
     trainer = L.Trainer(
         max_steps=t.max_steps,
@@ -286,6 +296,7 @@ def _pretrain(cfg) -> Path:
             "interrupted": on_sigterm.interrupted,
             "best_val_mean_relative_rank": float(best.best_model_score) if best.best_model_score is not None else None,
             "global_step": trainer.global_step,
+            "early_stopped": bool(t.early_stopping_patience and trainer.global_step < t.max_steps),
             "encoder": enc_cfg,
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
             "train_windows": dm.n_windows("train"),

@@ -53,8 +53,9 @@ class Chunk:
     daytime: bool
 
 
-def train_chunks(shards: str | Path) -> list[Chunk]:
-    """The training chunks of a shard set, read from their JSON members only (the arrays are skipped by seeks).
+def train_chunks(shards: str | Path, split: str = "train") -> list[Chunk]:
+    """The chunks of a split (the training one by default) of a shard set, read from their JSON members only (the
+    arrays are skipped by seeks).
 
     Raises
     ------
@@ -65,7 +66,7 @@ def train_chunks(shards: str | Path) -> list[Chunk]:
     manifest = read_manifest(root)
     sfreq, window_n = manifest.sfreq, manifest.window_n
     chunks = []
-    for i, entry in enumerate(manifest.entries("train")):
+    for i, entry in enumerate(manifest.entries(split)):
         url = root / entry.name
         metas = [
             json.loads(bytes(data))
@@ -204,28 +205,33 @@ def fraction_budgets(ordered: dict[str, list[Chunk]], fraction: float, where: st
 def subset_view(
     shards: str | Path,
     dst: str | Path,
-    hours: float | str,
+    hours: float | str | dict[str, float],
     order: str = "recording",
     seed: int = 0,
     daytime_only: bool = False,
     fraction: float | None = None,
+    subjects: list[str] | None = None,
 ) -> Path:
     """Write (or reuse) the view of ``shards`` that trains on a nested subset of ``hours`` per subject (or of a
-    ``fraction`` of each subject's training hours).
+    ``fraction`` of each subject's training hours), optionally of some of its subjects only.
 
     Parameters
     ----------
     shards : str | Path
-        Shards written by ``ieegfm pack``.
+        Shards written by ``ieegfm pack`` (or a cohort of packs).
     dst : str | Path
         Folder of the view (``manifest.json`` only; the tars stay where they are).
-    hours : float | 'all'
-        Training hours per subject (ignored when ``fraction`` is given; pass ``'all'``).
+    hours : float | 'all' | dict
+        Training hours per subject (a dict: each subject its own budget; ignored when ``fraction`` is given).
     order, seed, daytime_only
         See :func:`chunk_order`.
     fraction : float, optional
         Keep this fraction, in (0, 1], of each subject's training hours instead (label-efficiency curves):
         in recording order, whole blocks first, the last one cut to a contiguous stretch of chunks.
+    subjects : list of str, optional
+        Keep only these subjects (scaling over patients): the others' chunks are dropped from every split (their
+        validation and test windows too: a subject the view does not train on is not scored), and the view's
+        manifest lists only the kept subjects, numbered from 0 in the source's order.
 
     Returns
     -------
@@ -235,17 +241,28 @@ def subset_view(
     ------
     InputError
         No manifest; more hours asked for than a subject holds; a fraction whose budget is shorter than the
-        subject's first training chunk (it would keep more than asked).
+        subject's first training chunk (it would keep more than asked); a subject the shards do not hold.
     """
     src, dst = Path(shards), Path(dst)
     manifest = read_manifest(src)
-    hours = parse_hours(hours) if fraction is None else ALL
+    if isinstance(hours, dict):
+        hours = {str(k): float(v) for k, v in sorted(hours.items())}
+    else:
+        hours = parse_hours(hours) if fraction is None else ALL
+    if subjects is not None:
+        unknown = [s for s in subjects if s not in manifest.subjects]
+        if unknown or not subjects:
+            raise InputError(
+                f"shards={src}: subjects {list(subjects)}; expected some of the shards' {sorted(manifest.subjects)}"
+            )
+        subjects = [s for s in manifest.subjects if s in subjects]  # the source's order
     request = {
         "hours": hours,
         "fraction": None if fraction is None else float(fraction),
         "order": order,
         "seed": int(seed) if order == "random" else None,
         "daytime_only": bool(daytime_only),
+        "subjects": subjects,
         "source": os.path.relpath(src.resolve(), dst.resolve()),
         "source_manifest_sha256": sha256_file(src / "manifest.json"),
     }
@@ -255,32 +272,39 @@ def subset_view(
         if {k: old.get(k) for k in request} == request:
             return dst
     chunks = train_chunks(src)
+    if subjects is not None:
+        chunks = [c for c in chunks if c.subject in subjects]
     ordered = chunk_order(chunks, order, seed, daytime_only)
     budget = hours if fraction is None else fraction_budgets(ordered, fraction, where=f"shards={src}")
     kept = nested_subset(ordered, budget, where=f"shards={src}")
     keep = {(c.shard, c.index) for own in kept.values() for c in own}
     rel = os.path.relpath(src.resolve(), dst.resolve())
     out = manifest.to_dict()
+    window_n = manifest.window_n
     for sp, entries in out["shards"].items():
+        held = None  # (shard, chunk) of the kept subjects in this evaluation split
+        if sp != "train" and subjects is not None:
+            held = {(c.shard, c.index) for c in train_chunks(src, sp) if c.subject in subjects}
         for i, e in enumerate(entries):
             e["name"] = os.path.join(rel, e["name"])
-            if sp != "train":
+            if sp == "train":
+                e["chunk_lengths"] = [n if (i, k) in keep else 0 for k, n in enumerate(e["chunk_lengths"])]
+            elif held is not None:
+                e["chunk_lengths"] = [n if (i, k) in held else 0 for k, n in enumerate(e["chunk_lengths"] or ())]
+            else:
                 continue
-            window_n = manifest.window_n
-            e["chunk_lengths"] = [n if (i, k) in keep else 0 for k, n in enumerate(e["chunk_lengths"])]
             e["n_windows"] = sum(n // window_n for n in e["chunk_lengths"])
-    by_key = {(c.shard, c.index): c for c in chunks}
-    stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
-    for key in sorted(keep):
-        c = by_key[key]
-        stats["hours"] += c.hours
-        stats["daytime_hours"] += c.hours if c.daytime else 0.0
-        stats["by_day"][str(c.day)] = stats["by_day"].get(str(c.day), 0.0) + c.hours
-        stats["n_chunks"] += 1
-        stats["n_windows"] += c.n_windows
-        if c.block not in stats["blocks"]:
-            stats["blocks"].append(c.block)
+        if held is not None:
+            out["shards"][sp] = [e for e in entries if e["n_windows"] > 0]
+            out.setdefault("splits", {})[sp] = {
+                **out.get("splits", {}).get(sp, {}),
+                **_stats(train_chunks(src, sp), held),
+            }
+    stats = _stats(chunks, keep)
     out.setdefault("splits", {})["train"] = {**out.get("splits", {}).get("train", {}), **stats}
+    if subjects is not None:
+        out["subjects"] = {s: {**out["subjects"][s], "index": k} for k, s in enumerate(subjects)}
+        out["n_chans_max"] = max(len(out["subjects"][s]["ch_names"]) for s in subjects)
     out["subset"] = {
         **request,
         "hours_per_subject": {s: sum(c.hours for c in own) for s, own in kept.items()},
@@ -288,7 +312,8 @@ def subset_view(
             s: sum(c.hours for c in own) for s, own in chunk_order(chunks, order, seed, daytime_only).items()
         },
         "rule": "per subject, the shortest prefix of the training chunks (in `order`) holding `hours` (or "
-        "`fraction` of its training hours); validation and test unchanged",
+        "`fraction` of its training hours); validation and test unchanged"
+        + ("; only `subjects` kept, in every split" if subjects is not None else ""),
     }
     dst.mkdir(parents=True, exist_ok=True)
     write_manifest(dst, out)
@@ -300,3 +325,19 @@ def subset_view(
         src,
     )
     return dst
+
+
+def _stats(chunks: list[Chunk], keep: set) -> dict:
+    """A split's statistics (``splits.<split>`` of a manifest) over the chunks whose (shard, index) is kept."""
+    stats = {"hours": 0.0, "daytime_hours": 0.0, "by_day": {}, "n_chunks": 0, "n_windows": 0, "blocks": []}
+    for c in sorted(chunks, key=lambda c: (c.shard, c.index)):
+        if (c.shard, c.index) not in keep:
+            continue
+        stats["hours"] += c.hours
+        stats["daytime_hours"] += c.hours if c.daytime else 0.0
+        stats["by_day"][str(c.day)] = stats["by_day"].get(str(c.day), 0.0) + c.hours
+        stats["n_chunks"] += 1
+        stats["n_windows"] += c.n_windows
+        if c.block not in stats["blocks"]:
+            stats["blocks"].append(c.block)
+    return stats

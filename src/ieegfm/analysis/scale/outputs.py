@@ -1,4 +1,5 @@
-"""What a scaling sweep writes: ``points.csv``, ``fit.json``, ``scale.md`` and one PNG per condition.
+"""What a scaling sweep writes: ``points.csv``, ``fit.json``, ``scale.md`` and one PNG per condition (per
+condition and number of patients on the patients axis, plus one over patients).
 
 Rows scored per point (all on the test split, every point on the same windows): ``pretrain_test`` (the pretraining
 checkpoint on the pretraining shards' own test windows), ``zero_shot`` (the same checkpoint on the task shards),
@@ -35,21 +36,35 @@ def _load_cards(points) -> list[dict]:
 
 
 def _hours_of(card: dict, subject: str | None = None) -> float:
+    """The hours axis of a point: a subject's hours; else the mean per patient (``hours_per=patient``) or the
+    total over the point's patients (``hours_per=total``)."""
     per = card["hours_per_subject"]
-    return float(per[subject]) if subject is not None else float(np.mean(list(per.values())))
+    if subject is not None:
+        return float(per[subject])
+    values = list(per.values())
+    return float(np.sum(values) if card.get("hours_per") == "total" else np.mean(values))
+
+
+def _group(card: dict) -> str:
+    """The fit over hours a point belongs to: its condition (and number of patients, on the patients axis)."""
+    return card.get("group") or card["condition"]
 
 
 def _check_windows(cards: list[dict], rows: list[str]) -> None:
-    """Every point scored on the same task test windows (and pretraining test windows)."""
+    """Every point scored on the same task test windows (and, within a group, pretraining test windows: another
+    set of patients has other ones)."""
     for row in ["pretrain_test", *rows]:
-        keys = None
+        keys: dict = {}
         for c in cards:
             if row not in c["rows"]:
                 continue
             k = c["rows"][row]["per_window"]["key"]
-            if keys is None:
-                keys, first = k, c
-            elif k != keys:
+            at = _group(c) if row == "pretrain_test" else None
+            if at not in keys:
+                keys[at] = (k, c)
+                continue
+            first = keys[at][1]
+            if k != keys[at][0]:
                 raise InputError(
                     f"scale: point {c['condition']}/{c['hours']}/seed{c['seed']} was scored on other {row} test "
                     f"windows than {first['condition']}/{first['hours']}/seed{first['seed']}; expected one task split"
@@ -60,15 +75,21 @@ def points_table(cards: list[dict], rows: list[str]) -> list[dict]:
     """One ``points.csv`` row per point."""
     task_only = {(c["condition"], c["seed"]): c["rows"]["task_only"]["test"] for c in cards if "task_only" in c["rows"]}
     table = []
-    for c in sorted(cards, key=lambda c: (c["condition"], _hours_of(c), c["seed"])):
+    for c in sorted(cards, key=lambda c: (c["condition"], len(c.get("patients") or ()), _hours_of(c), c["seed"])):
+        per = list(c["hours_per_subject"].values())
         r = {
             "condition": c["condition"],
+            "n_patients": len(per),
+            "patients": "+".join(c["hours_per_subject"]),
+            "hours_per": c.get("hours_per", "patient"),
             "hours": c["hours"],
-            "hours_per_patient": round(_hours_of(c), 4),
+            "hours_per_patient": round(float(np.mean(per)), 4),
+            "total_hours": round(float(np.sum(per)), 4),
             "seed": c["seed"],
             "daytime_only": c.get("daytime_only", False),
             "compute_policy": c["compute"]["policy"],
             "max_steps": c["compute"]["max_steps"],
+            "steps_done": c["compute"].get("steps_done"),
             "train_windows": c["compute"]["train_windows"],
             "epochs_done": round(c["compute"]["epochs_done"], 3),
         }
@@ -124,8 +145,8 @@ def fits(cfg, cards: list[dict]) -> dict:
     """``fit.json``: per condition, the fit of ``cfg.fit_metric`` (pooled and per patient) and of the other rows."""
     rows = list(cfg.finetune.rows)
     out = {}
-    for cond in sorted({c["condition"] for c in cards}):
-        own = [c for c in cards if c["condition"] == cond]
+    for cond in sorted({_group(c) for c in cards}):
+        own = [c for c in cards if _group(c) == cond]
         main = _fit(own, cfg.fit_metric, cfg.n_boot)
         subjects = sorted(set(own[0]["rows"][cfg.fit_metric]["per_window"]["subject"]))
         task_only = [c["rows"]["task_only"]["test"][RANK] for c in own if "task_only" in c["rows"]]
@@ -155,14 +176,14 @@ def fits(cfg, cards: list[dict]) -> dict:
 
 
 def paired_tests(cfg, cards: list[dict]) -> list[dict]:
-    """Each condition vs the first, at equal hours: Wilcoxon signed-rank over test windows (ranks averaged over
-    seeds), two-sided, pooled and per patient."""
-    conds = list(dict.fromkeys(c["condition"] for c in cards))
+    """Each condition (on the patients axis: each condition and number of patients) vs the first, at equal hours:
+    Wilcoxon signed-rank over test windows (ranks averaged over seeds), two-sided, pooled and per patient."""
+    conds = list(dict.fromkeys(_group(c) for c in cards))
     tests = []
     for other in conds[1:]:
         for h in sorted({str(c["hours"]) for c in cards}):
-            a = [c for c in cards if c["condition"] == other and str(c["hours"]) == h]
-            b = [c for c in cards if c["condition"] == conds[0] and str(c["hours"]) == h]
+            a = [c for c in cards if _group(c) == other and str(c["hours"]) == h]
+            b = [c for c in cards if _group(c) == conds[0] and str(c["hours"]) == h]
             if not a or not b:
                 continue
             ra = np.mean([c["rows"][cfg.fit_metric]["per_window"]["relative_rank"] for c in a], axis=0)
@@ -205,10 +226,15 @@ def collect(cfg, points) -> dict:
         w.writerows(table)
     fit = fits(cfg, cards)
     tests = paired_tests(cfg, cards)
-    (out / "fit.json").write_text(json.dumps({**fit, "_paired_tests": tests}, indent=1))
-    (out / "scale.md").write_text(scale_markdown(cfg, table, fit, tests))
+    over_patients = patient_fits(cfg, cards)
+    extra = {"_paired_tests": tests, **({"_patients": over_patients} if over_patients else {})}
+    (out / "fit.json").write_text(json.dumps({**fit, **extra}, indent=1))
+    (out / "scale.md").write_text(scale_markdown(cfg, table, fit, tests, over_patients))
     for cond in fit:
-        plot_condition(cfg, [c for c in cards if c["condition"] == cond], fit[cond], out / f"scale_{cond}.png")
+        own = [c for c in cards if _group(c) == cond]
+        plot_condition(cfg, own, fit[cond], out / f"scale_{cond.replace('/', '_')}.png")
+    for cond, f in over_patients.items():
+        plot_patients(cfg, [c for c in cards if c["condition"] == cond], f, out / f"scale_patients_{cond}.png")
     for cond, f in fit.items():
         if f.get("slope") is not None:
             logger.info(
@@ -221,10 +247,55 @@ def collect(cfg, points) -> dict:
                 f["slope_p_value"],
                 f["n_points"],
             )
-    return {**fit, "_paired_tests": tests}
+    for cond, by_hours in over_patients.items():
+        for h, f in by_hours.items():
+            if f.get("slope") is not None:
+                logger.info(
+                    "scale %s at %s (hours per %s): %s slope %+.4f per decade of patients, 95%% CI [%.4f, %.4f]",
+                    cond,
+                    h,
+                    cfg.hours_per,
+                    cfg.fit_metric,
+                    f["slope"],
+                    *f["slope_ci"],
+                )
+    return {**fit, **extra}
 
 
-def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict]) -> str:
+def patient_fits(cfg, cards: list[dict]) -> dict:
+    """``fit.json["_patients"]``: per condition and hours budget, ``metric = a + b log10(patients)`` over the
+    nested sets of pretraining patients (bootstrap over seeds and paired test windows, as the hours fit); empty
+    without a patients axis or with fewer than two sets."""
+    out: dict = {}
+    for cond in sorted({c["condition"] for c in cards if c.get("patients")}):
+        own = [c for c in cards if c["condition"] == cond and c.get("patients")]
+        for h in sorted({str(c["hours"]) for c in own}, key=lambda v: (v == "all", float(v) if v != "all" else 0)):
+            at = [c for c in own if str(c["hours"]) == h]
+            by_n: dict[int, list[dict]] = {}
+            for c in at:
+                by_n.setdefault(len(c["patients"]), []).append(c)
+            if len(by_n) < 2:
+                continue
+            ns = sorted(by_n)
+            values = [np.array([c["rows"][cfg.fit_metric]["per_window"]["relative_rank"] for c in by_n[n]]) for n in ns]
+            f = bootstrap_log_linear([float(n) for n in ns], values, n_boot=cfg.n_boot)
+            f["x"] = "number of pretraining patients (slope per decade of patients)"
+            f["n_patients"] = ns
+            f["patients"] = {str(n): by_n[n][0]["patients"] for n in ns}
+            f["hours_per"] = cfg.hours_per
+            f["hours_per_patient"] = {
+                str(n): float(np.mean(list(by_n[n][0]["hours_per_subject"].values()))) for n in ns
+            }
+            f["raw"] = [
+                {"n_patients": n, "seed": c["seed"], "value": c["rows"][cfg.fit_metric]["test"][RANK]}
+                for n in ns
+                for c in by_n[n]
+            ]
+            out.setdefault(cond, {})[h] = f
+    return out
+
+
+def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict], over_patients: dict | None = None) -> str:
     """``scale.md``: the fit per condition, then every point's figures and the paired tests."""
     lines = [
         f"Scaling over pretraining hours: {cfg.fit_metric} test mean relative rank on {cfg.task_shards} "
@@ -266,6 +337,22 @@ def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict]) -> str:
             + " | ".join(cells)
             + " |"
         )
+    if over_patients:
+        lines += [
+            "",
+            f"Over the number of pretraining patients (nested sets; hours per {cfg.hours_per}): "
+            f"{cfg.fit_metric} = intercept + slope * log10(patients).",
+            "",
+            "| condition | hours | patients | ranks | slope per decade of patients [95% CI] | p (slope 0) |",
+            "|---|---|---|---|---|---|",
+        ]
+        for cond, by_hours in over_patients.items():
+            for h, f in by_hours.items():
+                ranks = " / ".join(f"{m:.3f}" for m in f["points"]["mean"])
+                lines.append(
+                    f"| {cond} | {h} | {', '.join(map(str, f['n_patients']))} | {ranks} | {f['slope']:+.4f} "
+                    f"[{f['slope_ci'][0]:+.4f}, {f['slope_ci'][1]:+.4f}] | {f['slope_p_value']:.2g} |"
+                )
     if tests:
         lines += ["", "Paired tests at equal hours (" + tests[0]["test"] + "):", ""]
         lines += ["| condition | vs | hours | mean difference | p |", "|---|---|---|---|---|"]
@@ -313,10 +400,49 @@ def plot_condition(cfg, cards: list[dict], fit: dict, path: Path) -> None:
     ax.set_xticks(ticks, [f"{v:g}" for v in ticks])
     ax.minorticks_off()
     ax.set_ylim(0, 0.55)
-    ax.set_xlabel("pretraining hours per patient")
+    ax.set_xlabel(
+        "total pretraining hours" if cards[0].get("hours_per") == "total" else "pretraining hours per patient"
+    )
     ax.set_ylabel("test mean relative rank\n(lower is better)")
-    ax.set_title(f"{cards[0]['condition']}: {fit['n_candidates']} candidates", fontsize=9)
+    ax.set_title(f"{_group(cards[0])}: {fit['n_candidates']} candidates", fontsize=9)
     ax.legend(fontsize=6.5, loc="lower left", ncol=2, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_patients(cfg, cards: list[dict], by_hours: dict, path: Path) -> None:
+    """PNG: the fit metric over the number of pretraining patients, one line (with its bootstrap band) per hours
+    budget, the task-only level and chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.6), dpi=120)
+    for k, (h, f) in enumerate(by_hours.items()):
+        color = plt.get_cmap("viridis")(k / max(len(by_hours) - 1, 1) * 0.85)
+        raw = f["raw"]
+        ax.scatter([r["n_patients"] for r in raw], [r["value"] for r in raw], color=color, s=16, zorder=3)
+        band = f["band"]
+        ax.fill_between(band["hours"], band["lo"], band["hi"], color=color, alpha=0.15, lw=0)
+        grid = np.asarray(band["hours"])
+        label = f"{h} h per {cfg.hours_per}: slope {f['slope']:+.3f} [{f['slope_ci'][0]:+.3f}, {f['slope_ci'][1]:+.3f}]"
+        ax.plot(grid, f["intercept"] + f["slope"] * np.log10(grid), color=color, lw=1.4, label=label)
+    task_only = [c["rows"]["task_only"]["test"][RANK] for c in cards if "task_only" in c["rows"]]
+    if task_only:
+        ax.axhline(float(np.mean(task_only)), color="#cc7a00", lw=1, label="task only")
+    ax.axhline(0.5, color="k", ls="--", lw=1, label="chance")
+    ns = sorted({n for f in by_hours.values() for n in f["n_patients"]})
+    ax.set_xscale("log")
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.minorticks_off()
+    ax.set_ylim(0, 0.55)
+    ax.set_xlabel("pretraining patients (nested)")
+    ax.set_ylabel(f"{cfg.fit_metric}\ntest mean relative rank (lower is better)")
+    n_cand = cards[0]["rows"][cfg.fit_metric]["test"]["n_candidates"]
+    ax.set_title(f"{cards[0]['condition']}: {n_cand} candidates", fontsize=9)
+    ax.legend(fontsize=6.5, loc="lower left", frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

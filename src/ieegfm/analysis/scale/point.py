@@ -39,19 +39,25 @@ def run_point(cfg, p: Point) -> dict:
     Returns
     -------
     card : dict
-        ``condition``, ``hours`` (the budget), ``hours_per_subject`` (kept), ``seed``, ``compute`` (policy,
-        ``max_steps``, ``train_windows``), ``rows`` (``pretrain_test``, ``zero_shot``, each finetuned row and, at
+        ``condition``, ``hours`` (the budget), ``hours_per_subject`` (kept), ``hours_per``, ``patients`` (the
+        pretraining patients on the patients axis, else None), ``group``, ``seed``, ``compute`` (policy,
+        ``max_steps``, ``steps_done``, ``early_stopping_patience``, ``train_windows``), ``rows``
+        (``pretrain_test``, ``zero_shot``, each finetuned row and, at
         the smallest budget, ``task_only``: summary metrics and per-window relative ranks), ``identity``,
         ``wall_s``.
     """
     tic = time.perf_counter()
+    where = Path(cfg.out) / "subsets" / p.condition
+    if p.patients is not None:
+        where = where / f"{len(p.patients)}p"
     subset = subset_view(
         p.pretrain_shards,
-        Path(cfg.out) / "subsets" / p.condition / p.label,
-        p.hours,
+        where / (p.label if cfg.hours_per == "patient" else f"{p.label}-total"),
+        p.subject_hours,
         cfg.order,
         cfg.order_seed,
         p.daytime_only,
+        subjects=None if p.patients is None else list(p.patients),
     )
     manifest = read_manifest(subset)
     pcfg = pretrain_config(cfg, p.overrides, subset, p.folder / "pretrain", p.seed)
@@ -61,6 +67,7 @@ def run_point(cfg, p: Point) -> dict:
         pcfg.trainer.max_steps = max(1, math.ceil(cfg.epochs * train_windows / (pcfg.data.batch_size * world)))
     compute = {
         "policy": cfg.compute,
+        "early_stopping_patience": int(pcfg.trainer.early_stopping_patience),
         "epochs": cfg.epochs if cfg.compute == "epochs" else None,
         "max_steps": int(pcfg.trainer.max_steps),
         "train_windows": train_windows,
@@ -90,6 +97,7 @@ def run_point(cfg, p: Point) -> dict:
         shutil.rmtree(run)
     done = same and (run / "summary.json").is_file()
     ckpt = Path(json.loads((run / "summary.json").read_text())["best_checkpoint"]) if done else pretrain(pcfg)
+    compute["steps_done"] = json.loads((run / "summary.json").read_text()).get("global_step")
     rows: dict[str, dict] = {}
     for name, shards, channels in (
         ("pretrain_test", subset, "exact"),
@@ -107,6 +115,9 @@ def run_point(cfg, p: Point) -> dict:
         "condition": p.condition,
         "hours": p.hours,
         "hours_per_subject": manifest.subset["hours_per_subject"],
+        "hours_per": cfg.hours_per,
+        "patients": None if p.patients is None else list(p.patients),
+        "group": p.group,
         "daytime_only": p.daytime_only,
         "order": cfg.order,
         "seed": p.seed,
