@@ -227,7 +227,8 @@ class ShardDataModule(L.LightningDataModule):
             )
             plan = planner.plan(0, world, workers)
             batches = plan["batches"]
-            self.subject_plan = plan["per_subject"]
+            per_subject = plan["per_subject"] or {}  # (a view of some subjects: the others' chunks are empty)
+            self.subject_plan = {s: v for s, v in per_subject.items() if s in self.subjects} or plan["per_subject"]
             if self.subject_plan:
                 logger.info(
                     "epoch plan (data.subject_alpha=%g): %s",

@@ -324,8 +324,10 @@ def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict], over_pa
     rows = [k[: -len(RANK) - 1] for k in table[0] if k.endswith(RANK) and "shuffled" not in k and "within" not in k]
     lines += [
         "",
-        "| condition | hours | h/patient | seed | steps | " + " | ".join(f"{r} (shuffled)" for r in rows) + " |",
-        "|---|---|---|---|---|" + "---|" * len(rows),
+        "| condition | patients | hours | h/patient | seed | steps | "
+        + " | ".join(f"{r} (shuffled)" for r in rows)
+        + " |",
+        "|---|---|---|---|---|---|" + "---|" * len(rows),
     ]
     for r in table:
         cells = []
@@ -333,9 +335,8 @@ def scale_markdown(cfg, table: list[dict], fit: dict, tests: list[dict], over_pa
             v, s = r.get(f"{name}_{RANK}"), r.get(f"{name}_shuffled_{RANK}")
             cells.append("n/a" if v is None else f"{v:.3f} ({s:.3f})")
         lines.append(
-            f"| {r['condition']} | {r['hours']} | {r['hours_per_patient']:.2f} | {r['seed']} | {r['max_steps']} | "
-            + " | ".join(cells)
-            + " |"
+            f"| {r['condition']} | {r['n_patients']} | {r['hours']} | {r['hours_per_patient']:.2f} | {r['seed']} | "
+            f"{r['steps_done'] if r['steps_done'] is not None else r['max_steps']} | " + " | ".join(cells) + " |"
         )
     if over_patients:
         lines += [
