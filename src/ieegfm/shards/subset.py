@@ -284,7 +284,8 @@ def subset_view(
     for sp, entries in out["shards"].items():
         held = None  # (shard, chunk) of the kept subjects in this evaluation split
         if sp != "train" and subjects is not None:
-            held = {(c.shard, c.index) for c in train_chunks(src, sp) if c.subject in subjects}
+            own = train_chunks(src, sp)  # the tars' JSON members, read once per split
+            held = {(c.shard, c.index) for c in own if c.subject in subjects}
         for i, e in enumerate(entries):
             e["name"] = os.path.join(rel, e["name"])
             if sp == "train":
@@ -298,7 +299,7 @@ def subset_view(
             out["shards"][sp] = [e for e in entries if e["n_windows"] > 0]
             out.setdefault("splits", {})[sp] = {
                 **out.get("splits", {}).get(sp, {}),
-                **_stats(train_chunks(src, sp), held),
+                **_stats(own, held),
             }
     stats = _stats(chunks, keep)
     out.setdefault("splits", {})["train"] = {**out.get("splits", {}).get("train", {}), **stats}
