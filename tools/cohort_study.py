@@ -33,10 +33,12 @@ def run(*args: str) -> None:
         raise SystemExit(f"ieegfm {' '.join(args)} failed")
 
 
-def build(root: Path, hours: float, task_minutes: float, shared: bool = False) -> dict:
+def build(root: Path, hours: float, task_minutes: float, shared: bool = False, jitter: float | None = None) -> dict:
     """Simulate and pack: the three patients' ambient packs, sim03's task pack, the no-response patient's task
-    (``shared``: responses follow a map of positions shared by every patient, ``simulate shared_responses=true``)."""
+    (``shared``: responses follow a map of positions shared by every patient, ``simulate shared_responses=true``;
+    ``jitter``: shafts of one name aim at the same target in every patient, ``simulate target_jitter_mm=``)."""
     sim = ["days=1", "block_minutes=5", f"task_minutes={task_minutes}", "task_blocks=8", f"shared_responses={shared}"]
+    sim += [f"target_jitter_mm={'null' if jitter is None else jitter}"]
     if not (root / "sim" / "recordings.tsv").is_file():
         run("simulate", f"out={root / 'sim'}", "subjects=3", f"hours={hours}", "seed=0", *sim)
     if not (root / "null" / "recordings_task.tsv").is_file():
@@ -67,10 +69,11 @@ def study(
     tiny: bool,
     shared: bool = False,
     spatial: bool = False,
+    jitter: float | None = None,
 ):
     """Build, pretrain on sim01 + sim02, compare on sim03 and on the no-response patient; return the summary.
     ``spatial``: the encoder reads electrode positions (``model.input=spatial``), and ``zero_shot`` is a row."""
-    data = build(root, hours, task_minutes, shared)
+    data = build(root, hours, task_minutes, shared, jitter)
     model = (TINY if tiny else []) + (["model.input=spatial"] if spatial else [])
     pre = root / "pretrain"
     ckpt = pre / "checkpoints" / "last.ckpt"
@@ -81,7 +84,7 @@ def study(
     ft = [f"seeds={seeds}", "lr_grid=[1e-3,3e-3]", "encoder_lr_scales=[0.1]", f"trainer.max_steps={finetune_steps}"]
     ft += ["data.batch_size=32", "trainer.val_check_interval=10", *FAST]
     summary = {"pretrained_on": ["sim01", "sim02"], "pretrain_steps": steps, "finetune_steps": finetune_steps,
-               "shared_responses": shared, "input": "spatial" if spatial else "subject_layers"}  # fmt: skip
+               "shared_responses": shared, "target_jitter_mm": jitter, "input": "spatial" if spatial else "subject_layers"}  # fmt: skip
     zero = "zero_shot," if spatial else ""
     for target, conditions in (("sim03", f"{zero}task_only,finetuned_frozen,finetuned_full"),
                                ("sim09", f"{zero}task_only,finetuned_frozen")):  # fmt: skip
@@ -181,11 +184,15 @@ def main() -> None:
     p.add_argument("--pooled", action="store_true", help="also: pooled vs each patient's own model, same steps each")
     p.add_argument("--shared", action="store_true", help="simulate shared_responses=true (an anatomical map)")
     p.add_argument("--spatial", action="store_true", help="model.input=spatial (zero_shot becomes a row)")
+    p.add_argument("--target-jitter", type=float, default=None, help="simulate target_jitter_mm= (named targets)")
     a = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
-    s = study(Path(a.out), a.hours, a.task_minutes, a.steps, a.seeds, a.finetune_steps, a.tiny, a.shared, a.spatial)
+    s = study(
+        Path(a.out), a.hours, a.task_minutes, a.steps, a.seeds, a.finetune_steps, a.tiny, a.shared, a.spatial,
+        a.target_jitter,
+    )  # fmt: skip
     print(markdown(s))
     if a.pooled:
         print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))

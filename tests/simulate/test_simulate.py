@@ -357,3 +357,21 @@ def test_shared_responses_follow_the_place_in_every_patient():
         assert np.allclose(m.weights, ref) and np.allclose(m.lag, ref_lag)
         plain = BrainModel(layout, rng=np.random.default_rng(seed), **kw)  # the default: drawn per patient
         assert np.array_equal(plain.responsive, m.responsive) and not np.allclose(plain.weights, m.weights)
+
+
+def test_named_targets_place_a_shaft_alike_in_every_patient():
+    """simulate target_jitter_mm=: a shaft of a given name lands within a few mm of the same place in every patient
+    (the plan depends on the name only); the default draws every patient's entries anywhere (and is unchanged)."""
+    from ieegfm.simulate.brain import contact_positions, make_layout
+
+    four, five = make_layout(4, 8), make_layout(5, 8)
+    a, b = contact_positions(four, 0, target_jitter_mm=2.0), contact_positions(five, 1, target_jitter_mm=2.0)
+    same = np.linalg.norm(a - b[:32], axis=1)  # LA, LH, RA, RH in both implants, contact by contact
+    assert np.median(same) < 6.0 and same.max() < 15.0
+    assert not np.allclose(a, b[:32])  # each patient's own placement
+    primed = contact_positions(make_layout(4, 8, prime_names=True), 0, target_jitter_mm=2.0)
+    assert np.allclose(primed, a)  # A' is RA: the same target
+    far = np.linalg.norm(contact_positions(four, 0) - contact_positions(five, 1)[:32], axis=1)
+    assert np.median(far) > 2 * np.median(same)
+    exact = contact_positions(four, 0, target_jitter_mm=0.0)
+    assert np.allclose(exact, contact_positions(five, 1, target_jitter_mm=0.0)[:32])

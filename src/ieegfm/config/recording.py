@@ -67,6 +67,14 @@ class SimulateConfig:
             "default: drawn per patient"
         },
     )
+    target_jitter_mm: float | None = field(
+        default=None,
+        metadata={
+            "help": "implants aimed at named targets: a shaft of a given name (LA, LH, RA, ...) enters at the same "
+            "point and angle in every patient, scattered by this much (mm, sd; as clinical sEEG plans aim at the "
+            "same structures); default: every shaft's entry drawn anywhere on its side, per patient"
+        },
+    )
     prime_names: bool = field(default=False, metadata={"help": "name right-hemisphere shafts A'1.. instead of RA1.."})
     task_minutes: float = field(
         default=24.0,
@@ -101,7 +109,8 @@ class SimulateConfig:
         ------
         ConfigError
             A sampling rate below its floor (sfreq 100 Hz, audio_sfreq 8000 Hz), a subject label that is not
-            alphanumeric (BIDS), a fraction outside [0, 1], a negative ``semantic_snr``, or ``subjects`` below 1
+            alphanumeric (BIDS), a fraction outside [0, 1], a negative ``semantic_snr`` or ``target_jitter_mm``, or
+            ``subjects`` below 1
             or too many for ``n_shafts`` (each patient's implant differs by a shaft).
         """
         for key, low in (("sfreq", 100.0), ("audio_sfreq", 8000)):
@@ -114,6 +123,8 @@ class SimulateConfig:
                 raise ConfigError(f"{key}={getattr(self, key)}: expected a fraction in [0, 1]")
         if self.semantic_snr < 0:
             raise ConfigError(f"semantic_snr={self.semantic_snr}: expected >= 0 (0: no semantic component)")
+        if self.target_jitter_mm is not None and not self.target_jitter_mm >= 0:
+            raise ConfigError(f"target_jitter_mm={self.target_jitter_mm}: expected >= 0 mm (or null: no targets)")
         if self.subjects < 1:
             raise ConfigError(f"subjects={self.subjects}: expected at least 1 patient")
         if self.subjects > 1 and self.n_shafts - self.subjects // 2 < 1:

@@ -40,6 +40,7 @@ Non-neural
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,11 +115,26 @@ def shared_map(positions: np.ndarray, n_features: int, n_waves: int = 12, scale_
     return weights, lags
 
 
-def contact_positions(layout: Layout, seed: int, spacing_mm: float = 3.5) -> np.ndarray:
+def contact_positions(
+    layout: Layout, seed: int, spacing_mm: float = 3.5, target_jitter_mm: float | None = None
+) -> np.ndarray:
     """Simulated contact positions (mm, a brain-sized box centred on 0, x to the right): each shaft a straight
     line entering from the lateral surface of its hemisphere (``L``/unprimed left, ``R``/primed right), contacts
     ``spacing_mm`` apart, contact 1 the deepest. Drawn from their own generator (``seed``), so the recordings do
-    not change with them.
+    not change with them (unless ``simulate shared_responses=true`` makes the responses a function of them).
+
+    Parameters
+    ----------
+    layout : Layout
+    seed : int
+        The patient's seed.
+    spacing_mm : float
+        Distance between neighbouring contacts (mm).
+    target_jitter_mm : float, optional
+        Named targets: a shaft's planned entry point and direction depend on its name only (``LA`` aims at the
+        left amygdala in every patient), and each patient's shaft is placed with a scatter of this sd (mm) at the
+        entry (and the same displacement spread over the shaft's length for its direction), as clinical plans
+        aimed at the same structures land a few mm apart. Default: every entry drawn anywhere on its side.
 
     Returns
     -------
@@ -129,9 +145,17 @@ def contact_positions(layout: Layout, seed: int, spacing_mm: float = 3.5) -> np.
     cps = n // len(layout.shaft_names)
     out = np.zeros((n, 3))
     for k, name in enumerate(layout.shaft_names):
-        side = 1.0 if (name.startswith("R") or name.endswith("'")) else -1.0
-        entry = np.array([side * 65.0, rng.uniform(-40, 30), rng.uniform(-25, 25)])
-        direction = np.array([-side, rng.normal(0, 0.15), rng.normal(0, 0.15)])
+        right = name.startswith("R") or name.endswith("'")
+        side = 1.0 if right else -1.0
+        draw = rng
+        if target_jitter_mm is not None:  # the plan: a generator of the target's name (side + region) alone
+            region = name.rstrip("'") if name.endswith("'") else name[1:] if name[:1] in "LR" else name
+            draw = np.random.default_rng([zlib.crc32(f"{'R' if right else 'L'}{region}".encode()), 4243])
+        entry = np.array([side * 65.0, draw.uniform(-40, 30), draw.uniform(-25, 25)])
+        direction = np.array([-side, draw.normal(0, 0.15), draw.normal(0, 0.15)])
+        if target_jitter_mm is not None:  # this patient's placement of the planned shaft
+            entry[1:] += rng.normal(0, target_jitter_mm, 2)
+            direction[1:] += rng.normal(0, target_jitter_mm, 2) / (spacing_mm * max(cps - 1, 1))
         direction /= np.linalg.norm(direction)
         deepest = entry + direction * spacing_mm * (cps - 1)
         idx = np.flatnonzero(layout.shaft == k)

@@ -158,7 +158,7 @@ def _simulate_patient(cfg: SimulateConfig) -> tuple[list[dict], list[dict], dict
     except ValueError as err:
         raise ConfigError(str(err)) from None
     n_days = max(b.day for b in blocks)
-    positions = contact_positions(layout, seed)  # their own generator: the recordings do not depend on them
+    positions = contact_positions(layout, seed, target_jitter_mm=cfg.target_jitter_mm)  # their own generator
     fraction = {True: cfg.speech_fraction_day, False: cfg.speech_fraction_night}
 
     rng = np.random.default_rng(seed)
