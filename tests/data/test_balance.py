@@ -5,7 +5,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from recording_fixtures import T0, as_rank, write_block, write_table
+import torch
+from recording_fixtures import NEURAL, T0, as_rank, write_block, write_table
 
 from ieegfm.__main__ import main
 from ieegfm.config import load_config
@@ -52,13 +53,17 @@ def test_the_plan_keeps_each_subjects_quota_and_redraws_it_every_epoch():
 
 @pytest.fixture(scope="module")
 def two_subjects(tmp_path_factory):
-    """Subject 01: 8 blocks of 90 s; subject 02: 3 blocks. One pack of both, and one pack each."""
+    """Subject 01: 8 blocks of 90 s; subject 02: 3 blocks, one contact flat (dropped: a smaller implant). One pack
+    of both, and one pack each."""
     tmp = tmp_path_factory.mktemp("balance")
     rows = []
     for subject, n in (("01", 8), ("02", 3)):
         for i in range(n):
             start = T0 + dt.timedelta(seconds=90 * i)
-            ieeg, wav = write_block(tmp / "d", f"s{subject}r{i}", start, duration=90.0, seed=10 * int(subject) + i)
+            flat = NEURAL[0] if subject == "02" else None
+            ieeg, wav = write_block(
+                tmp / "d", f"s{subject}r{i}", start, duration=90.0, seed=10 * int(subject) + i, flat=flat
+            )
             rows.append((subject, "day1", ieeg, wav, start))
     table = write_table(tmp / "d", rows)
     common = [f"recordings={table}", "split.val=0.2", "split.test=0.2", "chunk_s=15", "samples_per_shard=3"]
@@ -96,6 +101,46 @@ def test_balanced_epochs_across_ranks_see_each_window_at_most_once(two_subjects,
             assert all(v["per_epoch"] == v["windows"] for v in per.values())
         else:  # uniform: as many windows of each
             assert per["01"]["per_epoch"] == per["02"]["per_epoch"] == per["02"]["windows"]
+
+
+def test_grouped_batches_hold_one_subject_each_with_its_own_channels(two_subjects, monkeypatch):
+    """data.group_by_subject: every batch but the last few of a stream is one subject's, unpadded; the plan's
+    windows (each exactly once), batch count and sizes are those of the ungrouped loader, on every rank."""
+    world, workers = 2, 2
+    for alpha in (1.0, 0.0):
+        plain, grouped = [], []
+        for rank in range(world):
+            as_rank(monkeypatch, rank, world)
+            for out, group in ((plain, False), (grouped, True)):
+                dm = ShardDataModule(
+                    two_subjects["cohort"], batch_size=4, num_workers=workers, seed=1, subject_alpha=alpha,
+                    group_by_subject=group,
+                )  # fmt: skip
+                dm._world = lambda: world
+                loader = dm.train_dataloader()
+                got = list(loader)
+                assert len(got) == loader.num_batches
+                out.append(got)
+        chans = {i: len(dm.manifest.subjects[s].ch_names) for s, i in dm.manifest.subject_index().items()}
+        assert chans[1] < chans[0] == dm.n_chans  # subject 02 lost its flat contact
+        for a, b in zip(plain, grouped):  # per rank: the same number and sizes of batches
+            assert [len(x["key"]) for x in a] == [len(x["key"]) for x in b]
+        keys = lambda runs: sorted(k for got in runs for x in got for k in x["key"])  # noqa: E731
+        assert keys(grouped) == keys(plain) and len(keys(grouped)) == len(set(keys(grouped)))
+        single = [x for got in grouped for x in got if len(set(x["subject"].tolist())) == 1]
+        mixed = sum(len(got) for got in grouped) - len(single)
+        assert mixed <= world * workers * (len(chans) - 1)  # only a stream's last batches may mix
+        assert all(x["brain"].shape[1] == chans[int(x["subject"][0])] for x in single)
+        assert any(x["brain"].shape[1] < dm.n_chans for x in single)
+        for x in single:  # the same windows as the padded loader's, minus the padding
+            assert x["brain"].is_contiguous()
+        lookup = {
+            k: (x["brain"][j], int(x["subject"][j])) for got in plain for x in got for j, k in enumerate(x["key"])
+        }
+        for x in single[:5]:
+            for j, k in enumerate(x["key"]):
+                ref, s = lookup[k]
+                assert torch.equal(ref[: chans[s]], x["brain"][j]) and not ref[chans[s] :].any()
 
 
 def test_a_bad_alpha_is_a_one_line_error(two_subjects, tmp_path, capsys):

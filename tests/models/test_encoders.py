@@ -111,6 +111,18 @@ def test_zero_padded_channels_contribute_nothing(name):
     with torch.no_grad():
         model.subject_layers.weight[:, 4:].normal_(std=10.0)
     torch.testing.assert_close(model(x, subject), before)
+    torch.testing.assert_close(model(x[:, :4], subject), before)  # unpadded (a batch of small implants): the same
+
+
+def test_spatial_input_reads_unpadded_batches_alike():
+    torch.manual_seed(0)
+    model = build_encoder("conv_attention", **_kwargs(input="spatial")).eval()
+    pos = torch.randn(2, 6, 3) * 20
+    pos[:, 4:] = math.nan  # both subjects have 4 contacts; the last 2 are padding
+    model.set_positions(pos)
+    x, subject = _inputs()
+    x[:, 4:] = 0.0
+    torch.testing.assert_close(model(x[:, :4], subject), model(x, subject))
 
 
 def test_attention_weights_sum_to_one():
@@ -160,11 +172,11 @@ def test_linear_encoder_is_linear(pooling):
 def test_wrong_inputs_raise_clear_errors(name):
     model = build_encoder(name, **_kwargs())
     x, subject = _inputs()
-    with pytest.raises(ValueError, match=r"\(batch, n_chans=6, n_times=24\)"):
-        model(x[:, :5], subject)
+    with pytest.raises(ValueError, match=r"\(batch, n_chans<=6, n_times=24\)"):
+        model(torch.cat([x, x[:, :1]], 1), subject)  # more channels than the largest implant
     with pytest.raises(ValueError, match=r"n_times=24"):
         model(x[..., :10], subject)
-    with pytest.raises(ValueError, match=r"\(batch, n_chans=6, n_times=24\)"):
+    with pytest.raises(ValueError, match=r"\(batch, n_chans<=6, n_times=24\)"):
         model(x[0], subject)
     with pytest.raises(ValueError, match=r"subject must have shape \(batch=4,\)"):
         model(x, subject[:2])

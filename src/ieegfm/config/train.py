@@ -35,6 +35,13 @@ class DataConfig:
             "each window at most once per epoch; the plan per subject is in summary.json"
         },
     )
+    group_by_subject: bool = field(
+        default=False,
+        metadata={
+            "help": "training batches of one subject each, with its own channels (no padding to the largest "
+            "implant; in-batch negatives from the same patient); the last batches of an epoch may mix subjects"
+        },
+    )
 
 
 @dataclass

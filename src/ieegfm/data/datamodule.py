@@ -66,6 +66,9 @@ class ShardDataModule(L.LightningDataModule):
         Balanced epochs across subjects (:mod:`ieegfm.data.balance`): shares ``∝ windows ** subject_alpha``,
         each window at most once per epoch; 1 (default here; ``data.subject_alpha`` defaults to 0.5): every
         window exactly once. Epoch mode only (resampled mode draws shards uniformly).
+    group_by_subject : bool
+        Training batches of one subject each, unpadded (see
+        :class:`~ieegfm.data.windows.ShuffledWindowBatches`); evaluation batches are padded to ``n_chans``.
 
     Attributes
     ----------
@@ -80,7 +83,8 @@ class ShardDataModule(L.LightningDataModule):
 
     Notes
     -----
-    Batches are dicts: ``brain`` (batch, n_chans, n_times) float16, ``audio`` (batch, n_features, n_times) float16
+    Batches are dicts: ``brain`` (batch, n_chans, n_times) float16 (training with ``group_by_subject``: the
+    batch's subject's own channels), ``audio`` (batch, n_features, n_times) float16
     (``n_times / audio_step`` bin means for pooled shards; training with ``audio_pooling='mean'``: (batch,
     n_features) float32), ``subject`` (batch,) long, ``day`` (batch,) long, ``tmin`` (batch,) float64 (window start in
     its block, s), ``key`` and ``block`` (batch,) numpy str arrays: window and block names (one contract for
@@ -100,6 +104,7 @@ class ShardDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         audio_pooling: str | None = None,
         subject_alpha: float = 1.0,
+        group_by_subject: bool = False,
     ) -> None:
         super().__init__()
         self.root = Path(shards)
@@ -112,6 +117,7 @@ class ShardDataModule(L.LightningDataModule):
             raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
         self.audio_pooling = audio_pooling
         self.subject_alpha = check_alpha(subject_alpha)
+        self.group_by_subject = group_by_subject
         self.epoch = SharedEpoch(0)
         self.resume = ResumePosition()
         self.sfreq = self.manifest.sfreq
@@ -275,6 +281,7 @@ class ShardDataModule(L.LightningDataModule):
                 planner,
                 self.audio_pooling,
                 self.audio_step,
+                self.group_by_subject,
             ),
             EpochBatches(worker_batches, self.epoch, self.resume, planner),
         ]

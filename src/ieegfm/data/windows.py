@@ -95,10 +95,18 @@ class ShuffledWindowBatches:
     audio_step : int
         Brain samples per stored audio bin (shards packed with ``audio.pool_s``); window offsets are then
         multiples of it, so window means of the bins are exact.
+    group_by_subject : bool
+        Batches of one subject each, unpadded: a batch's ``brain`` has that subject's own channels, not the
+        largest implant's (``data.group_by_subject``). Windows leave the shuffle buffer as without it and wait
+        in a per-subject queue (fewer than a batch each) until their subject has a batch's worth; at the end of
+        the stream the queues' remainder fills the last batches, mixed and padded to ``n_chans``. The number and
+        sizes of the batches are those of the plan (or ``batch_size``), so DDP ranks stay in step. The contrastive
+        loss's in-batch negatives then come from the same patient (candidates as in evaluation).
 
     Notes
     -----
-    Yields dicts: ``brain`` (batch, n_chans, n_times) float16; ``audio`` (batch, n_features, n_times) float16,
+    Yields dicts: ``brain`` (batch, n_chans, n_times) float16 (``group_by_subject``: the batch's subject's
+    channels); ``audio`` (batch, n_features, n_times) float16,
     or (batch, n_features) float32 with ``audio_pooling='mean'``; ``subject``, ``day`` (batch,) long; ``tmin``
     (batch,) float64 (window start in its block, s); ``key`` and ``block`` (batch,) numpy str arrays naming each
     window (``<chunk key>/<window index in the chunk>``) and its block (one array rather than a list of strings,
@@ -118,12 +126,14 @@ class ShuffledWindowBatches:
         planner: EpochPlanner | None = None,
         audio_pooling: str | None = None,
         audio_step: int = 1,
+        group_by_subject: bool = False,
     ) -> None:
         if audio_pooling not in (None, "mean"):
             raise ValueError(f"audio_pooling must be None or 'mean', got {audio_pooling!r}")
         self.window_n, self.n_chans, self.subjects = window_n, n_chans, subjects
         self.batch_size, self.bufsize, self.seed, self.epoch = batch_size, max(bufsize, 1), seed, epoch
         self.planner, self.audio_pooling, self.audio_step = planner, audio_pooling, audio_step
+        self.group_by_subject = group_by_subject
 
     def __call__(self, src: Iterator[dict]) -> Iterator[dict]:
         rank, world, worker, workers = rank_and_worker()
@@ -140,9 +150,31 @@ class ShuffledWindowBatches:
         out: dict | None = None  # the batch being filled, straight from the buffer (one copy per window)
         filled = 0
 
+        queues: dict[int, list[dict]] = {}  # group_by_subject: subject -> copies of its emitted windows
+        queued: dict[int, int] = {}
+        chans: dict[int, int] = {}  # subject -> its own channel count
+
+        def emit_grouped(slots: np.ndarray) -> Iterator[dict]:
+            """Queue buffered windows ``slots`` by subject, yielding a batch whenever a subject has a batch's worth."""
+            nonlocal target
+            subject = buf["subject"][slots]
+            for s in np.unique(subject):
+                rows = slots[subject == s]
+                part = {name: arr[rows] for name, arr in buf.items()}
+                part["brain"] = part["brain"][:, : chans[s]]
+                queues.setdefault(s, []).append(part)
+                queued[s] = queued.get(s, 0) + len(rows)
+                while target and queued[s] >= target:
+                    yield _to_batch(_take(queues[s], target), target)
+                    queued[s] -= target
+                    target = next(sizes, 0) if sizes is not None else target
+
         def emit(slots: np.ndarray) -> Iterator[dict]:
             """Copy buffered windows ``slots`` into batches, yielding every completed batch."""
             nonlocal out, filled, target
+            if self.group_by_subject:
+                yield from emit_grouped(slots)
+                return
             i = 0
             while i < len(slots) and target:
                 if out is None:
@@ -179,6 +211,7 @@ class ShuffledWindowBatches:
                 "tmin": meta["tmin"] + (off + np.arange(lo, hi) * w) / float(meta["sfreq"]),
                 "block": meta["block"],
             }
+            chans[new["subject"]] = brain.shape[0]
             if buf is None:
                 buf = {
                     "brain": np.zeros((cap, self.n_chans, w), brain.dtype),
@@ -212,8 +245,34 @@ class ShuffledWindowBatches:
                 start += m
         if buf is not None and fill:
             yield from emit(rng.permutation(fill))
+        if queues:  # group_by_subject: the queues' remainder (less than a batch per subject) fills the last batches
+            rest = [p for s in sorted(queues) for p in queues[s]]
+            for p in rest:  # mixed subjects: padded to the largest implant
+                if p["brain"].shape[1] < self.n_chans:
+                    p["brain"] = np.pad(p["brain"], ((0, 0), (0, self.n_chans - p["brain"].shape[1]), (0, 0)))
+            left = sum(len(p["key"]) for p in rest)
+            while left and target and (left >= target or sizes is not None):  # a plan's sizes take every window
+                n = min(target, left)
+                yield _to_batch(_take(rest, n), n)
+                left -= n
+                target = next(sizes, 0) if sizes is not None else target
         if filled and sizes is not None:  # a plan's stream ran short (a corrupt shard): its last, smaller batch
             yield _to_batch(out, filled)
+
+
+def _take(parts: list[dict], n: int) -> dict:
+    """The first ``n`` windows of a queue of window arrays (removed from it), as one set of arrays."""
+    taken, got = [], 0
+    while got < n:
+        part = parts[0]
+        m = min(len(part["key"]), n - got)
+        if m == len(part["key"]):
+            taken.append(parts.pop(0))
+        else:
+            taken.append({name: arr[:m] for name, arr in part.items()})
+            parts[0] = {name: arr[m:] for name, arr in part.items()}
+        got += m
+    return {name: np.concatenate([p[name] for p in taken]) for name in taken[0]}
 
 
 def _time_mean(frames: np.ndarray) -> np.ndarray:

@@ -67,7 +67,8 @@ class SubjectLayers(nn.Module):
         Parameters
         ----------
         x : torch.Tensor, shape (batch, n_chans, n_times)
-            iEEG windows.
+            iEEG windows; fewer channels than ``n_chans`` (a batch of subjects with small implants, unpadded) reads
+            the first rows of each subject's matrix (the rest would multiply padding).
         subject : torch.Tensor of int, shape (batch,)
             Subject index of each window, in ``[0, n_subjects)``.
 
@@ -76,9 +77,9 @@ class SubjectLayers(nn.Module):
         torch.Tensor, shape (batch, projected_chans, n_times)
             Projected channels.
         """
-        _, n_chans, projected = self.weight.shape
+        n_chans, projected = x.shape[1], self.weight.shape[2]  # fewer than n_chans: the rest is padding
         index = subject.long().view(-1, 1, 1).expand(-1, n_chans, projected)
-        weight = self.weight.gather(0, index)  # (batch, n_chans, projected_chans)
+        weight = self.weight[:, :n_chans].gather(0, index)  # (batch, n_chans of x, projected_chans)
         return torch.einsum("bct,bcd->bdt", x, weight)
 
     def extra_repr(self) -> str:
@@ -164,12 +165,15 @@ class BrainEncoder(nn.Module):
             If a shape, dtype or subject index is not as expected; the message names the expected
             shape.
         """
-        expected = f"(batch, n_chans={self.n_chans}, n_times={self.n_times})"
+        expected = f"(batch, n_chans<={self.n_chans}, n_times={self.n_times})"
         if not isinstance(x, torch.Tensor) or x.ndim != 3:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ValueError(f"x must have shape {expected}, got {got}")
-        if x.shape[1] != self.n_chans or x.shape[2] != self.n_times:
-            raise ValueError(f"x must have shape {expected} (zero-pad channels to n_chans), got {tuple(x.shape)}")
+        if not 1 <= x.shape[1] <= self.n_chans or x.shape[2] != self.n_times:
+            raise ValueError(
+                f"x must have shape {expected} (channels in the subjects' order, padded with zeros to the largest "
+                f"implant in the batch at most), got {tuple(x.shape)}"
+            )
         if not x.is_floating_point():
             raise ValueError(f"x must be a floating-point tensor, got dtype {x.dtype}")
         if not isinstance(subject, torch.Tensor) or subject.ndim != 1 or subject.shape[0] != x.shape[0]:

@@ -99,7 +99,7 @@ class SpatialAttention(nn.Module):
         -------
         torch.Tensor, shape (batch, projected_chans, n_times)
         """
-        w = self.weights()[subject.long()]  # (batch, n_chans, projected_chans)
+        w = self.weights()[subject.long(), : x.shape[1]]  # (batch, channels of x, projected_chans); the rest: padding
         return torch.einsum("bct,bcd->bdt", x, w.to(x.dtype))
 
     def extra_repr(self) -> str:

@@ -180,6 +180,7 @@ def _pretrain(cfg) -> Path:
         pin_memory=d.pin_memory if d.pin_memory is not None else torch.cuda.is_available(),
         audio_pooling="mean" if cfg.model.pooling == "mean" else None,  # time-average targets in the workers
         subject_alpha=d.subject_alpha,
+        group_by_subject=d.group_by_subject,
     )
     dm.check_pooling(cfg.model.pooling)
     positions = None
@@ -301,6 +302,7 @@ def _pretrain(cfg) -> Path:
             "n_parameters": sum(p.numel() for p in encoder.parameters()),
             "train_windows": dm.n_windows("train"),
             "subject_alpha": float(cfg.data.subject_alpha),
+            "group_by_subject": bool(cfg.data.group_by_subject),
             "subject_plan": dm.subject_plan,  # per subject: windows, and windows per epoch (first epoch's plan)
             "corrupt_shards_skipped": len(bad_shards),  # missing, truncated or cut short by a read error
             "corrupt_shards": bad_shards,
