@@ -4,7 +4,8 @@ Usage: ``python tools/bench_cohort_loader.py PACK_A PACK_B [PACK_C ...] [--alpha
 (one pack per patient, e.g. ``ieegfm pack ... subjects=[sim01]``).
 
 Baseline: the same cohort view read with ``subject_alpha=1`` (every window once: the plain epoch), measured in the
-same run, interleaved, from the page cache. Also the first pack alone. Prints training windows per second
+same run, interleaved, from the page cache. Also the same epoch grouped by subject (``data.group_by_subject``:
+unpadded batches; its brain bytes against the padded ones), and the first pack alone. Prints training windows per second
 (median and best of ``repeats`` epochs), the ratio balanced / proportional (the goal: >= 0.9, balanced
 sampling costs at most 10 %), each subject's windows per epoch, and the peak RSS of this process. Never gates CI.
 """
@@ -25,9 +26,13 @@ from ieegfm.shards.cohort import write_cohort
 
 
 def epoch_rate(dm: ShardDataModule) -> tuple[float, int]:
-    """Seconds and windows of one training epoch."""
+    """Seconds and windows of one training epoch (and, as ``epoch_rate.bytes``, the brain bytes it delivered)."""
     t = time.perf_counter()
-    n = sum(len(b["brain"]) for b in dm.train_dataloader())
+    n = nbytes = 0
+    for b in dm.train_dataloader():
+        n += len(b["brain"])
+        nbytes += b["brain"].numel() * b["brain"].element_size()
+    epoch_rate.bytes = nbytes
     return time.perf_counter() - t, n
 
 
@@ -49,23 +54,33 @@ def main() -> None:
             "cohort, subject_alpha=1 (baseline)": ShardDataModule(
                 cohort, batch_size=args.batch, window_s=args.window_s, subject_alpha=1.0
             ),
+            "cohort, subject_alpha=1, grouped": ShardDataModule(
+                cohort, batch_size=args.batch, window_s=args.window_s, subject_alpha=1.0, group_by_subject=True
+            ),
             "first pack alone": ShardDataModule(args.packs[0], batch_size=args.batch, window_s=args.window_s),
         }
         rates: dict[str, list[float]] = {k: [] for k in modules}
         windows: dict[str, int] = {}
+        nbytes: dict[str, int] = {}
         for dm in modules.values():
             epoch_rate(dm)  # warm the page cache and the plan
         for _ in range(args.repeats):
             for k, dm in modules.items():
                 s, n = epoch_rate(dm)
                 rates[k].append(n / s)
-                windows[k] = n
+                windows[k], nbytes[k] = n, epoch_rate.bytes
         print(f"{len(args.packs)} packs: {', '.join(args.packs)}")
         print(f"{'':40s}{'median':>12s}{'best':>12s}  windows/s  (windows per epoch)")
         for k, v in rates.items():
             print(f"{k:40s}{statistics.median(v):12,.0f}{max(v):12,.0f}  ({windows[k]})")
         bal, base = (statistics.median(rates[k]) for k in list(modules)[:2])
         print(f"balanced / proportional: {bal / base:.2f}x (goal >= 0.90)")
+        grouped = statistics.median(rates["cohort, subject_alpha=1, grouped"])
+        b0, b1 = nbytes["cohort, subject_alpha=1 (baseline)"], nbytes["cohort, subject_alpha=1, grouped"]
+        print(
+            f"grouped by subject / proportional: {grouped / base:.2f}x; brain bytes an epoch {b1 / 1e6:.1f} MB vs "
+            f"{b0 / 1e6:.1f} MB padded ({b1 / b0:.2f}x)"
+        )
         plan = modules[f"cohort, subject_alpha={args.alpha:g}"].subject_plan or {}
         print(
             "per subject (balanced): " + ", ".join(f"{s} {v['per_epoch']} of {v['windows']}" for s, v in plan.items())

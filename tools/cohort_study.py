@@ -156,6 +156,39 @@ def pooled_vs_own(root: Path, steps: int, tiny: bool) -> dict:
     return out
 
 
+def grouped_vs_mixed(root: Path, steps: int, tiny: bool) -> dict:
+    """One model pooled over sim01 + sim02 with batches of one patient each (``data.group_by_subject=true``:
+    unpadded, in-batch negatives from the same patient) against the same with mixed, padded batches, ``2 * steps``
+    each; on each patient's ambient test windows (within-block rank, within subject; one-sided Wilcoxon over
+    windows: grouped better than mixed)."""
+    from ieegfm.evaluation.evaluate import score_split
+    from ieegfm.evaluation.stats import paired_wilcoxon
+
+    packs = {s: root / "packs" / s for s in ("sim01", "sim02")}
+    shards = f"shards=[{packs['sim01']},{packs['sim02']}]"
+    common = [shards, "data.batch_size=32", "optim.lr=2e-3", f"trainer.max_steps={2 * steps}",
+              f"trainer.val_check_interval={2 * steps}", *(TINY if tiny else []), *FAST]  # fmt: skip
+    ckpts = {}
+    for name, group in (("grouped", "true"), ("pooled", "false")):
+        ckpts[name] = root / name / "checkpoints" / "last.ckpt"
+        if not ckpts[name].is_file():
+            run("pretrain", f"out={root / name}", f"data.group_by_subject={group}", *common)
+    out = {"steps": 2 * steps}
+    for s, pack in packs.items():
+        a, b = (score_split(ckpts[k], pack, "test") for k in ("grouped", "pooled"))
+        ra, rb = (np.asarray(x["per_window"]["relative_rank"]) for x in (a, b))
+        keys = ("mean_relative_rank", "within_block_mean_relative_rank", "shuffled_mean_relative_rank")
+        out[s] = {
+            "n_candidates": a["metrics"]["n_candidates"],
+            "grouped": {k: a["metrics"].get(k) for k in keys},
+            "mixed": {k: b["metrics"].get(k) for k in keys},
+            "p_grouped_better": paired_wilcoxon(ra, rb)["p_value"],
+            "p_mixed_better": paired_wilcoxon(rb, ra)["p_value"],
+        }
+    (root / "grouped_vs_mixed.json").write_text(json.dumps(out, indent=1))
+    return out
+
+
 def markdown(s: dict) -> str:
     """The summary as a Markdown table."""
     lines = ["| target | condition | mean relative rank | shuffled | p vs task-only | p vs chance (per seed) | candidates |",
@@ -184,6 +217,7 @@ def main() -> None:
     p.add_argument("--pooled", action="store_true", help="also: pooled vs each patient's own model, same steps each")
     p.add_argument("--shared", action="store_true", help="simulate shared_responses=true (an anatomical map)")
     p.add_argument("--spatial", action="store_true", help="model.input=spatial (zero_shot becomes a row)")
+    p.add_argument("--grouped", action="store_true", help="also: pooled with batches of one patient vs mixed")
     p.add_argument("--target-jitter", type=float, default=None, help="simulate target_jitter_mm= (named targets)")
     a = p.parse_args()
     import torch
@@ -196,6 +230,8 @@ def main() -> None:
     print(markdown(s))
     if a.pooled:
         print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))
+    if a.grouped:
+        print(json.dumps(grouped_vs_mixed(Path(a.out), a.steps, a.tiny), indent=1))
 
 
 if __name__ == "__main__":
