@@ -156,6 +156,38 @@ def pooled_vs_own(root: Path, steps: int, tiny: bool) -> dict:
     return out
 
 
+def data_poor(root: Path, hours: float, steps: int, tiny: bool) -> dict:
+    """A data-poor patient: sim01 cut to its first ``hours`` of pretraining data (a subset view), its own model
+    (``steps``) against one pooled with all of sim02 (``2 * steps``), on sim01's ambient test windows (one-sided
+    Wilcoxon over windows: pooled better than own)."""
+    from ieegfm.evaluation.evaluate import score_split
+    from ieegfm.evaluation.stats import paired_wilcoxon
+    from ieegfm.shards.subset import subset_view
+
+    a, b = root / "packs" / "sim01", root / "packs" / "sim02"
+    out = root / f"poor-{hours:g}h-{steps}"
+    small = subset_view(a, out / "sim01-small", hours)
+    common = ["data.batch_size=32", "optim.lr=2e-3", *(TINY if tiny else []), *FAST]
+    ckpts = {}
+    for name, shards, n in (("own", f"shards={small}", steps), ("pooled", f"shards=[{small},{b}]", 2 * steps)):
+        ckpts[name] = out / name / "checkpoints" / "last.ckpt"
+        if not ckpts[name].is_file():
+            run("pretrain", shards, f"out={out / name}", f"trainer.max_steps={n}", f"trainer.val_check_interval={n}",
+                *common)  # fmt: skip
+    x, y = (score_split(ckpts[k], a, "test") for k in ("pooled", "own"))
+    rx, ry = (np.asarray(r["per_window"]["relative_rank"]) for r in (x, y))
+    result = {
+        "sim01_hours": hours,
+        "steps_own": steps,
+        "n_candidates": x["metrics"]["n_candidates"],
+        "pooled": x["metrics"]["mean_relative_rank"],
+        "own": y["metrics"]["mean_relative_rank"],
+        "p_pooled_better": paired_wilcoxon(rx, ry)["p_value"],
+    }
+    (out / "data_poor.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def grouped_vs_mixed(root: Path, steps: int, tiny: bool) -> dict:
     """One model pooled over sim01 + sim02 with batches of one patient each (``data.group_by_subject=true``:
     unpadded, in-batch negatives from the same patient) against the same with mixed, padded batches, ``2 * steps``
@@ -217,6 +249,7 @@ def main() -> None:
     p.add_argument("--pooled", action="store_true", help="also: pooled vs each patient's own model, same steps each")
     p.add_argument("--shared", action="store_true", help="simulate shared_responses=true (an anatomical map)")
     p.add_argument("--spatial", action="store_true", help="model.input=spatial (zero_shot becomes a row)")
+    p.add_argument("--poor", type=float, nargs="*", default=[], help="also: sim01 cut to these hours, own vs pooled")
     p.add_argument("--grouped", action="store_true", help="also: pooled with batches of one patient vs mixed")
     p.add_argument("--target-jitter", type=float, default=None, help="simulate target_jitter_mm= (named targets)")
     a = p.parse_args()
@@ -230,6 +263,8 @@ def main() -> None:
     print(markdown(s))
     if a.pooled:
         print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))
+    for hours in a.poor:
+        print(json.dumps(data_poor(Path(a.out), hours, 2 * a.steps, a.tiny)))
     if a.grouped:
         print(json.dumps(grouped_vs_mixed(Path(a.out), a.steps, a.tiny), indent=1))
 
