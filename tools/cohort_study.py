@@ -156,32 +156,56 @@ def pooled_vs_own(root: Path, steps: int, tiny: bool) -> dict:
     return out
 
 
-def data_poor(root: Path, hours: float, steps: int, tiny: bool) -> dict:
+def null_pack(root: Path, hours: float, shared: bool, jitter: float | None) -> Path:
+    """The ambient pack of a patient whose recordings hold no audio-driven response (``snr=0 hg_snr=0``), ``hours``
+    long: a pooling partner with nothing to share."""
+    pack = root / "packs" / "sim09"
+    if not (pack / "manifest.json").is_file():
+        sim = root / "null-ambient"
+        run("simulate", f"out={sim}", "subject=sim09", "seed=9", "snr=0", "hg_snr=0", "semantic_snr=0", f"hours={hours}",
+            "days=1", "block_minutes=5", "task_minutes=0", f"shared_responses={shared}",
+            f"target_jitter_mm={'null' if jitter is None else jitter}")  # fmt: skip
+        run("pack", f"recordings={sim / 'recordings.tsv'}", f"out={pack}")
+    return pack
+
+
+def data_poor(root: Path, hours: float, steps: int, tiny: bool, seeds: int = 1, partner: str = "sim02") -> dict:
     """A data-poor patient: sim01 cut to its first ``hours`` of pretraining data (a subset view), its own model
-    (``steps``) against one pooled with all of sim02 (``2 * steps``), on sim01's ambient test windows (one-sided
-    Wilcoxon over windows: pooled better than own)."""
+    (``steps``) against one pooled with all of ``partner``'s (``2 * steps``; ``sim09``: the no-response patient, see
+    :func:`null_pack`), each pretrained with ``seeds`` seeds, on
+    sim01's ambient test windows (one-sided Wilcoxon over windows of the ranks averaged over seeds: pooled better
+    than own)."""
     from ieegfm.evaluation.evaluate import score_split
     from ieegfm.evaluation.stats import paired_wilcoxon
     from ieegfm.shards.subset import subset_view
 
-    a, b = root / "packs" / "sim01", root / "packs" / "sim02"
-    out = root / f"poor-{hours:g}h-{steps}"
+    a, b = root / "packs" / "sim01", root / "packs" / partner
+    out = root / (f"poor-{hours:g}h-{steps}" + ("" if partner == "sim02" else f"-{partner}"))
     small = subset_view(a, out / "sim01-small", hours)
     common = ["data.batch_size=32", "optim.lr=2e-3", *(TINY if tiny else []), *FAST]
-    ckpts = {}
-    for name, shards, n in (("own", f"shards={small}", steps), ("pooled", f"shards=[{small},{b}]", 2 * steps)):
-        ckpts[name] = out / name / "checkpoints" / "last.ckpt"
-        if not ckpts[name].is_file():
-            run("pretrain", shards, f"out={out / name}", f"trainer.max_steps={n}", f"trainer.val_check_interval={n}",
-                *common)  # fmt: skip
-    x, y = (score_split(ckpts[k], a, "test") for k in ("pooled", "own"))
-    rx, ry = (np.asarray(r["per_window"]["relative_rank"]) for r in (x, y))
+    ranks: dict = {"own": [], "pooled": []}
+    per_seed: dict = {"own": [], "pooled": []}
+    for seed in range(seeds):
+        for name, shards, n in (("own", f"shards={small}", steps), ("pooled", f"shards=[{small},{b}]", 2 * steps)):
+            folder = out / (name if seed == 0 else f"{name}-seed{seed}")
+            ckpt = folder / "checkpoints" / "last.ckpt"
+            if not ckpt.is_file():
+                run("pretrain", shards, f"out={folder}", f"trainer.max_steps={n}", f"trainer.val_check_interval={n}",
+                    f"seed={seed}", *common)  # fmt: skip
+            r = score_split(ckpt, a, "test")
+            ranks[name].append(np.asarray(r["per_window"]["relative_rank"]))
+            per_seed[name].append(r["metrics"]["mean_relative_rank"])
+            n_candidates = r["metrics"]["n_candidates"]
+    rx, ry = (np.mean(ranks[k], axis=0) for k in ("pooled", "own"))
     result = {
         "sim01_hours": hours,
+        "partner": partner,
         "steps_own": steps,
-        "n_candidates": x["metrics"]["n_candidates"],
-        "pooled": x["metrics"]["mean_relative_rank"],
-        "own": y["metrics"]["mean_relative_rank"],
+        "n_seeds": seeds,
+        "n_candidates": n_candidates,
+        "pooled": float(np.mean(per_seed["pooled"])),
+        "own": float(np.mean(per_seed["own"])),
+        "per_seed": per_seed,
         "p_pooled_better": paired_wilcoxon(rx, ry)["p_value"],
     }
     (out / "data_poor.json").write_text(json.dumps(result, indent=1))
@@ -264,7 +288,11 @@ def main() -> None:
     if a.pooled:
         print(json.dumps(pooled_vs_own(Path(a.out), a.steps, a.tiny), indent=1))
     for hours in a.poor:
-        print(json.dumps(data_poor(Path(a.out), hours, 2 * a.steps, a.tiny)))
+        print(json.dumps(data_poor(Path(a.out), hours, 2 * a.steps, a.tiny, a.seeds)))
+    if a.poor:  # the control: a partner whose recordings hold nothing to share
+        null_pack(Path(a.out), a.hours, a.shared, a.target_jitter)
+        for hours in a.poor:
+            print(json.dumps(data_poor(Path(a.out), hours, 2 * a.steps, a.tiny, a.seeds, partner="sim09")))
     if a.grouped:
         print(json.dumps(grouped_vs_mixed(Path(a.out), a.steps, a.tiny), indent=1))
 
