@@ -1,6 +1,7 @@
 """Shared fixtures (helpers in recording_fixtures.py)."""
 
 import datetime as dt
+import importlib.util
 import logging
 from pathlib import Path
 
@@ -44,3 +45,13 @@ def patient(tmp_path_factory):
     task = ["pack", f"recordings={root / 'sim' / 'recordings_task.tsv'}", f"out={root / 'task'}"]
     assert main([*task, f"channels_from={root / 'amb'}", "split.val=0.25", "split.test=0.25"]) == 0
     return {"root": root, "ckpt": root / "pre" / "checkpoints" / "last.ckpt", "task": root / "task"}
+
+
+@pytest.fixture(scope="session")
+def cohort_tool():
+    """``tools/cohort_study.py`` as a module (the cross-patient studies, run small by the tests)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / "cohort_study.py"
+    spec = importlib.util.spec_from_file_location("cohort_study", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool

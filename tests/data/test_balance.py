@@ -132,8 +132,8 @@ def test_grouped_batches_hold_one_subject_each_with_its_own_channels(two_subject
         assert mixed <= world * workers * (len(chans) - 1)  # only a stream's last batches may mix
         assert all(x["brain"].shape[1] == chans[int(x["subject"][0])] for x in single)
         assert any(x["brain"].shape[1] < dm.n_chans for x in single)
-        for x in single:  # the same windows as the padded loader's, minus the padding
-            assert x["brain"].is_contiguous()
+        assert all(x["brain"].is_contiguous() for x in single)
+        # the same windows as the padded loader's, minus the padding
         lookup = {
             k: (x["brain"][j], int(x["subject"][j])) for got in plain for x in got for j, k in enumerate(x["key"])
         }

@@ -8,23 +8,16 @@ own data, over three seeds. Pooled with the no-response patient instead, it does
 recordings with nothing to learn), and on that patient's own windows the pooled model sits at chance.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from ieegfm.__main__ import main as ieegfm
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "cohort_study.py"
-
 
 @pytest.mark.slow
-def test_pooling_helps_a_data_poor_patient_only_where_the_truth_shares_something(tmp_path):
+def test_pooling_helps_a_data_poor_patient_only_where_the_truth_shares_something(tmp_path, cohort_tool):
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("cohort_study", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = cohort_tool
     sim = ["days=1", "block_minutes=5", "task_minutes=0", "shared_responses=true", "target_jitter_mm=3"]
     assert ieegfm(["simulate", f"out={tmp_path / 'sim'}", "subjects=2", "hours=0.5", "seed=0", *sim]) == 0
     for s in ("sim01", "sim02"):

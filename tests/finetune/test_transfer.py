@@ -6,21 +6,14 @@ third patient's responses through its new input layer; on a patient whose record
 split leakage, a patient-identifying shortcut) can pass for decoding.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "cohort_study.py"
-
 
 @pytest.mark.slow
-def test_transfer_learns_a_new_patient_and_finds_nothing_where_there_is_nothing(tmp_path):
+def test_transfer_learns_a_new_patient_and_finds_nothing_where_there_is_nothing(tmp_path, cohort_tool):
     torch.set_num_threads(1)
-    spec = importlib.util.spec_from_file_location("cohort_study", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = cohort_tool
     s = tool.study(tmp_path, hours=0.25, task_minutes=16, steps=150, seeds=1, finetune_steps=100, tiny=True)
     assert s["sim03"]["new_subjects"] == ["sim03"] and s["sim09"]["new_subjects"] == ["sim09"]
     for name, row in s["sim03"]["rows"].items():

@@ -160,8 +160,7 @@ class ShuffledWindowBatches:
             subject = buf["subject"][slots]
             for s in np.unique(subject):
                 rows = slots[subject == s]
-                part = {name: arr[rows] for name, arr in buf.items()}
-                part["brain"] = part["brain"][:, : chans[s]]
+                part = {name: arr[rows] if name != "brain" else arr[rows, : chans[s]] for name, arr in buf.items()}
                 queues.setdefault(s, []).append(part)
                 queued[s] = queued.get(s, 0) + len(rows)
                 while target and queued[s] >= target:
@@ -272,6 +271,8 @@ def _take(parts: list[dict], n: int) -> dict:
             taken.append({name: arr[:m] for name, arr in part.items()})
             parts[0] = {name: arr[m:] for name, arr in part.items()}
         got += m
+    if len(taken) == 1:  # one queued part holds the batch: no second copy
+        return taken[0]
     return {name: np.concatenate([p[name] for p in taken]) for name in taken[0]}
 
 

@@ -1,6 +1,6 @@
 """Shared base of the brain encoders, and the per-subject channel projection.
 
-Every encoder maps a window of iEEG, zero-padded to the largest channel count over subjects, to an
+Every encoder maps a window of iEEG (zero-padded to at most the largest channel count over subjects) to an
 embedding in the space of the frozen audio targets. The base validates inputs, knows the window
 geometry (``n_chans``, ``n_times``, ``sfreq``) and offers ``return_features`` for the finetune heads.
 This module is pure torch: it imports neither Lightning nor the data pipeline.
@@ -95,7 +95,8 @@ class BrainEncoder(nn.Module):
     Parameters
     ----------
     n_chans : int
-        Number of input channels: the maximum over subjects; inputs are zero-padded to it.
+        Number of input channels: the maximum over subjects; inputs have at most as many (zero-padded, or a
+        batch of one subject's own channels).
     n_subjects : int
         Number of subjects (one channel projection each).
     n_times : int
@@ -238,7 +239,7 @@ class BrainEncoder(nn.Module):
         Parameters
         ----------
         x : torch.Tensor, shape (batch, n_chans, n_times)
-            iEEG windows, zero-padded to ``n_chans`` channels.
+            iEEG windows, zero-padded to at most ``n_chans`` channels.
         subject : torch.Tensor of int, shape (batch,)
             Subject index of each window, in ``[0, n_subjects)``.
         return_features : bool
