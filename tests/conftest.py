@@ -47,11 +47,22 @@ def patient(tmp_path_factory):
     return {"root": root, "ckpt": root / "pre" / "checkpoints" / "last.ckpt", "task": root / "task"}
 
 
-@pytest.fixture(scope="session")
-def cohort_tool():
-    """``tools/cohort_study.py`` as a module (the cross-patient studies, run small by the tests)."""
-    path = Path(__file__).resolve().parents[1] / "tools" / "cohort_study.py"
-    spec = importlib.util.spec_from_file_location("cohort_study", path)
+def _tool(name: str):
+    """``tools/<name>.py`` as a module (the studies, run small by the tests)."""
+    path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
+
+
+@pytest.fixture(scope="session")
+def cohort_tool():
+    """``tools/cohort_study.py`` as a module (the cross-patient studies, run small by the tests)."""
+    return _tool("cohort_study")
+
+
+@pytest.fixture(scope="session")
+def bands_tool():
+    """``tools/bands_study.py`` as a module (lfp vs high gamma where the truth is known)."""
+    return _tool("bands_study")

@@ -122,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"channels_from={out / 'shards'}",
                         "split.val=0.25",
                         "split.test=0.25",
+                        "chunk_s=30",  # 30-s chunks: compare task_fractions=[0.0625, ...] holds one chunk at 1/16
                     ],
                 )
             )

@@ -25,6 +25,7 @@ from ieegfm.config.enums import (
     LAUNCHERS,
     LLM_PRECISIONS,
     OBJECTIVES,
+    RESPONSES,
     SUBSET_ORDERS,
 )
 from ieegfm.config.finetune import HeadConfig
@@ -36,7 +37,7 @@ from ieegfm.heads.text_embedding import POOLS
 from ieegfm.io.manifest import SPLITS
 from ieegfm.losses import LOSSES
 from ieegfm.models import ENCODERS, INPUTS
-from ieegfm.preprocess import MONTAGES, SCALING_RULES
+from ieegfm.preprocess import BANDS, MONTAGES, SCALING_RULES
 from ieegfm.text.embed import CONVENTIONS
 
 __all__ = ["CHOICES", "OPTION_GROUPS", "OPTION_GROUP_OF", "component_options"]
@@ -75,8 +76,10 @@ _CHANNELS = {"channels": CHANNEL_POLICIES}
 
 #: Command -> choice key -> allowed values (checked by :func:`ieegfm.config.load_config`).
 CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
+    "simulate": {"response": RESPONSES},
     "pack": {
         "preprocess.montage": MONTAGES,
+        "preprocess.bands": BANDS,
         "preprocess.scale_by": tuple(SCALING_RULES),
         "audio.features": tuple(FEATURES),
     },

@@ -20,6 +20,7 @@ __all__ = [
     "CONDITIONS",
     "FINETUNE_ROWS",
     "FIT_METRICS",
+    "RESPONSES",
 ]
 
 #: ``pretrain control=``: ``none`` (true pairs) or ``mismatched`` (each brain block with another block's audio).
@@ -54,3 +55,7 @@ CONDITIONS: dict[str, tuple[str, str] | None] = {
 FINETUNE_ROWS = tuple(c for c, v in CONDITIONS.items() if v is not None and v[0] == "pretrained")
 #: ``scale fit_metric=``: the row whose rank the scaling law is fitted to.
 FIT_METRICS = (*FINETUNE_ROWS, "zero_shot")
+
+#: ``simulate response=``: which band the audio-driven response is in: ``lfp`` (the low-frequency response only),
+#: ``highgamma`` (the 70-170 Hz envelope only: invisible to ``preprocess.bands=[lfp]``) or ``both``.
+RESPONSES = ("both", "lfp", "highgamma")

@@ -130,7 +130,11 @@ def load_config(
         raise ConfigError(f"`ieegfm {command}` needs {', '.join(k + '=...' for k in missing)}")
     for key, allowed in CHOICES.get(command, {}).items():
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and value not in allowed:
+        if isinstance(value, ListConfig):  # a list key: each element a choice, each once, at least one
+            values = list(value)
+            if not values or len(set(values)) < len(values) or any(v not in allowed for v in values):
+                raise ConfigError(f"{key}={values!r}: expected a list of distinct values, each one of {list(allowed)}")
+        elif value is not None and value not in allowed:
             raise ConfigError(f"{key}={value!r}: expected one of {list(allowed)}")
     _check_option_groups(command, cfg)
     return cfg

@@ -59,6 +59,13 @@ class SimulateConfig:
             "help": "high-gamma (70-170 Hz) std at +1 sd of the lagged audio envelope / background std in 70-170 Hz"
         },
     )
+    response: str = field(
+        default="both",
+        metadata={
+            "help": "band of the audio-driven response: both | lfp (snr only; hg_snr ignored) | highgamma (hg_snr "
+            "only; snr ignored: invisible to preprocess.bands=[lfp])"
+        },
+    )
     shared_responses: bool = field(
         default=False,
         metadata={
@@ -150,6 +157,13 @@ class PreprocessConfig:
     h_freq: float = field(default=50.0, metadata={"help": "low-pass edge (Hz); capped below the output Nyquist"})
     sfreq: float = field(default=40.0, metadata={"help": "output sampling rate (Hz)"})
     montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
+    bands: list[str] = field(
+        default_factory=lambda: ["lfp"],
+        metadata={
+            "help": "brain bands, in row order: lfp (the l_freq-h_freq signal) and Hilbert envelopes delta theta "
+            "alpha beta gamma highgamma (70-170 Hz); the encoder sees channels x bands"
+        },
+    )
     chunk_s: float = field(default=60.0, metadata={"help": "length of one streaming read (s); bounds memory"})
     clamp: float = field(default=20.0, metadata={"help": "clamp robust-scaled values at +-clamp"})
     scale_by: str = field(

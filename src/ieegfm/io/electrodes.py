@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from ieegfm.conventions import strip_band
 from ieegfm.errors import InputError
 from ieegfm.io.tsv import read_tsv
 
@@ -113,6 +114,7 @@ def contact_position(name: str, electrodes: Electrodes) -> tuple[float, float, f
     def one(n: str):
         return electrodes.positions.get(n) or lower.get(n.lower())
 
+    name = strip_band(name)  # a band's row sits where its channel does
     found = one(name)
     if found is not None:
         return found

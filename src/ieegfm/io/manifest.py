@@ -142,6 +142,9 @@ class Manifest:
         Audio target description, its scaler state, the pack whose channels were reused.
     length_mismatches : tuple of dict
     empty_splits : tuple of str
+    bands : tuple of str
+        The brain bands of ``ieegfm pack``'s rows, in order (``preprocess.bands``; ``("lfp",)`` for packs written
+        before bands existed): each band's block of ``ch_names`` (``<channel>@<band>`` past ``lfp``).
     """
 
     sfreq: float
@@ -170,6 +173,7 @@ class Manifest:
     channels_from: dict | None = None
     length_mismatches: tuple[dict, ...] = ()
     empty_splits: tuple[str, ...] = ()
+    bands: tuple[str, ...] = ("lfp",)
     raw: ManifestDict = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -233,6 +237,7 @@ class Manifest:
             channels_from=copy.deepcopy(m.get("channels_from")),
             length_mismatches=tuple(m.get("length_mismatches") or ()),
             empty_splits=tuple(m.get("empty_splits") or ()),
+            bands=tuple(m.get("bands") or ("lfp",)),
             raw=copy.deepcopy(m),
         )
 

@@ -77,6 +77,23 @@ def _hamming(x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x) <= 1.0, 0.54 + 0.46 * np.cos(np.pi * x), 0.0)
 
 
+def _hold_nonfinite(x32: np.ndarray, hold: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Replace NaN/inf samples by the channel's last finite value (``hold`` before the first one).
+
+    Returns the filled array and the per-sample mask "some channel was non-finite" (None when none was).
+    """
+    if np.isfinite(x32.sum(axis=0, dtype=np.float32)).all():
+        return x32, None
+    bad = ~np.isfinite(x32)
+    any_bad = bad.any(axis=0)  # the sum may also overflow: recompute exactly
+    if not any_bad.any():
+        return x32, None
+    idx = np.where(bad, -1, np.arange(x32.shape[1]))
+    np.maximum.accumulate(idx, axis=1, out=idx)
+    filled = np.take_along_axis(x32, np.maximum(idx, 0), axis=1)
+    return np.where(idx < 0, hold[:, None], filled), any_bad
+
+
 class StreamingPreprocessor:
     """Notch, band-pass and resample a multichannel stream, chunk by chunk.
 
@@ -362,14 +379,8 @@ class StreamingPreprocessor:
             self._hold = np.zeros(self.n_chans, np.float32)
         x32 = np.empty(x.shape, np.float32)
         np.subtract(x, self._ref[:, None], out=x32, casting="same_kind")
-        any_bad = ~np.isfinite(x32.sum(axis=0, dtype=np.float32))
-        if any_bad.any():
-            bad = ~np.isfinite(x32)
-            any_bad = bad.any(axis=0)  # the sum may also overflow: recompute exactly
-            idx = np.where(bad, -1, np.arange(n))
-            np.maximum.accumulate(idx, axis=1, out=idx)
-            filled = np.take_along_axis(x32, np.maximum(idx, 0), axis=1)
-            x32 = np.where(idx < 0, self._hold[:, None], filled)
+        x32, any_bad = _hold_nonfinite(x32, self._hold)
+        if any_bad is not None:
             self._add_bad_runs(any_bad)
         self._hold = x32[:, -1].copy()
         if self._xbuf is None:

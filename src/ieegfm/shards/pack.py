@@ -42,7 +42,7 @@ from ieegfm.io.manifest import (
     write_manifest,
 )
 from ieegfm.io.recordings import read_recordings
-from ieegfm.preprocess import SCALING_RULES
+from ieegfm.preprocess import SCALING_RULES, min_sfreq
 from ieegfm.shards.channels import channels_from_pack, coordinates, electrodes_files, select_channels
 from ieegfm.shards.clock import SiteClock, local_timezone
 from ieegfm.shards.headers import BlockInfo, read_blocks
@@ -117,6 +117,13 @@ def _pack(cfg) -> Path:
 
     # 1. headers -------------------------------------------------------------------------------------------------
     infos, skipped, mismatches = read_blocks(blocks, cfg.strict, str(cfg.recordings))
+    need = min_sfreq(cfg.preprocess.bands)
+    for i in infos:
+        if i.header.sfreq <= need:
+            raise InputError(
+                f"{i.block.ieeg}: sampled at {i.header.sfreq:g} Hz; preprocess.bands={list(cfg.preprocess.bands)} "
+                f"needs more than {need:g} Hz (drop the highest band)"
+            )
     # 2. channels ------------------------------------------------------------------------------------------------
     subjects = sorted({i.block.subject for i in infos})
     per_subject = {s: [(i.block, i.header) for i in infos if i.block.subject == s] for s in subjects}
@@ -301,6 +308,7 @@ def build_manifest(cfg, extractor, infos, split, trims, guard_s, picks, dropped,
         "chunk_s": cfg.chunk_s,
         "guard_s": guard_s,
         "n_features": extractor.n_features,
+        "bands": list(cfg.preprocess.bands),
         "subjects": {
             s: {
                 "index": i,

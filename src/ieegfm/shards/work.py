@@ -1,7 +1,8 @@
 """Pack phase 4: each block streamed through preprocessing into work files, with its audio targets.
 
 Per block, the iEEG goes through :class:`~ieegfm.preprocess.StreamingPreprocessor` (notch, band-pass, resampling)
-and the montage at the output rate, and the audio targets are computed at the same sample times; both are kept in
+and the montage at the output rate (and, for ``preprocess.bands`` past ``lfp``, through
+:class:`~ieegfm.preprocess.StreamingEnvelopes`), and the audio targets are computed at the same sample times; both are kept in
 memory-mapped work files ``<out>/.work/<block>.{brain,audio,valid}.npy`` and ``.channels.json``. A block is
 finished when its checksum marker ``<block>.done.json`` is written (atomically, after the files), and a rerun
 reuses a finished block whose marker matches the config and the files. Blocks are independent (streaming state
@@ -29,7 +30,7 @@ from ieegfm.io.checksum import sha256_file
 from ieegfm.io.ieeg import IEEGHeader, iter_chunks, open_raw
 from ieegfm.io.manifest import write_json_atomic
 from ieegfm.io.recordings import Block
-from ieegfm.preprocess import StreamingPreprocessor, apply_montage
+from ieegfm.preprocess import StreamingEnvelopes, StreamingPreprocessor, apply_montage, band_channel_name
 from ieegfm.shards.headers import BlockInfo, skip_or_raise
 
 logger = logging.getLogger(__name__)
@@ -182,43 +183,73 @@ def open_work_array(path: str, shape: tuple[int, int]) -> np.memmap:
 
 
 def process_block(job: BlockJob, extractor) -> None:
-    """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``."""
+    """Stream one block into ``<stem>.brain.npy``, ``.audio.npy``, ``.valid.npy``, ``.channels.json``.
+
+    The brain rows are the bands of ``preprocess.bands`` in order, each a block of the montage's channels:
+    ``lfp`` from :class:`~ieegfm.preprocess.StreamingPreprocessor` (montage at the output rate), the envelopes
+    from one :class:`~ieegfm.preprocess.StreamingEnvelopes` (montage before the envelope). An output is valid
+    where every band's is.
+    """
     b, h, picks, pcfg, stem = job.block, job.header, job.picks, job.pcfg, job.stem
     raw = open_raw(b.ieeg)
     sfreq_out = float(pcfg.sfreq)
     n_out = int(np.ceil(h.n_times * sfreq_out / h.sfreq - 1e-9))
-    pp = StreamingPreprocessor(
-        sfreq=h.sfreq,
-        n_chans=len(picks),
-        line_freq=pcfg.line_freq,
-        l_freq=pcfg.l_freq,
-        h_freq=pcfg.h_freq,
-        sfreq_out=sfreq_out,
-    )
+    bands = list(pcfg.get("bands") or ["lfp"])
     _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage)
-    brain = open_work_array(f"{stem}.brain.npy", (len(names), n_out))
-    valid = np.zeros(n_out, dtype=bool)
-    pos = 0
+    n = len(names)
+    streams = []  # (preprocessor, montage at the output rate, the rows of each of its bands)
+    if "lfp" in bands:
+        pp = StreamingPreprocessor(
+            sfreq=h.sfreq,
+            n_chans=len(picks),
+            line_freq=pcfg.line_freq,
+            l_freq=pcfg.l_freq,
+            h_freq=pcfg.h_freq,
+            sfreq_out=sfreq_out,
+        )
+        streams.append((pp, True, [bands.index("lfp")]))
+    envelopes = [band for band in bands if band != "lfp"]
+    if envelopes:
+        try:
+            env = StreamingEnvelopes(
+                h.sfreq,
+                len(picks),
+                envelopes,
+                line_freq=pcfg.line_freq,
+                sfreq_out=sfreq_out,
+                mix=lambda y: apply_montage(y, picks, pcfg.montage)[0],
+            )
+        except ValueError as err:
+            raise InputError(f"{b.ieeg}: preprocess.bands={bands}: {err}") from None
+        streams.append((env, False, [bands.index(band) for band in envelopes]))
+    brain = open_work_array(f"{stem}.brain.npy", (n * len(bands), n_out))
+    valid = np.ones(n_out, dtype=bool)
+    pos = [0] * len(streams)
 
-    def put(y: np.ndarray, v: np.ndarray) -> None:
-        nonlocal pos
-        y, _ = apply_montage(y, picks, pcfg.montage)
-        n = min(y.shape[1], n_out - pos)
-        brain[:, pos : pos + n] = y[:, :n]
-        valid[pos : pos + n] = v[:n]
-        pos += n
+    def put(i: int, y: np.ndarray, v: np.ndarray) -> None:
+        _, montage_after, rows = streams[i]
+        if montage_after:
+            y, _ = apply_montage(y, picks, pcfg.montage)
+        k = min(y.shape[1], n_out - pos[i])
+        for j, band_row in enumerate(rows):
+            brain[band_row * n : (band_row + 1) * n, pos[i] : pos[i] + k] = y[j * n : (j + 1) * n, :k]
+        valid[pos[i] : pos[i] + k] &= v[:k]
+        pos[i] += k
 
     n_nan = 0
     for chunk in iter_chunks(raw, picks, pcfg.chunk_s):
         n_nan += int(np.isnan(chunk).sum())
-        put(*pp.process(chunk))
-    put(*pp.flush())
-    if pos != n_out:
+        for i, (stream, _, _) in enumerate(streams):
+            put(i, *stream.process(chunk))
+    for i, (stream, _, _) in enumerate(streams):
+        put(i, *stream.flush())
+    if any(p != n_out for p in pos):
         raise RuntimeError(f"{b.ieeg}: preprocessing produced {pos} samples, expected {n_out}")
     if n_nan:
         logger.warning(
             "%s: %d NaN samples; %d output samples around them excluded", b.ieeg.name, n_nan, int((~valid).sum())
         )
+    names = [band_channel_name(name, band) for band in bands for name in names]
     times = np.arange(n_out) / sfreq_out
     valid &= (times >= job.keep[0]) & (times < job.keep[1])
     lo, hi = np.searchsorted(times, job.keep, side="left")
