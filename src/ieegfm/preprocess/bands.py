@@ -15,7 +15,8 @@ output rate, chunk by chunk, zero-phase, and the same whatever the chunk sizes:
    ``h_freq + h_trans/2``; MNE's ``'auto'`` transition bandwidths and length ``3.3 / min(l_trans, h_trans)``), so
    the modulus of its output is the Hilbert envelope of the band-passed signal (a complex filter and a Hilbert
    transform of the band-passed signal are the same operation, Bruns 2004 [2]_). Line harmonics near the band are
-   removed by band-stops (MNE's notch widths) convolved into the same FIR.
+   removed by band-stops (MNE's notch widths) convolved into the same FIR (linear-phase FIRs, as Widmann et al. [3]_
+   advise).
 4. **Resampling** of the envelopes to ``sfreq_out`` with the anti-aliased resampler of
    :class:`~ieegfm.preprocess.StreamingPreprocessor` (no notch, no high-pass; low-pass at ``0.45 sfreq_out``).
 
