@@ -66,3 +66,19 @@ def test_missing_pretraining_channel_or_subject_is_a_one_line_error(packs, tmp_p
     (ref / "manifest.json").write_text(json.dumps(manifest))
     assert main(["pack", f"recordings={table}", f"out={tmp_path / 'o'}", f"channels_from={ref}"]) == 2
     assert "subject 'sim01' is not in channels_from" in capsys.readouterr().err
+
+
+def test_an_old_pack_without_bands_refuses_other_bands(packs, tmp_path, capsys):
+    """A pack written before ``preprocess.bands`` existed holds lfp rows only; a task pack on it asking for more
+    bands would not fit its encoder: a one-line error, nothing written."""
+    old = tmp_path / "old"
+    old.mkdir()
+    m = json.loads((packs / "amb" / "manifest.json").read_text())
+    m.pop("bands")
+    m["config"]["preprocess"].pop("bands")
+    (old / "manifest.json").write_text(json.dumps(m))
+    task = ["pack", f"recordings={packs / 'sim' / 'recordings_task.tsv'}", f"out={tmp_path / 'task'}"]
+    assert main([*task, f"channels_from={old}", "preprocess.bands=[lfp,gamma]"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds bands ['lfp']" in err and "gamma" in err
+    assert not (tmp_path / "task" / "manifest.json").exists()

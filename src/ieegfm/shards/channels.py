@@ -110,6 +110,12 @@ def channels_from_pack(cfg) -> dict | None:
     if not path.is_file():
         raise InputError(f"channels_from={ref}: no manifest.json; expected a folder written by `ieegfm pack`")
     manifest = read_manifest(ref)
+    bands = list(cfg.preprocess.get("bands") or ["lfp"])
+    if "bands" not in manifest.config.get("preprocess", {}) and bands != list(manifest.bands):
+        raise InputError(
+            f"channels_from={ref}: that pack holds bands {list(manifest.bands)}, this one asks for "
+            f"preprocess.bands={bands}; expected the pretraining pack's bands"
+        )
     for group in ("preprocess", "audio"):
         if group not in manifest.config:
             raise InputError(f"channels_from={ref}: its manifest.json has no config.{group}; expected a pack's")
