@@ -92,8 +92,8 @@ def test_bad_choice_names_allowed_values():
 def test_wrong_type_and_missing_required():
     with pytest.raises(ConfigError, match="preprocess.sfreq"):
         load_config("pack", overrides=["recordings=x", "preprocess.sfreq=fast"])
-    with pytest.raises(ConfigError, match="needs recordings="):
-        load_config("pack", overrides=[])
+    with pytest.raises(ConfigError, match="needs shards="):
+        load_config("verify", overrides=[])
     with pytest.raises(ConfigError, match="expected key=value"):
         load_config("pack", overrides=["recordings"])
 

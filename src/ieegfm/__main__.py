@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,pretrain,evaluate,export,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,recordings,pretrain,evaluate,export,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -18,7 +18,8 @@ from ieegfm.errors import IeegfmError
 
 COMMANDS = {
     "simulate": "write the built-in simulated dataset (EDF + WAV + TSV + truth.json)",
-    "pack": "recordings table -> preprocessed WebDataset shards",
+    "pack": "recordings table (or BIDS root) -> preprocessed WebDataset shards",
+    "recordings": "BIDS-iEEG root -> the recordings table it holds, every choice written (to inspect, edit or pack)",
     "verify": "check every shard of a folder against its manifest (present, size, sha256); exit 2 if any is damaged",
     "pretrain": "contrastive pretraining of the brain encoder",
     "evaluate": "retrieval metrics of a pretraining or finetuning checkpoint, with its controls",
@@ -45,6 +46,12 @@ def run_pack(cfg) -> None:
     from ieegfm.shards.pack import pack
 
     print(pack(cfg))
+
+
+def run_recordings(cfg) -> None:
+    from ieegfm.shards.inputs import recordings
+
+    print(recordings(cfg))
 
 
 def run_verify(cfg) -> None:
@@ -166,6 +173,7 @@ def run_report(cfg) -> None:
 RUNNERS = {
     "simulate": run_simulate,
     "pack": run_pack,
+    "recordings": run_recordings,
     "verify": run_verify,
     "pretrain": run_pretrain,
     "evaluate": run_evaluate,

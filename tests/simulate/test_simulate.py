@@ -179,7 +179,8 @@ def test_same_seed_same_bytes(tmp_path):
     )
     tsv = simulate(cfg)  # a plain dataclass works too
     files = sorted(p for p in tsv.parent.rglob("*") if p.is_file())
-    assert len(files) == 1 + 1 + 2 + 2 * 2 * 4  # table, truth, electrodes + coordsystem, 2 days x 2 blocks x 4 files
+    # table, truth, electrodes + coordsystem, 2 days x 2 blocks x 4 files; BIDS: dataset_description, 2 scans.tsv
+    assert len(files) == 1 + 1 + 2 + 2 * 2 * 4 + 1 + 2
     first = {p: p.read_bytes() for p in files}
     simulate(cfg)
     assert {p: p.read_bytes() for p in files} == first

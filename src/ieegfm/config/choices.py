@@ -34,6 +34,7 @@ from ieegfm.conventions import POOLINGS
 from ieegfm.features import FEATURES
 from ieegfm.heads import HEADS
 from ieegfm.heads.text_embedding import POOLS
+from ieegfm.io.bids import AUDIO_SOURCES, START_FROM
 from ieegfm.io.manifest import SPLITS
 from ieegfm.losses import LOSSES
 from ieegfm.models import ENCODERS, INPUTS
@@ -82,7 +83,10 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "preprocess.bands": BANDS,
         "preprocess.scale_by": tuple(SCALING_RULES),
         "audio.features": tuple(FEATURES),
+        "audio.source": AUDIO_SOURCES,
+        "start_from": START_FROM,
     },
+    "recordings": {"audio.source": AUDIO_SOURCES, "start_from": START_FROM},
     "pretrain": {**_ENCODER, **_LOSS, "control": CONTROLS},
     "evaluate": {"split": SPLITS, **_CHANNELS},
     "export": {"paths": EXPORT_PATHS},

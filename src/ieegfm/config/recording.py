@@ -179,8 +179,66 @@ class PreprocessConfig:
 
 
 @dataclass
-class AudioConfig:
-    """Frozen audio targets."""
+class AudioSourceConfig:
+    """Where a BIDS run's audio comes from (:class:`ieegfm.io.bids.AudioSource`); unused with ``recordings=``."""
+
+    source: str = field(
+        default="file",
+        metadata={
+            "help": "bids_root only: file (a per-run file of the session matched by audio.pattern and the run's "
+            "entities) | stimulus (the stim_file of the run's events.tsv, or audio.stimulus at audio.onset)"
+        },
+    )
+    pattern: str = field(default="*_audio.wav", metadata={"help": "audio.source=file: glob of the audio file name"})
+    stimulus: str | None = field(
+        default=None,
+        metadata={"help": "audio.source=stimulus: the file relative to bids_root (stimuli/x.wav); default stim_file"},
+    )
+    onset: float | None = field(
+        default=None,
+        metadata={
+            "help": "audio.source=stimulus: s after the recording start (default: the stim_file's first events.tsv "
+            "onset; 0 with audio.stimulus)"
+        },
+    )
+    transcript: str | None = field(
+        default=None,
+        metadata={
+            "help": "audio.source=stimulus: words table relative to bids_root (word, start, end in s from the "
+            "stimulus onset), e.g. stimuli/whisper-medium/transcript.tsv"
+        },
+    )
+
+
+@dataclass
+class BidsSelection:
+    """Which runs of a BIDS root (:func:`ieegfm.io.bids.discover_blocks`)."""
+
+    bids_root: str | None = field(
+        default=None, metadata={"help": "a BIDS-iEEG dataset to read instead of a recordings table (mne-bids)"}
+    )
+    sessions: list[str] | None = field(default=None, metadata={"help": "bids_root: ses- labels to keep (all)"})
+    tasks: list[str] | None = field(default=None, metadata={"help": "bids_root: task- labels to keep (all)"})
+    runs: list[str] | None = field(default=None, metadata={"help": "bids_root: run- labels to keep (all)"})
+    acquisitions: list[str] | None = field(default=None, metadata={"help": "bids_root: acq- labels to keep (all)"})
+    start_from: str = field(
+        default="scans",
+        metadata={
+            "help": "bids_root: a run's start from scans (scans.tsv acq_time; naive = the site's clock, timezone=) | "
+            "header (the data file's meas_date)"
+        },
+    )
+    space: str | None = field(
+        default=None,
+        metadata={
+            "help": "bids_root: space- of the electrodes.tsv to use (default a template MNI* one, else the first)"
+        },
+    )
+
+
+@dataclass
+class AudioConfig(AudioSourceConfig):
+    """Frozen audio targets (and, from a BIDS root, where the audio comes from)."""
 
     features: str = field(default="logmel", metadata={"help": "logmel | wav2vec2"})
     model: str | None = field(default=None, metadata={"help": "local folder of a HF Wav2Vec2Model (wav2vec2 only)"})
@@ -210,13 +268,23 @@ class SplitConfig:
         default=None, metadata={"help": "guard gap at split boundaries (s); default window_s + audio context"}
     )
     window_s: float = field(default=3.0, metadata={"help": "training window length (s), used for the guard gap"})
+    stretches: int = field(
+        default=1,
+        metadata={
+            "help": "cut each block into this many contiguous stretches of equal length, split as blocks (guard gaps "
+            "at their boundaries): one long run per patient, as the Podcast story; each stretch is preprocessed "
+            "from its whole file"
+        },
+    )
 
 
 @dataclass
-class PackConfig:
-    """``ieegfm pack``: recordings table -> WebDataset shards."""
+class PackConfig(BidsSelection):
+    """``ieegfm pack``: a recordings table (or a BIDS root) -> WebDataset shards."""
 
-    recordings: str = MISSING
+    recordings: str | None = field(
+        default=None, metadata={"help": "the recordings table (TSV; or bids_root=): one row per recording block"}
+    )
     out: str = field(default="shards/default", metadata={"help": "output folder for shards, sizes.json, manifest.json"})
     subjects: list[str] | None = field(
         default=None,
@@ -254,6 +322,16 @@ class PackConfig:
             "the same subjects (task data that a pretrained encoder applies to)"
         },
     )
+
+
+@dataclass
+class RecordingsConfig(BidsSelection):
+    """``ieegfm recordings``: the recordings table a BIDS root holds, with every choice made, to inspect or edit."""
+
+    out: str = field(default="recordings.tsv", metadata={"help": "the table to write (paths relative to its folder)"})
+    subjects: list[str] | None = field(default=None, metadata={"help": "sub- labels to keep (all)"})
+    audio: AudioSourceConfig = field(default_factory=AudioSourceConfig)
+    timezone: str = field(default="UTC", metadata={"help": "IANA time zone of a naive acq_time (the site's clock)"})
 
 
 @dataclass

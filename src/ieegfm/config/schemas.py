@@ -16,6 +16,7 @@ from ieegfm.config.finetune import (
 )
 from ieegfm.config.recording import (
     PackConfig,
+    RecordingsConfig,
     SimulateConfig,
     VerifyConfig,
 )
@@ -31,6 +32,7 @@ __all__ = ["SCHEMAS"]
 SCHEMAS: dict[str, type] = {
     "simulate": SimulateConfig,
     "pack": PackConfig,
+    "recordings": RecordingsConfig,
     "verify": VerifyConfig,
     "pretrain": PretrainConfig,
     "evaluate": EvaluateConfig,

@@ -54,7 +54,8 @@ def read_events_tsv(path: str | Path) -> list[Event]:
 
 
 def read_words_tsv(path: str | Path) -> list[Event]:
-    """Read a word transcript (columns ``onset``, ``duration``, ``word``; seconds from the audio file's start).
+    """Read a word transcript (columns ``onset``, ``duration``, ``word``, or ``word``, ``start``, ``end`` as the
+    Podcast ECoG dataset's ``stimuli/*/transcript.tsv``; seconds from the audio file's start).
 
     Returns
     -------
@@ -72,15 +73,22 @@ def read_words_tsv(path: str | Path) -> list[Event]:
 def _read_timed_tsv(path: str | Path, what: str, expected: str, word_col: str | None) -> list[Event]:
     path = Path(path)
     needed = ("onset", "duration") + ((word_col,) if word_col else ())
+    if word_col and "onset" not in _columns(path):  # word, start, end (s): a transcript's own layout
+        needed = (word_col, "start", "end")
+    rows = read_tsv(path, what, needed, expected)
     events = []
-    for i, r in read_tsv(path, what, needed, expected):
+    for i, r in rows:
         try:
-            onset = float(r["onset"])
-            duration = 0.0 if r["duration"] in ("", "n/a") else float(r["duration"])
+            if "onset" in needed:
+                onset = float(r["onset"])
+                duration = 0.0 if r["duration"] in ("", "n/a") else float(r["duration"])
+            else:
+                onset = float(r["start"])
+                duration = float(r["end"]) - onset
         except ValueError:
-            raise InputError(
-                f"{path}, row {i}: onset {r['onset']!r} / duration {r['duration']!r} are not numbers (s)"
-            ) from None
+            cells = (r["onset"], r["duration"]) if "onset" in needed else (r["start"], r["end"])
+            names = "onset / duration" if "onset" in needed else "start / end"
+            raise InputError(f"{path}, row {i}: {names} {cells[0]!r} / {cells[1]!r} are not numbers (s)") from None
         if not (math.isfinite(onset) and math.isfinite(duration) and duration >= 0):
             raise InputError(f"{path}, row {i}: expected a finite onset and a duration >= 0 (s)")
         if word_col:
@@ -88,3 +96,12 @@ def _read_timed_tsv(path: str | Path, what: str, expected: str, word_col: str | 
         else:
             events.append(Event(onset, duration, r.get("trial_type", ""), r.get("value", "")))
     return sorted(events, key=lambda e: e.onset)
+
+
+def _columns(path: Path) -> list[str]:
+    """The header line's column names ([] when the file cannot be read: :func:`read_tsv` then says why)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return [c.strip() for c in f.readline().rstrip("\r\n").split("\t")]
+    except OSError:
+        return []

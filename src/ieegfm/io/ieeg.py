@@ -119,6 +119,9 @@ def open_raw(path: str | Path) -> mne.io.BaseRaw:
         raise InputError(f"{path}: iEEG file not found")
     if not path.name.lower().endswith(READERS):
         raise InputError(f"{path}: unknown iEEG format; expected one of {list(READERS)}")
+    stub = placeholder(path)
+    if stub is not None:
+        raise InputError(stub)
     try:
         return mne.io.read_raw(path, preload=False, verbose="error")
     except Exception as err:  # MNE raises many types on corrupt headers
@@ -126,6 +129,34 @@ def open_raw(path: str | Path) -> mne.io.BaseRaw:
         raise InputError(
             f"{path}: cannot read iEEG file ({msg}); expected a valid {path.suffix.upper().lstrip('.')} file"
         ) from None
+
+
+#: First bytes of the files datasets ship instead of their data: bids-examples' stubs, git-annex pointers.
+_STUB_PREFIXES = (b"This is an empty file", b"../.git/annex/", b"/annex/objects/", b".git/annex/objects/")
+
+
+def placeholder(path: Path) -> str | None:
+    """Why ``path`` (or, for BrainVision, its ``.eeg``) is a placeholder rather than data, or None.
+
+    bids-examples replaces data by a short text; a git-annex or DataLad clone without ``get`` holds pointers (a
+    link to a missing object, or a text file naming it).
+    """
+    files = [path]
+    if path.suffix.lower() == ".vhdr":
+        files.append(path.with_suffix(".eeg"))
+    for f in files:
+        if f.is_symlink() and not f.exists():
+            return f"{f}: a git-annex link to data not fetched (datalad get / git annex get it); not an iEEG file"
+        try:
+            if f.stat().st_size > 4096:
+                continue
+            head = f.read_bytes()[:64]
+        except OSError:
+            continue
+        if head.startswith(_STUB_PREFIXES) or b"/annex/objects/" in head:
+            kind = "an empty placeholder" if head.startswith(b"This is an empty") else "a git-annex pointer"
+            return f"{f}: {kind} ({len(f.read_bytes())} bytes of text), not iEEG data; fetch the real file"
+    return None
 
 
 def channel_types(ch_names: list[str], channels_tsv: Path | None) -> tuple[dict[str, str], dict[str, str]]:

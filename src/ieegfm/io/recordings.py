@@ -5,12 +5,20 @@ The table is tab-separated with the columns ``subject``, ``session``, ``ieeg``, 
 offset is given). Optional columns: ``channels`` (a BIDS ``channels.tsv``; by default the BIDS sibling
 ``*_channels.tsv`` of the iEEG file is used when it exists), ``words`` (a word-level transcript), ``events``
 (a BIDS ``events.tsv``, onsets in s from the iEEG start; packed with the windows, e.g. task sentences) and
-``electrodes`` (a BIDS ``electrodes.tsv``: contact positions, recorded per channel in the manifest).
+``electrodes`` (a BIDS ``electrodes.tsv``: contact positions, recorded per channel in the manifest) and
+``audio_onset`` (s): the audio is a stimulus that starts this many seconds after the iEEG does (BIDS ``events.tsv``
+onset of a ``stim_file``); ``start_time`` is then the start of the iEEG (BIDS ``scans.tsv`` ``acq_time``, which wins
+over the file header's ``meas_date``, as in mne-bids' ``read_raw_bids``), the audio need not cover the block, and
+only the stretch it covers is packed. ``start_time`` may be ``header``: the iEEG file header's ``meas_date``.
+:func:`write_recordings` writes such a table (``ieegfm recordings``); :mod:`ieegfm.io.bids` discovers one.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +26,10 @@ from ieegfm.errors import InputError
 from ieegfm.io.tsv import read_tsv
 
 REQUIRED_COLUMNS = ("subject", "session", "ieeg", "audio", "start_time")
+#: Optional file columns, in the order :func:`write_recordings` writes them.
+FILE_COLUMNS = ("channels", "words", "events", "electrodes")
+#: ``start_time`` of a row whose iEEG file header's ``meas_date`` is the start.
+HEADER_TIME = "header"
 
 
 @dataclass(frozen=True)
@@ -32,8 +44,9 @@ class Block:
         iEEG file (EDF, BDF, FIF, BrainVision ``.vhdr``).
     audio : Path
         Audio file heard during the block (WAV, FLAC, anything soundfile reads).
-    start_time : datetime.datetime
-        Wall-clock start of the audio (timezone-aware, UTC).
+    start_time : datetime.datetime | None
+        Wall-clock start of the audio (timezone-aware, UTC); with ``audio_onset``, of the iEEG; None: the iEEG
+        file header's ``meas_date``.
     channels : Path | None
         BIDS ``channels.tsv`` (types and good/bad status), if any.
     words : Path | None
@@ -42,6 +55,8 @@ class Block:
         BIDS ``events.tsv`` (onset, duration, trial_type, value), if any.
     electrodes : Path | None
         BIDS ``electrodes.tsv`` (name, x, y, z) of the subject's contacts, if any.
+    audio_onset : float | None
+        The audio (a stimulus) starts this many seconds after the iEEG; None: ``start_time`` places it.
     row : int
         1-based data row in the table (for error messages).
     """
@@ -50,11 +65,12 @@ class Block:
     session: str
     ieeg: Path
     audio: Path
-    start_time: dt.datetime
+    start_time: dt.datetime | None
     channels: Path | None = None
     words: Path | None = None
     events: Path | None = None
     electrodes: Path | None = None
+    audio_onset: float | None = None
     row: int = 0
 
     @property
@@ -158,9 +174,13 @@ def read_recordings(path: str | Path) -> list[Block]:
             problems.append(f"{where}: ieeg file {ieeg} listed twice")
         seen.add(ieeg)
         try:
-            start = parse_time(r["start_time"], where)
+            start = None if r["start_time"].strip() == HEADER_TIME else parse_time(r["start_time"], where)
+            onset = _onset(r.get("audio_onset", ""), where)
         except InputError as err:
             problems.append(str(err))
+            continue
+        if start is None and onset is None:
+            problems.append(f"{where}: start_time={HEADER_TIME} needs an audio_onset (s after the iEEG's start)")
             continue
         blocks.append(
             Block(
@@ -173,13 +193,75 @@ def read_recordings(path: str | Path) -> list[Block]:
                 words=words,
                 events=events,
                 electrodes=electrodes,
+                audio_onset=onset,
                 row=i,
             )
         )
     if problems:
         more = f"; and {len(problems) - 3} more" if len(problems) > 3 else ""
         raise InputError("; ".join(problems[:3]) + more)
-    return sorted(blocks, key=lambda b: (b.subject, b.start_time, b.name))
+    return sort_blocks(blocks)
+
+
+def sort_blocks(blocks: list[Block]) -> list[Block]:
+    """By subject, then start time (rows timed by their file header last, by name), then name."""
+    never = dt.datetime.max.replace(tzinfo=dt.timezone.utc)
+    return sorted(blocks, key=lambda b: (b.subject, b.start_time or never, b.name))
+
+
+def _onset(cell: str, where: str) -> float | None:
+    if cell.strip() in ("", "n/a"):
+        return None
+    try:
+        onset = float(cell)
+    except ValueError:
+        onset = math.nan
+    if not math.isfinite(onset):
+        raise InputError(f"{where}: audio_onset {cell!r} is not a number (s after the iEEG's start)")
+    return onset
+
+
+def write_recordings(blocks: list[Block], path: str | Path) -> Path:
+    """Write ``blocks`` as a recordings table that :func:`read_recordings` reads back to the same blocks.
+
+    Paths are written relative to the table's folder; ``start_time`` in ISO 8601 with its UTC offset (or
+    ``header``); the optional columns only when a block has them. Written under a temporary name, then moved.
+
+    Parameters
+    ----------
+    blocks : list of Block
+    path : str | Path
+        The ``.tsv`` to write (its folder is created).
+
+    Returns
+    -------
+    path : Path
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = path.parent.resolve()
+    extra = [c for c in FILE_COLUMNS if any(getattr(b, c) is not None for b in blocks)]
+    extra += ["audio_onset"] if any(b.audio_onset is not None for b in blocks) else []
+    cols = list(REQUIRED_COLUMNS) + extra
+
+    def cell(b: Block, c: str) -> str:
+        v = getattr(b, c)
+        if c == "start_time":
+            return HEADER_TIME if v is None else v.isoformat()
+        if c == "audio_onset":
+            return "n/a" if v is None else repr(float(v))
+        if isinstance(v, Path):
+            return Path(os.path.relpath(v, root)).as_posix()
+        return "" if v is None else str(v)
+
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(cols)
+        for b in blocks:
+            w.writerow([cell(b, c) for c in cols])
+    tmp.replace(path)
+    return path
 
 
 def read_channels_tsv(path: Path) -> dict[str, dict[str, str]]:

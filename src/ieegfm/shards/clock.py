@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ieegfm.conventions import is_daytime
-from ieegfm.errors import ConfigError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.ieeg import IEEGHeader
-from ieegfm.io.recordings import Block
+from ieegfm.io.recordings import HEADER_TIME, Block
 from ieegfm.shards import deidentify
 
 
@@ -36,11 +36,25 @@ def local_timezone(name: str) -> ZoneInfo:
 
 
 def block_start(block: Block, header: IEEGHeader) -> dt.datetime:
-    """When a block's iEEG starts: its file header's ``meas_date``, else the table's ``start_time`` (the audio's).
+    """When a block's iEEG starts: its file header's ``meas_date``, else the table's ``start_time`` (the audio's);
+    for a row with an ``audio_onset`` (a stimulus; BIDS), its ``start_time`` (``acq_time``) first.
 
     Every sample time written (chunk ``start_time``, day index, daytime, split order) counts from this.
+
+    Raises
+    ------
+    InputError
+        Neither the row (``start_time=header``) nor the file header gives a time.
     """
-    return header.meas_date or block.start_time
+    if block.audio_onset is not None and block.start_time is not None:
+        return block.start_time
+    start = header.meas_date or block.start_time
+    if start is None:
+        raise InputError(
+            f"{block.ieeg}: start_time={HEADER_TIME} but the file header holds no measurement date; expected a "
+            "start_time (ISO 8601) in its row (BIDS: scans.tsv acq_time)"
+        )
+    return start
 
 
 @dataclass(frozen=True)

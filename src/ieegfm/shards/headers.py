@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tqdm.auto import tqdm
 
-from ieegfm.errors import InputError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.io.audio import AudioInfo, audio_info
 from ieegfm.io.events import Event, read_events_tsv, read_words_tsv
 from ieegfm.io.ieeg import IEEGHeader, read_header
@@ -41,6 +41,8 @@ class BlockInfo:
         The interval (s, iEEG clock) both files cover.
     events, words : list of Event | None
         ``events.tsv`` rows (iEEG clock) and the transcript's words (moved from the audio clock to the iEEG clock).
+    part : int | None
+        Index of the stretch ``[t0, t1)`` this is of its block (``split.stretches``), None: the whole block.
     """
 
     block: Block
@@ -50,11 +52,13 @@ class BlockInfo:
     t1: float
     events: list[Event] | None = None
     words: list[Event] | None = None
+    part: int | None = None
 
     @property
     def id(self) -> str:
-        """``<subject>_<file stem>``: the block's key in work files, shard keys and the manifest."""
-        return f"{self.block.subject}_{self.block.name}"
+        """``<subject>_<file stem>`` (``_part-<k>`` for a stretch): the key in work files, shard keys, the manifest."""
+        base = f"{self.block.subject}_{self.block.name}"
+        return base if self.part is None else f"{base}_part-{self.part:02d}"
 
     @property
     def start(self) -> dt.datetime:
@@ -109,6 +113,14 @@ def align(b: Block, header: IEEGHeader, audio_duration: float) -> tuple[float, f
     InputError
         The audio does not cover its iEEG block (within :data:`ALIGN_TOLERANCE_S`).
     """
+    if b.audio_onset is not None:  # a stimulus within its recording: only the stretch it covers is packed
+        offset = b.audio_onset
+        if not 0.0 <= offset < header.duration:
+            raise InputError(
+                f"{b.ieeg}: audio_onset {offset:g} s (audio.onset / the stim_file's events.tsv onset) is outside "
+                f"the {header.duration:.1f}-s recording; expected 0 <= onset < {header.duration:.1f}"
+            )
+        return offset, offset, min(header.duration, offset + audio_duration)
     offset = (b.start_time - block_start(b, header)).total_seconds()
     t0, t1 = max(0.0, offset), min(header.duration, offset + audio_duration)
     if offset > ALIGN_TOLERANCE_S or offset + audio_duration < header.duration - ALIGN_TOLERANCE_S:
@@ -187,3 +199,24 @@ def read_blocks(blocks: list[Block], strict: bool, where: str) -> tuple[list[Blo
                 "per session"
             )
     return infos, skipped, mismatches
+
+
+def cut_stretches(infos: list[BlockInfo], n: int) -> list[BlockInfo]:
+    """Each block's shared interval ``[t0, t1)`` cut into ``n`` contiguous stretches of equal length, each a block
+    of its own for the split (``split.stretches``: one long run per patient, as a story heard once); ``n=1`` returns
+    ``infos`` unchanged.
+
+    Raises
+    ------
+    ConfigError
+        ``n`` below 1.
+    """
+    if n < 1:
+        raise ConfigError(f"split.stretches={n}: expected at least 1 (1: split by whole blocks)")
+    if n == 1:
+        return infos
+    out = []
+    for info in infos:
+        edges = [info.t0 + (info.t1 - info.t0) * k / n for k in range(n + 1)]
+        out += [replace(info, t0=edges[k], t1=edges[k + 1], part=k) for k in range(n)]
+    return out

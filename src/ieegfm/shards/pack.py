@@ -41,11 +41,11 @@ from ieegfm.io.manifest import (
     withdraw_manifest,
     write_manifest,
 )
-from ieegfm.io.recordings import read_recordings
 from ieegfm.preprocess import SCALING_RULES, min_sfreq
 from ieegfm.shards.channels import channels_from_pack, coordinates, electrodes_files, select_channels
 from ieegfm.shards.clock import SiteClock, local_timezone
-from ieegfm.shards.headers import BlockInfo, read_blocks
+from ieegfm.shards.headers import BlockInfo, cut_stretches, read_blocks
+from ieegfm.shards.inputs import input_blocks
 from ieegfm.shards.scalers import Scalers, fit_scalers
 from ieegfm.shards.split import BlockSpan, assign_splits, guard_trims
 from ieegfm.shards.work import plan_job, process_blocks, work_sha256
@@ -111,12 +111,14 @@ def _pack(cfg) -> Path:
     window_n = int(round(cfg.split.window_s * sfreq))
     pool_n = audio_pool_n(cfg.audio.pool_s, sfreq, window_n)  # fail early
     out, work = Path(cfg.out), Path(cfg.out) / ".work"
-    blocks = only_subjects(read_recordings(cfg.recordings), getattr(cfg, "subjects", None), cfg.recordings)
+    blocks, where = input_blocks(cfg)
+    blocks = only_subjects(blocks, getattr(cfg, "subjects", None), where)
     extractor = build_extractor(cfg.audio)
     electrodes = electrodes_files(blocks)  # subject -> its electrodes.tsv, each read once now: bad ones fail first
 
     # 1. headers -------------------------------------------------------------------------------------------------
-    infos, skipped, mismatches = read_blocks(blocks, cfg.strict, str(cfg.recordings))
+    infos, skipped, mismatches = read_blocks(blocks, cfg.strict, where)
+    infos = cut_stretches(infos, int(cfg.split.get("stretches", 1)))
     need = min_sfreq(cfg.preprocess.bands)
     for i in infos:
         if i.header.sfreq <= need:
@@ -140,12 +142,12 @@ def _pack(cfg) -> Path:
     finished = process_blocks(jobs, extractor, cfg, cfg.strict, skipped)
     infos = [i for i in infos if i.id in finished]
     if not any(split[i.id] == "train" for i in infos):
-        raise InputError(f"{cfg.recordings}: no training block left to fit the scaling on")
+        raise InputError(f"{where}: no training block left to fit the scaling on")
     untrained = [s for s in subjects if any(i.block.subject == s for i in infos)
                  and not any(i.block.subject == s and split[i.id] == "train" for i in infos)]  # fmt: skip
     if untrained:  # its training blocks were skipped: nothing to fit its scaling on
         raise InputError(
-            f"{cfg.recordings}: subject(s) {untrained} have no training block left to fit their scaling on (skipped; "
+            f"{where}: subject(s) {untrained} have no training block left to fit their scaling on (skipped; "
             "see the warnings above)"
         )
     # 5. scalers -------------------------------------------------------------------------------------------------
@@ -186,7 +188,12 @@ def plan_splits(infos: list[BlockInfo], cfg, context_s: float):
     ConfigError, InputError
         See :func:`~ieegfm.shards.split.assign_splits`.
     """
-    spans = [BlockSpan(i.id, i.block.subject, i.start, i.header.duration) for i in infos]
+    spans = [
+        BlockSpan(i.id, i.block.subject, i.start, i.header.duration)
+        if i.part is None
+        else BlockSpan(i.id, i.block.subject, i.start + dt.timedelta(seconds=i.t0), i.t1 - i.t0)  # a stretch
+        for i in infos
+    ]
     split = assign_splits(spans, cfg.split.val, cfg.split.test)
     guard_s = cfg.split.guard_s if cfg.split.guard_s is not None else cfg.split.window_s + context_s
     return split, guard_trims(spans, split, guard_s), guard_s
@@ -280,7 +287,9 @@ def check_empty_splits(stats: dict[str, dict], cfg) -> list[str]:
             f" although split.{sp}={asked[sp]}" if sp != "train" else "",
         )
     if cfg.strict and empty:
-        raise InputError(f"{cfg.recordings}: split(s) {empty} came out empty (strict=true); see the warnings above")
+        raise InputError(
+            f"{cfg.recordings or cfg.bids_root}: split(s) {empty} came out empty (strict=true); see the warnings above"
+        )
     return empty
 
 
@@ -340,6 +349,7 @@ def build_manifest(cfg, extractor, infos, split, trims, guard_s, picks, dropped,
                 "audio_offset_s": i.offset,
                 "guard_trim_s": trims[i.id],
                 "work_sha256": work_sha256(work / i.id),
+                **({"stretch_s": [i.t0, i.t1]} if i.part is not None else {}),
             }  # fmt: skip
             for i in infos
         },

@@ -28,6 +28,7 @@ from ieegfm.simulate.semantics import SemanticModel, word_key
 from ieegfm.simulate.speech import Speaker
 from ieegfm.simulate.stimulus import feature_names, stimulus_features
 from ieegfm.simulate.writer import (
+    write_bids_sidecars,
     write_channels_tsv,
     write_edf,
     write_electrodes_tsv,
@@ -109,6 +110,7 @@ def simulate(cfg: Any) -> Path:
     write_recordings_tsv(tsv_path, [r for rows, _, _ in simulated for r in rows])
     if any(task_rows for _, task_rows, _ in simulated):
         write_recordings_tsv(out / "recordings_task.tsv", [r for _, task_rows, _ in simulated for r in task_rows])
+    write_bids_sidecars(out, [r for rows, task_rows, _ in simulated for r in rows + task_rows])
     if len(simulated) == 1:
         truth = simulated[0][2]
     else:

@@ -18,6 +18,7 @@ __all__ = [
     "write_words_tsv",
     "write_recordings_tsv",
     "write_electrodes_tsv",
+    "write_bids_sidecars",
 ]
 
 _BIDS_TYPES = {"seeg": "SEEG", "ecg": "ECG", "misc": "MISC"}
@@ -125,3 +126,23 @@ def write_recordings_tsv(fname: Path, rows: list[dict[str, str]]) -> None:
         w.writeheader()
         for row in rows:
             w.writerow({c: row[c] for c in cols})
+
+
+def write_bids_sidecars(out: Path, rows: list[dict[str, str]]) -> None:
+    """What makes the simulated folder a BIDS root as well as a recordings table: ``dataset_description.json`` and
+    each session's ``scans.tsv`` (``filename``, ``acq_time`` in UTC, ``Z``), so ``ieegfm pack bids_root=`` reads it
+    (the audio is found by ``audio.pattern``, the words beside it)."""
+    description = {"Name": "ieegfm simulated iEEG + ambient audio", "BIDSVersion": "1.10.0", "DatasetType": "raw",
+                   "GeneratedBy": [{"Name": "ieegfm.simulate"}]}  # fmt: skip
+    (out / "dataset_description.json").write_text(json.dumps(description, indent=1) + "\n")
+    sessions: dict[Path, list[tuple[str, str]]] = {}
+    for r in rows:
+        ieeg = Path(r["ieeg"])  # sub-X/ses-Y/ieeg/<name>
+        when = dt.datetime.fromisoformat(r["start_time"]).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        sessions.setdefault(ieeg.parent.parent, []).append((f"ieeg/{ieeg.name}", when))
+    for folder, entries in sessions.items():
+        name = "_".join(folder.parts[-2:]) + "_scans.tsv"
+        with open(out / folder / name, "w", newline="") as f:
+            f.write("filename\tacq_time\n")
+            for fname, when in sorted(entries):
+                f.write(f"{fname}\t{when}\n")
