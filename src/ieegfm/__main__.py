@@ -1,4 +1,4 @@
-"""Command line: ``ieegfm {simulate,pack,recordings,pretrain,evaluate,export,finetune,compare,cards,generate,import-n2s,scale,drift,encode,report} [--config FILE] [key=value ...]``.
+"""Command line: ``ieegfm {simulate,pack,recordings,pretrain,evaluate,export,finetune,compare,cards,generate,import-n2s,scale,drift,embed,encode,report} [--config FILE] [key=value ...]``.
 
 Each subcommand maps to one function; configuration is the command's typed schema (:mod:`ieegfm.config`), an
 optional YAML file and OmegaConf dotlist overrides. User errors (bad file, bad key) print one line and exit 2.
@@ -30,6 +30,7 @@ COMMANDS = {
     "generate": "reference vs generated text of a finetuned llm_prefix checkpoint, with permuted and no-brain controls",
     "scale": "scaling law over pretraining hours: nested subsets, pretrain + finetune per point, log-linear fit with CIs",
     "drift": "the recording day decoded from the embeddings (ridge, CV by block, permutation p), ranks per day and hour",
+    "embed": "every window's embedding + its subject, block, split, times: embeddings.npy, targets.npy, windows.tsv",
     "encode": "per-electrode encoding models: audio features -> each channel's signal, CV by block, circular-shift null",
     "report": "one HTML (or Markdown) file of the sweeps, comparisons, cards, drift and encoding results under a folder",
     "import-n2s": "a Neuro2Semantic pickle -> task shards for the text heads (ieegfm import-n2s file=PKL sfreq=HZ out=DIR)",
@@ -149,6 +150,12 @@ def run_drift(cfg) -> None:
     print(f"{cfg.out}/drift.json")
 
 
+def run_embed(cfg) -> None:
+    from ieegfm.analysis.embeddings import embed
+
+    print(embed(cfg))
+
+
 def run_encode(cfg) -> None:
     from ieegfm.analysis.encode import encode
 
@@ -185,6 +192,7 @@ RUNNERS = {
     "import-n2s": run_import_n2s,
     "scale": run_scale,
     "drift": run_drift,
+    "embed": run_embed,
     "encode": run_encode,
     "report": run_report,
 }
@@ -219,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         datefmt="%H:%M:%S",
     )
     if not args.verbose:
-        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate", "scale", "drift"):
+        if args.command in ("pretrain", "evaluate", "finetune", "compare", "generate", "scale", "drift", "embed"):
             import lightning  # noqa: F401  (it configures its loggers on import; quiet them after)
         for noisy in ("lightning", "lightning.pytorch", "lightning.fabric", "mne"):
             logging.getLogger(noisy).setLevel(logging.WARNING)

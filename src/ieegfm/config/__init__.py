@@ -18,6 +18,7 @@ Conventions: times in seconds (``*_s``), frequencies in Hz (``sfreq``, ``l_freq`
 
 from ieegfm.config.analysis import (
     DriftConfig,
+    EmbedConfig,
     EncodeConfig,
     ReportConfig,
     ScaleCondition,
@@ -89,6 +90,7 @@ __all__ = [
     "TextConfig",
     "TrainerConfig",
     "DriftConfig",
+    "EmbedConfig",
     "EncodeConfig",
     "ReportConfig",
     "ScaleCondition",

@@ -140,6 +140,22 @@ class DriftConfig:
 
 
 @dataclass
+class EmbedConfig:
+    """``ieegfm embed``: every window's embedding, with its subject, block, split and times (:mod:`ieegfm.analysis.embeddings`)."""
+
+    ckpt: str = MISSING
+    shards: str = MISSING
+    out: str = field(
+        default="runs/embed", metadata={"help": "folder: embeddings.npy, targets.npy, windows.tsv, embed.json"}
+    )
+    splits: list[str] = field(
+        default_factory=lambda: ["train", "val", "test"], metadata={"help": "splits whose windows are embedded"}
+    )
+    channels: str = field(default="exact", metadata={"help": "exact | intersect"})
+    batch_size: int = field(default=256, metadata={"help": "windows per forward pass"})
+
+
+@dataclass
 class EncodeConfig:
     """``ieegfm encode``: per-electrode encoding models (audio features -> each channel's signal), CV by block."""
 

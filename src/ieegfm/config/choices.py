@@ -114,6 +114,7 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "finetune.channels": CHANNEL_POLICIES,
     },
     "drift": dict(_CHANNELS),
+    "embed": {**_CHANNELS, "splits": SPLITS},
     "encode": {"features": ("shards", *FEATURES)},
     "import-n2s": dict(_ENCODER),
 }

@@ -7,7 +7,7 @@ made of live in :mod:`~ieegfm.config.recording`, :mod:`~ieegfm.config.train`, :m
 
 from __future__ import annotations
 
-from ieegfm.config.analysis import DriftConfig, EncodeConfig, ReportConfig, ScaleConfig
+from ieegfm.config.analysis import DriftConfig, EmbedConfig, EncodeConfig, ReportConfig, ScaleConfig
 from ieegfm.config.finetune import (
     CardsConfig,
     CompareConfig,
@@ -44,6 +44,7 @@ SCHEMAS: dict[str, type] = {
     "import-n2s": ImportN2SConfig,
     "scale": ScaleConfig,
     "drift": DriftConfig,
+    "embed": EmbedConfig,
     "encode": EncodeConfig,
     "report": ReportConfig,
 }
