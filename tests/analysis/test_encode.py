@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 from sklearn.linear_model import RidgeCV
 
 from ieegfm.__main__ import main
@@ -67,3 +68,34 @@ def test_lags_and_shafts():
     np.testing.assert_array_equal(lagged(x, [0, 2])[:, 1], [0, 0, 0, 1, 2])  # past feature at lag 2
     np.testing.assert_array_equal(lagged(x, [-1])[:, 0], [1, 2, 3, 4, 0])
     assert shaft_of("LA3-LA4") == "LA" and shaft_of("A'1-A'2") == "A'" and shaft_of("RH10") == "RH"
+
+
+@pytest.mark.slow
+def test_encode_reads_the_highgamma_envelope_where_the_shards_have_it(tmp_path):
+    """``simulate response=highgamma``: the audio drives only the 70-170 Hz envelope. Encoding the high-gamma rows
+    (the default when packed) finds the responsive electrodes; the lfp rows of the same shards do not."""
+    from ieegfm.config import load_config
+    from ieegfm.simulate import simulate
+
+    over = ["hours=0.25", "days=1", "block_minutes=5", "task_minutes=0", "response=highgamma", "seed=1"]
+    simulate(load_config("simulate", overrides=[f"out={tmp_path / 'sim'}", *over]))
+    shards = tmp_path / "hg"
+    pack = [f"recordings={tmp_path / 'sim' / 'recordings.tsv'}", f"out={shards}", "preprocess.bands=[lfp,highgamma]"]
+    assert main(["pack", *pack]) == 0
+    responsive = set(json.loads((tmp_path / "sim" / "truth.json").read_text())["brain"]["responsive"])
+    r = {}
+    for band in ("highgamma", "lfp"):
+        extra = [] if band == "highgamma" else ["band=lfp"]  # highgamma: the default
+        assert main(["encode", f"shards={shards}", f"out={tmp_path / band}", "n_shifts=20", *extra]) == 0
+        result = json.loads((tmp_path / band / "encoding.json").read_text())
+        assert result["band"] == band
+        ch = result["channels"]
+        assert all(n.endswith("@highgamma") == (band == "highgamma") for n in ch)
+        hit = [any(c in responsive for c in n.split("@")[0].split("-")) for n in ch]
+        r[band] = (np.array([v["r"] for v in ch.values()]), np.array(hit))
+    r_hg, hit = r["highgamma"]
+    assert hit.any() and not hit.all()
+    assert np.median(r_hg[hit]) > 0.3 and np.median(r_hg[~hit]) < 0.1
+    r_lfp, _ = r["lfp"]
+    assert np.median(r_lfp[hit]) < 0.1  # the truth is not in the low-frequency signal
+    assert main(["encode", f"shards={shards}", f"out={tmp_path / 'x'}", "band=beta"]) == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ieegfm.preprocess import apply_montage, bipolar_pairs, parse_contact
+from ieegfm.preprocess import apply_montage, bipolar_pairs, laplacian_neighbours, parse_contact
 
 
 @pytest.mark.parametrize(
@@ -56,3 +56,30 @@ def test_apply_montage_errors():
         apply_montage(data, ["LA1", "LB1"], "bipolar")
     with pytest.raises(ValueError, match="n_chans=3"):
         apply_montage(data, ["LA1", "LA2", "LA3"], "average")
+
+
+def test_laplacian_along_a_shaft_minus_the_mean_of_present_neighbours():
+    names = ["LA1", "LA2", "LA3", "LA5", "LA6", "EKG1", "B'1"]
+    x = np.arange(len(names) * 3, dtype=float).reshape(len(names), 3) ** 2
+    y, out = apply_montage(x, names, "laplacian")
+    assert out == ["LA1", "LA2", "LA3", "LA5", "LA6"]  # names kept; EKG1 and the lone B'1 have no neighbour
+    np.testing.assert_allclose(y[1], x[1] - (x[0] + x[2]) / 2)
+    np.testing.assert_allclose(y[0], x[0] - x[1])
+    np.testing.assert_allclose(y[2], x[2] - x[1])  # LA4 missing: LA3's one neighbour is LA2
+    np.testing.assert_allclose(y[3], x[3] - x[4])
+    with pytest.raises(ValueError, match="laplacian.*shaft names .* or an electrodes.tsv"):
+        apply_montage(x[:2], ["EKG1", "Fz"], "laplacian")
+
+
+def test_laplacian_on_a_grid_by_position_not_by_numbering():
+    """A 3 x 3 grid numbered row by row: G3's neighbours are G2 and G6 (not G4, the next number)."""
+    names = [f"G{i}" for i in range(1, 10)]
+    positions = {n: (10.0 * (i % 3), 10.0 * (i // 3), 0.0) for i, n in enumerate(names)}
+    near = laplacian_neighbours(names, positions)
+    assert sorted(near["G5"]) == ["G2", "G4", "G6", "G8"] and sorted(near["G3"]) == ["G2", "G6"]
+    assert sorted(laplacian_neighbours(names)["G3"]) == ["G2", "G4"]  # without positions: along the numbering
+    x = np.random.default_rng(0).normal(size=(9, 5))
+    y, out = apply_montage(x, names, "laplacian", {k.lower(): v for k, v in positions.items()})  # any case
+    np.testing.assert_allclose(y[4], x[4] - x[[1, 3, 5, 7]].mean(axis=0))
+    np.testing.assert_allclose(y[2], x[2] - x[[1, 5]].mean(axis=0))
+    assert out == names

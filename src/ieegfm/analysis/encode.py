@@ -146,12 +146,13 @@ def encode(cfg) -> dict:
     -------
     dict
         ``channels``: channel name -> ``r``, ``r2``, ``p_value``, ``null_r_95``, ``significant``, ``shaft``; and
-        ``subject``, ``features``, ``target``, ``lags_s``, ``bin_s``, ``hours``, ``n_blocks``, ``cv``, ``null``.
+        ``subject``, ``features``, ``band``, ``target``, ``lags_s``, ``bin_s``, ``hours``, ``n_blocks``, ``cv``, ``null``.
 
     Raises
     ------
     InputError
-        No manifest; ``features`` other than the shards'; several subjects and no ``subject``; audio stored as bin
+        No manifest; ``features`` other than the shards'; a ``band`` the shards do not hold; several subjects and
+        no ``subject``; audio stored as bin
         means coarser than ``bin_s``; fewer than 2 blocks.
     ConfigError
         ``bin_s`` not a whole number of samples, lags not increasing.
@@ -170,6 +171,13 @@ def encode(cfg) -> dict:
     subject = cfg.subject or (subjects[0] if len(subjects) == 1 else None)
     if subject not in manifest.subjects:
         raise InputError(f"shards={root}: subjects {subjects}; expected subject= one of them")
+    bands = list(manifest.bands)
+    band = cfg.get("band") or ("highgamma" if "highgamma" in bands else bands[0])
+    if band not in bands:
+        raise InputError(f"shards={root}: hold bands {bands}; band={band} is not one of them")
+    all_names = list(manifest.subjects[subject].ch_names)
+    n_per_band = len(all_names) // len(bands)
+    rows = slice(bands.index(band) * n_per_band, (bands.index(band) + 1) * n_per_band)
     sfreq = manifest.sfreq
     audio_sfreq = manifest.audio_sfreq
     step = int(round(sfreq / audio_sfreq))
@@ -198,7 +206,7 @@ def encode(cfg) -> dict:
                 if cfg.max_hours_per_block and per_block.get(meta["block"], 0.0) + dur > cfg.max_hours_per_block:
                     continue
                 per_block[meta["block"]] = per_block.get(meta["block"], 0.0) + dur
-                brain = _bins(s["brain"].astype(np.float32), k)
+                brain = _bins(s["brain"][rows].astype(np.float32), k)
                 audio = _bins(s["audio"].astype(np.float32), k // step)
                 n = min(brain.shape[1], audio.shape[1])
                 x = lagged(audio[:, :n], lags)
@@ -210,7 +218,7 @@ def encode(cfg) -> dict:
                 hours += dur
     if not xs:
         raise InputError(f"shards={root}: no windows of subject {subject!r} in splits {list(cfg.splits)}")
-    names = list(manifest.subjects[subject].ch_names)
+    names = all_names[rows]
     scores = encoding_scores(
         np.concatenate(xs),
         np.concatenate(ys).astype(np.float64),
@@ -224,7 +232,10 @@ def encode(cfg) -> dict:
         "shards": str(root),
         "subject": subject,
         "features": packed,
-        "target": "low-frequency signal as packed (robust-scaled, 0.05-50 Hz by default)",
+        "band": band,
+        "target": "low-frequency signal as packed (robust-scaled, 0.05-50 Hz by default)"
+        if band == "lfp"
+        else f"{band} Hilbert envelope as packed (robust-scaled)",
         "lags_s": [lag * cfg.bin_s for lag in lags],
         "bin_s": cfg.bin_s,
         "hours": hours,

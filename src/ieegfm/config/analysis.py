@@ -166,6 +166,13 @@ class EncodeConfig:
         metadata={"help": "shards (the packed audio targets) | logmel | wav2vec2 (must be what the shards hold)"},
     )
     subject: str | None = field(default=None, metadata={"help": "subject of the shards; default: the only one"})
+    band: str | None = field(
+        default=None,
+        metadata={
+            "help": "brain band encoded (one of the shards' preprocess.bands); default highgamma when the shards hold "
+            "it (where cortical speech responses are strongest), else lfp"
+        },
+    )
     splits: list[str] = field(default_factory=lambda: ["train", "val", "test"], metadata={"help": "splits read"})
     bin_s: float = field(default=0.1, metadata={"help": "signal and features averaged over bins of this length (s)"})
     tmin_s: float = field(default=0.0, metadata={"help": "first lag (s; positive: audio before the signal)"})

@@ -156,7 +156,13 @@ class PreprocessConfig:
     l_freq: float = field(default=0.05, metadata={"help": "high-pass edge (Hz); 0 disables"})
     h_freq: float = field(default=50.0, metadata={"help": "low-pass edge (Hz); capped below the output Nyquist"})
     sfreq: float = field(default=40.0, metadata={"help": "output sampling rate (Hz)"})
-    montage: str = field(default="bipolar", metadata={"help": "bipolar | average | none"})
+    montage: str = field(
+        default="bipolar",
+        metadata={
+            "help": "bipolar | average | laplacian (each contact minus the mean of its neighbours: by position on a "
+            "grid with an electrodes.tsv, else along its shaft) | none"
+        },
+    )
     bands: list[str] = field(
         default_factory=lambda: ["lfp"],
         metadata={

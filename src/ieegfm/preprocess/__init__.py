@@ -7,7 +7,7 @@ training blocks only; band envelopes (``preprocess.bands``) come from :class:`St
 
 from .bands import BAND_EDGES, BANDS, StreamingEnvelopes, band_channel_name, min_sfreq, strip_band
 from .filters import StreamingPreprocessor, preprocess_array
-from .montage import MONTAGES, apply_montage, bipolar_pairs, parse_contact
+from .montage import MONTAGES, apply_montage, bipolar_pairs, laplacian_neighbours, parse_contact
 from .scaling import SCALING_RULES, RobustScaler, StandardScaler
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "StandardScaler",
     "StreamingPreprocessor",
     "apply_montage",
+    "laplacian_neighbours",
     "bipolar_pairs",
     "parse_contact",
     "preprocess_array",

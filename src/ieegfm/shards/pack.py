@@ -32,6 +32,7 @@ from omegaconf import OmegaConf
 import ieegfm
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.features import build_extractor
+from ieegfm.io.electrodes import read_electrodes
 from ieegfm.io.lock import exclusive_output, write_errors_as_output_error
 from ieegfm.io.manifest import (
     SPLITS,
@@ -41,7 +42,7 @@ from ieegfm.io.manifest import (
     withdraw_manifest,
     write_manifest,
 )
-from ieegfm.preprocess import SCALING_RULES, min_sfreq
+from ieegfm.preprocess import SCALING_RULES, apply_montage, min_sfreq
 from ieegfm.shards.channels import channels_from_pack, coordinates, electrodes_files, select_channels
 from ieegfm.shards.clock import SiteClock, local_timezone
 from ieegfm.shards.headers import BlockInfo, cut_stretches, read_blocks
@@ -130,6 +131,12 @@ def _pack(cfg) -> Path:
     subjects = sorted({i.block.subject for i in infos})
     per_subject = {s: [(i.block, i.header) for i in infos if i.block.subject == s] for s in subjects}
     picks, dropped = select_channels(per_subject, cfg.preprocess.flat_threshold, reference, cfg.channels_from)
+    positions = {s: read_electrodes(p).positions for s, p in electrodes.items()}  # (laplacian on a grid)
+    for s in picks:  # a montage the channels cannot make fails here, before any work
+        try:
+            apply_montage(np.zeros((len(picks[s]), 1)), picks[s], cfg.preprocess.montage, positions.get(s))
+        except ValueError as err:
+            raise InputError(f"subject {s}: preprocess.montage={cfg.preprocess.montage}: {err}") from None
     # 3. splits --------------------------------------------------------------------------------------------------
     split, trims, guard_s = plan_splits(infos, cfg, extractor.context_s)
     # 4. blocks -> work files ------------------------------------------------------------------------------------
@@ -138,7 +145,8 @@ def _pack(cfg) -> Path:
     config_key = json.dumps(
         {"preprocess": OmegaConf.to_container(cfg.preprocess), "audio": extractor.config()}, sort_keys=True
     )
-    jobs = [plan_job(i, picks[i.block.subject], trims[i.id], cfg, config_key, work) for i in infos]
+    jobs = [plan_job(i, picks[i.block.subject], trims[i.id], cfg, config_key, work, positions.get(i.block.subject))
+            for i in infos]  # fmt: skip
     finished = process_blocks(jobs, extractor, cfg, cfg.strict, skipped)
     infos = [i for i in infos if i.id in finished]
     if not any(split[i.id] == "train" for i in infos):

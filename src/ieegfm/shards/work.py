@@ -60,6 +60,8 @@ class BlockJob:
         Audio chunks per feature-extractor call.
     key : str
         Hash of everything the work files depend on (the config and these parameters).
+    positions : dict | None
+        Contact name -> (x, y, z) of the subject's ``electrodes.tsv`` (``montage=laplacian`` on a grid), if any.
     """
 
     block: Block
@@ -71,6 +73,7 @@ class BlockJob:
     keep: tuple[float, float]
     batch_chunks: int
     key: str
+    positions: dict | None = None
 
     @property
     def seconds(self) -> float:
@@ -78,15 +81,21 @@ class BlockJob:
         return max(self.keep[1] - self.keep[0], 0.0)
 
 
-def plan_job(info: BlockInfo, picks: list[str], trims: tuple[float, float], cfg, config_key: str, work: Path):
-    """The :class:`BlockJob` of a block (``config_key``: the preprocessing and audio config, as JSON)."""
+def plan_job(info: BlockInfo, picks: list[str], trims: tuple[float, float], cfg, config_key: str, work: Path,
+             positions: dict | None = None):  # fmt: skip
+    """The :class:`BlockJob` of a block (``config_key``: the preprocessing and audio config, as JSON;
+    ``positions``: the subject's contact positions, used by ``montage=laplacian``)."""
     head, tail = trims
     keep = (info.t0 + head, info.t1 - tail)
     params = [picks, cfg.preprocess.montage, keep[0], keep[1], info.offset, str(info.block.ieeg), str(info.block.audio)]
+    if cfg.preprocess.montage == "laplacian":
+        positions = dict(positions or {})
+        params.append(sorted((k, list(v)) for k, v in positions.items()))
+    else:
+        positions = None
     key = hashlib.sha256((config_key + json.dumps(params)).encode()).hexdigest()
-    return BlockJob(
-        info.block, info.header, picks, cfg.preprocess, work / info.id, info.offset, keep, cfg.audio.batch_chunks, key
-    )
+    return BlockJob(info.block, info.header, picks, cfg.preprocess, work / info.id, info.offset, keep,
+                    cfg.audio.batch_chunks, key, positions)  # fmt: skip
 
 
 def process_blocks(jobs: list[BlockJob], extractor, cfg, strict: bool, skipped: dict[str, str]) -> set[str]:
@@ -195,7 +204,10 @@ def process_block(job: BlockJob, extractor) -> None:
     sfreq_out = float(pcfg.sfreq)
     n_out = int(np.ceil(h.n_times * sfreq_out / h.sfreq - 1e-9))
     bands = list(pcfg.get("bands") or ["lfp"])
-    _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage)
+    try:
+        _, names = apply_montage(np.zeros((len(picks), 1)), picks, pcfg.montage, job.positions)
+    except ValueError as err:  # laplacian without shaft names or positions
+        raise InputError(f"{b.ieeg}: preprocess.montage={pcfg.montage}: {err}") from None
     n = len(names)
     streams = []  # (preprocessor, montage at the output rate, the rows of each of its bands)
     if "lfp" in bands:
@@ -217,7 +229,7 @@ def process_block(job: BlockJob, extractor) -> None:
                 envelopes,
                 line_freq=pcfg.line_freq,
                 sfreq_out=sfreq_out,
-                mix=lambda y: apply_montage(y, picks, pcfg.montage)[0],
+                mix=lambda y: apply_montage(y, picks, pcfg.montage, job.positions)[0],
             )
         except ValueError as err:
             raise InputError(f"{b.ieeg}: preprocess.bands={bands}: {err}") from None
@@ -229,7 +241,7 @@ def process_block(job: BlockJob, extractor) -> None:
     def put(i: int, y: np.ndarray, v: np.ndarray) -> None:
         _, montage_after, rows = streams[i]
         if montage_after:
-            y, _ = apply_montage(y, picks, pcfg.montage)
+            y, _ = apply_montage(y, picks, pcfg.montage, job.positions)
         k = min(y.shape[1], n_out - pos[i])
         for j, band_row in enumerate(rows):
             brain[band_row * n : (band_row + 1) * n, pos[i] : pos[i] + k] = y[j * n : (j + 1) * n, :k]
