@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ieegfm.__main__ import main
+from ieegfm.analysis.drift import day_decoding
 from ieegfm.analysis.embeddings import COLUMNS, read_embeddings
 from ieegfm.errors import InputError
 from ieegfm.evaluation.retrieval import retrieval_metrics
@@ -40,6 +41,21 @@ def test_embed_writes_every_window_with_its_times_and_reproduces_evaluate(patien
     theirs = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert mine["n_candidates"] == theirs["n_candidates"]
     assert mine["mean_relative_rank"] == pytest.approx(theirs["mean_relative_rank"], abs=1e-6)
+    # drift reads the folder instead of embedding again (one day here: the table's days relabelled by block)
+    blocks = sorted({r["block"] for r in rows})
+    day = np.array([blocks.index(r["block"]) % 2 for r in rows])
+    with open(out / "windows.tsv", "w") as f:
+        f.write("\t".join(COLUMNS) + "\n")
+        for r, d in zip(rows, day):
+            f.write("\t".join(str(d) if c == "day" else r[c] for c in COLUMNS) + "\n")
+    assert main(["drift", f"embeddings={out}", f"out={tmp_path / 'drift'}", "n_perm=5"]) == 0
+    result = json.loads((tmp_path / "drift" / "drift.json").read_text())
+    block = np.array([r["block"] for r in rows])
+    expected = day_decoding(np.asarray(x), day, block, np.zeros(len(rows), dtype=int), n_perm=5, seed=0)
+    assert result["day_r"] == pytest.approx(expected["r"]) and result["embeddings"] == str(out)
+    assert result["retrieval"]["test"]["mean_relative_rank"] == pytest.approx(mine["mean_relative_rank"])
+    assert main(["drift", f"out={tmp_path / 'd2'}"]) == 2
+    assert "needs ckpt= and shards=, or embeddings=DIR" in capsys.readouterr().err
     assert main(["embed", f"ckpt={patient['ckpt']}", f"shards={shards}", "splits=[nope]", f"out={tmp_path / 'x'}"]) == 2
     (out / "windows.tsv").write_text("\t".join(COLUMNS) + "\n")
     with pytest.raises(InputError, match="windows.tsv has 0 rows for"):

@@ -18,11 +18,13 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import torch
 
+from ieegfm.analysis.embeddings import read_embeddings
 from ieegfm.analysis.ridge import FoldedRidge
 from ieegfm.checkpoint import model_for_shards
 from ieegfm.data import ShardDataModule
-from ieegfm.errors import InputError
+from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.evaluate import embed_split
 from ieegfm.evaluation.retrieval import retrieval_metrics
 from ieegfm.io.manifest import Manifest, read_manifest
@@ -160,6 +162,46 @@ def local_hours(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> np.n
     return np.array([(starts[b] + dt.timedelta(seconds=float(s))).astimezone(tz).hour for b, s in zip(block, tmin)])
 
 
+def _embedded(cfg) -> tuple[Manifest, list[tuple[str, dict]]]:
+    """The manifest and ``(split, embed_split output)`` of each of ``cfg.splits`` that has windows: embedded with
+    ``cfg.ckpt`` on ``cfg.shards``, or read from an ``ieegfm embed`` folder (``cfg.embeddings``).
+
+    Raises
+    ------
+    ConfigError
+        Neither ``ckpt=`` and ``shards=`` nor ``embeddings=``.
+    """
+    if cfg.get("embeddings"):
+        folder = Path(cfg.embeddings)
+        x, rows = read_embeddings(folder)
+        info = json.loads((folder / "embed.json").read_text())
+        shards = cfg.get("shards") or info["shards"]
+        manifest = read_manifest(shards)
+        index = manifest.subject_index()
+        y = np.load(folder / "targets.npy", mmap_mode="r", allow_pickle=False)
+        split_of = np.array([r["split"] for r in rows])
+        out = []
+        for split in cfg.splits:
+            sel = np.flatnonzero(split_of == split)
+            if not len(sel):
+                continue
+            pick = [rows[i] for i in sel]
+            out.append((split, {
+                "brain": torch.from_numpy(np.asarray(x[sel])), "audio": torch.from_numpy(np.asarray(y[sel])),
+                "key": np.array([r["key"] for r in pick]), "block": np.array([r["block"] for r in pick]),
+                "tmin": np.array([float(r["tmin"]) for r in pick]), "day": np.array([int(r["day"]) for r in pick]),
+                "subject": np.array([index[r["subject"]] for r in pick]),
+            }))  # fmt: skip
+        return manifest, out
+    if not (cfg.get("ckpt") and cfg.get("shards")):
+        raise ConfigError("ieegfm drift needs ckpt= and shards=, or embeddings=DIR (a folder of `ieegfm embed`)")
+    manifest = read_manifest(cfg.shards)
+    model, contract = model_for_shards(cfg.ckpt, manifest, cfg.shards, cfg.channels)
+    enc = contract.encoder
+    dm = ShardDataModule(cfg.shards, batch_size=cfg.batch_size, window_s=enc["n_times"] / enc["sfreq"])
+    return manifest, [(split, embed_split(model, dm, split)) for split in cfg.splits if dm.urls(split)]
+
+
 def drift(cfg) -> dict:
     """Embed every window of ``cfg.splits``, decode the day, rank per day and hour; write ``drift.json`` and
     ``drift.png`` under ``cfg.out``.
@@ -182,15 +224,9 @@ def drift(cfg) -> dict:
         As :func:`ieegfm.evaluation.evaluate.score_split`; fewer than 2 days or 3 blocks.
     """
 
-    manifest = read_manifest(cfg.shards)
-    model, contract = model_for_shards(cfg.ckpt, manifest, cfg.shards, cfg.channels)
-    enc = contract.encoder
-    dm = ShardDataModule(cfg.shards, batch_size=cfg.batch_size, window_s=enc["n_times"] / enc["sfreq"])
+    manifest, embedded = _embedded(cfg)
     parts, retrieval = [], {}
-    for split in cfg.splits:
-        if not dm.urls(split):
-            continue
-        emb = embed_split(model, dm, split)
+    for split, emb in embedded:
         m = retrieval_metrics(emb["brain"], emb["audio"], seed=cfg.seed, subjects=emb["subject"])
         ranks = np.asarray(m["relative_ranks"])
         hours = local_hours(manifest, emb["block"], emb["tmin"])
@@ -204,7 +240,7 @@ def drift(cfg) -> dict:
         x = emb["brain"].numpy()
         parts.append({"x": x.reshape(len(x), -1) if x.ndim == 2 else x.mean(axis=-1), "split": split, **emb})
     if not parts:
-        raise InputError(f"shards={cfg.shards}: none of splits={list(cfg.splits)} has windows")
+        raise InputError(f"shards={cfg.shards or cfg.embeddings}: none of splits={list(cfg.splits)} has windows")
     x = np.concatenate([p["x"] for p in parts])
     day = np.concatenate([p["day"] for p in parts])
     block = np.concatenate([p["block"] for p in parts])
@@ -217,6 +253,7 @@ def drift(cfg) -> dict:
     result = {
         "ckpt": str(cfg.ckpt),
         "shards": str(cfg.shards),
+        "embeddings": cfg.get("embeddings"),
         "splits": [p["split"] for p in parts],
         "day_r": dec["r"],
         "day_p_value": dec["p_value"],

@@ -127,8 +127,12 @@ class ScaleConfig:
 class DriftConfig:
     """``ieegfm drift``: the recording day decoded from the embeddings, and retrieval per day and local hour."""
 
-    ckpt: str = MISSING
-    shards: str = MISSING
+    ckpt: str | None = field(default=None, metadata={"help": "checkpoint to embed with (or embeddings=)"})
+    shards: str | None = field(default=None, metadata={"help": "shards to embed (or embeddings=)"})
+    embeddings: str | None = field(
+        default=None,
+        metadata={"help": "a folder of `ieegfm embed` to read instead of embedding again (its shards' manifest)"},
+    )
     out: str = field(default="runs/drift", metadata={"help": "folder: drift.json, drift.png"})
     splits: list[str] = field(
         default_factory=lambda: ["train", "val", "test"], metadata={"help": "splits whose windows are embedded"}
