@@ -64,6 +64,17 @@ def parse_contact(name: str) -> tuple[str, int] | None:
     return match.group("shaft"), int(match.group("index"))
 
 
+def _shafts(ch_names) -> dict[str, dict[int, str]]:
+    """Shaft -> contact index -> channel name (non-neural and unparsable names skipped; a repeat: the first wins)."""
+    shafts: dict[str, dict[int, str]] = {}
+    for name in ch_names:
+        contact = parse_contact(name)
+        if contact is None or _NON_NEURAL.match(contact[0]):
+            continue
+        shafts.setdefault(contact[0], {}).setdefault(contact[1], name)
+    return shafts
+
+
 def bipolar_pairs(ch_names) -> list[tuple[str, str]]:
     """Neighbouring contacts along each shaft, for a bipolar montage.
 
@@ -84,12 +95,7 @@ def bipolar_pairs(ch_names) -> list[tuple[str, str]]:
         then index, e.g. ``[('LA1', 'LA2'), ('LA2', 'LA3'), ('LA5', 'LA6'), ("B'1", "B'2")]``;
         the bipolar channel is named ``f"{anode}-{cathode}"``.
     """
-    shafts: dict[str, dict[int, str]] = {}
-    for name in ch_names:
-        contact = parse_contact(name)
-        if contact is None or _NON_NEURAL.match(contact[0]):
-            continue
-        shafts.setdefault(contact[0], {}).setdefault(contact[1], name)
+    shafts = _shafts(ch_names)
     pairs = []
     for contacts in shafts.values():
         for index in sorted(contacts):
@@ -132,12 +138,7 @@ def laplacian_neighbours(ch_names, positions: dict | None = None) -> dict[str, l
                 if near:
                     out[name] = near
             return out
-    shafts: dict[str, dict[int, str]] = {}
-    for name in ch_names:
-        contact = parse_contact(name)
-        if contact is None or _NON_NEURAL.match(contact[0]):
-            continue
-        shafts.setdefault(contact[0], {}).setdefault(contact[1], name)
+    shafts = _shafts(ch_names)
     out = {}
     for name in ch_names:
         contact = parse_contact(name)
