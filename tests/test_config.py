@@ -53,7 +53,7 @@ def test_choices_come_from_the_registries():
     assert CHOICES["finetune"]["head"] == tuple(HEADS)
     assert CHOICES["pack"]["audio.features"] == tuple(FEATURES) == CHOICES["encode"]["features"][1:]
     assert FINETUNE_ROWS == ("finetuned_frozen", "finetuned_full") and set(FINETUNE_ROWS) < set(CONDITIONS)
-    assert OPTION_GROUPS["finetune"]["head"]["llm_prefix"] == ("n_tokens", "hidden", "dropout")
+    assert OPTION_GROUPS["finetune"]["head"]["llm_prefix"] == ("n_tokens", "hidden", "dropout", "prefix_from", "pool")
 
     class Wide:  # a component registered later gets its keys from its constructor
         def __init__(self, n_chans, hidden, depth=2, learnable=True): ...

@@ -4,6 +4,7 @@ import csv
 import json
 
 import pytest
+import torch
 from recording_fixtures import save_tiny_llm
 
 from ieegfm.__main__ import main
@@ -53,5 +54,41 @@ def test_llm_head_bad_input(patient, tiny_llm, tmp_path, capsys):
     base = ["finetune", "head=llm_prefix", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", *FAST]
     assert main([*base, f"out={tmp_path / 'a'}", "llm.model=/nonexistent"]) == 2
     assert "llm.model=/nonexistent: not a local causal-LM folder" in capsys.readouterr().err
-    assert main([*base, f"out={tmp_path / 'b'}", f"llm.model={tiny_llm}", "head_options.pool=lstm"]) == 2
-    assert "head_options.pool='lstm' does not apply to head=llm_prefix" in capsys.readouterr().err
+    tiny = [*base, f"llm.model={tiny_llm}"]
+    assert main([*tiny, f"out={tmp_path / 'b'}", "llm.text_steps=5"]) == 2
+    assert "llm.text_steps: needs head_options.prefix_from=sentence_embedding (got segments)" in capsys.readouterr().err
+    via = [*tiny, "head_options.prefix_from=sentence_embedding"]
+    assert main([*via, f"out={tmp_path / 'c'}", f"llm.align_ckpt={patient['ckpt']}"]) == 2
+    err = capsys.readouterr().err
+    assert f"llm.align_ckpt={patient['ckpt']}: not a finetuned text_embedding checkpoint" in err
+    assert main([*via, f"out={tmp_path / 'd'}", "llm.text_steps=5", "llm.mse_warmup_steps=5"]) == 2
+    assert "two warm-ups" in capsys.readouterr().err
+
+
+def test_sentence_embedding_prefix_warm_start_and_text_only_stage(patient, tiny_llm, tmp_path):
+    """prefix_from=sentence_embedding: the encoder and the head's align part come from a text-embedding run
+    (llm.align_ckpt); with every step a text-only step (llm.text_steps = trainer.max_steps) only the mapper learns,
+    so the saved align weights are the text head's own, and the contract names the warm start."""
+    text_run = tmp_path / "text"
+    assert main(["finetune", "head=text_embedding", f"ckpt={patient['ckpt']}", f"shards={patient['task']}",
+                 f"out={text_run}", "trainer.max_steps=6", "trainer.val_check_interval=3", *FAST]) == 0  # fmt: skip
+    run = tmp_path / "llm"
+    args = ["finetune", "head=llm_prefix", f"ckpt={patient['ckpt']}", f"shards={patient['task']}", f"out={run}",
+            f"llm.model={tiny_llm}", "trainer.max_steps=8", "trainer.val_check_interval=4", "data.batch_size=8",
+            "llm.n_generate=2", "head_options.n_tokens=2", "head_options.prefix_from=sentence_embedding",
+            f"llm.align_ckpt={text_run / 'model.ckpt'}", "llm.text_steps=8", "llm.monitor=loss_vs_permuted",
+            *FAST]  # fmt: skip
+    assert main(args) == 0
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["best_step"] in (4, 8) and isinstance(m["best_val_loss_vs_permuted"], float)
+    text_state, _ = load_checkpoint(text_run / "model.ckpt")
+    state, contract = load_checkpoint(run / "model.ckpt")
+    weights = state["state_dict"]
+    for k, v in text_state["state_dict"].items():
+        mine = weights["head.align." + k[5:] if k.startswith("head.") else k]
+        assert torch.equal(mine, v), k  # encoder frozen, align untouched by text-only steps
+    assert any(k.startswith("head.mapper.") for k in weights) and not any(k.startswith("head.adapter") for k in weights)
+    llm = contract.training["llm"]
+    assert llm["prefix_from"] == "sentence_embedding" and llm["text_steps"] == 8 and llm["text_model"]["dim"] == 384
+    assert llm["align_ckpt"]["path"] == str(text_run / "model.ckpt") and len(llm["align_ckpt"]["sha256"]) == 64
+    assert contract.head["embed_dim"] == 384 and contract.head["prefix_from"] == "sentence_embedding"

@@ -61,3 +61,25 @@ def test_text_head_pools_only_the_sentence(pool):
     assert torch.allclose(head(features[:1, :, :12])[0], out[0], atol=1e-5)  # = that sentence alone
     with pytest.raises(ValueError, match="at least one sample"):
         head(features, torch.zeros(2, 30, dtype=torch.bool))
+
+
+def test_llm_prefix_through_a_sentence_embedding():
+    """prefix_from=sentence_embedding: brain -> unit-norm embedding -> ClipCap mapper; the text-only stage's entry
+    point gives the same prefix as the brain path when handed the embedding the brain predicts."""
+    head = build_head("llm_prefix", n_hidden=8, n_features=6, n_tokens=3, prefix_from="sentence_embedding",
+                      embed_dim=5, dropout=0.0).eval()  # fmt: skip
+    features = torch.randn(4, 8, 40)
+    emb = head.sentence_embedding(features)
+    assert emb.shape == (4, 5) and torch.allclose(emb.norm(dim=1), torch.ones(4))
+    prefix = head(features)
+    assert prefix.shape == head.output_shape(4, 40) == (4, 5, 6)
+    assert torch.allclose(head.tokens_from_embedding(3.0 * emb), prefix, atol=1e-6)  # normalised again inside
+    assert set(dict(head.named_children())) == {"align", "mapper"}  # no segment adapter
+    with pytest.raises(ValueError, match=r"embedding must have shape \(batch, 5\)"):
+        head.tokens_from_embedding(torch.randn(4, 6))
+    with pytest.raises(ValueError, match="needs embed_dim >= 1"):
+        build_head("llm_prefix", n_hidden=8, n_features=6, prefix_from="sentence_embedding")
+    with pytest.raises(ValueError, match="prefix_from must be one of"):
+        build_head("llm_prefix", n_hidden=8, n_features=6, prefix_from="words")
+    with pytest.raises(ValueError, match="needs prefix_from='sentence_embedding'"):
+        build_head("llm_prefix", n_hidden=8, n_features=6).tokens_from_embedding(torch.randn(2, 5))

@@ -74,3 +74,13 @@ def test_continuations_are_the_words_heard_in_the_window(patient):
     assert it.continuation == " ".join(inside)
     assert it.prompt == " ".join(w for _, w in words[max(0, first - 4) : first])
     assert it.brain.shape == (manifest.n_chans_max, 120) and it.brain.dtype == np.float16
+    with open(table.parent / row["events"], newline="") as f:
+        sentences = [(float(e["onset"]), float(e["onset"]) + float(e["duration"]), e["value"])
+                     for e in csv.DictReader(f, delimiter="\t") if e["trial_type"] == "sentence"]  # fmt: skip
+    lo, hi = it.tmin - 0.3, it.tmin + 3.0 - 0.3
+    overlap = [(min(hi, off) - max(lo, on), text) for on, off, text in sentences]
+    assert it.sentence == " ".join(max(overlap)[1].split())  # the sentence heard longest in the shifted window
+    disjoint = load_continuations(patient["task"], manifest, subjects, manifest.n_chans_max, 120, 4, 0.3, True)
+    later = {it.sentence for it in disjoint["test"]}
+    assert not later & {it.sentence for it in disjoint["train"] + disjoint["val"]}
+    assert len(disjoint["test"]) == len(items["test"])

@@ -23,6 +23,7 @@ from ieegfm.config.enums import (
     HOURS_PER,
     INITS,
     LAUNCHERS,
+    LLM_MONITORS,
     LLM_PRECISIONS,
     OBJECTIVES,
     RESPONSES,
@@ -33,6 +34,7 @@ from ieegfm.config.train import LossConfig, ModelConfig
 from ieegfm.conventions import POOLINGS
 from ieegfm.features import FEATURES
 from ieegfm.heads import HEADS
+from ieegfm.heads.llm_prefix import PREFIX_SOURCES
 from ieegfm.heads.text_embedding import POOLS
 from ieegfm.io.bids import AUDIO_SOURCES, START_FROM
 from ieegfm.io.manifest import SPLITS
@@ -97,8 +99,10 @@ CHOICES: dict[str, dict[str, tuple[str, ...]]] = {
         "init": INITS,
         "freeze": FREEZE,
         "head_options.pool": POOLS,
+        "head_options.prefix_from": PREFIX_SOURCES,
         "text.convention": CONVENTIONS,
         "llm.precision": LLM_PRECISIONS,
+        "llm.monitor": LLM_MONITORS,
     },
     "compare": {"objective": OBJECTIVES, **_CHANNELS, "head": ("linear",)},
     "generate": {"split": SPLITS, **_CHANNELS},

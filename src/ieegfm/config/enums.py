@@ -12,6 +12,7 @@ __all__ = [
     "INITS",
     "OBJECTIVES",
     "LLM_PRECISIONS",
+    "LLM_MONITORS",
     "SUBSET_ORDERS",
     "COMPUTE",
     "HOURS_PER",
@@ -33,6 +34,8 @@ INITS = ("pretrained", "scratch")
 OBJECTIVES = ("clip", "regression")
 #: ``llm.precision=``: bf16 autocast on a CUDA GPU that has it (``auto``), always bf16, or float32.
 LLM_PRECISIONS = ("auto", "bf16", "32")
+#: ``llm.monitor=``: the validation quantity that selects an LLM-prefix checkpoint (``val/<name>``, lower is better).
+LLM_MONITORS = ("loss", "loss_vs_permuted")
 #: ``scale order=``: which chunks a pretraining-hours budget keeps first.
 SUBSET_ORDERS = ("recording", "random")
 #: ``scale compute=``: the same steps at every point, or the same passes over each point's data.

@@ -26,6 +26,10 @@ class LLMConfig:
     lag_s: float = field(
         default=0.3, metadata={"help": "response lag (s): a window's words have onsets in [tmin - lag, tmax - lag)"}
     )
+    disjoint: bool = field(
+        default=False,
+        metadata={"help": "drop training/validation windows whose sentence occurs in a later split (test unseen)"},
+    )
     precision: str = field(
         default="auto",
         metadata={"help": "auto (bf16 autocast on a CUDA GPU that has it, else float32) | bf16 | 32, for the LM"},
@@ -33,6 +37,32 @@ class LLMConfig:
     mse_warmup_steps: int = field(
         default=0,
         metadata={"help": "BrainLLM's warm-up: first N steps fit the soft tokens to the mean prompt-token embedding"},
+    )
+    align_ckpt: str | None = field(
+        default=None,
+        metadata={
+            "help": "head_options.prefix_from=sentence_embedding: a finetuned text_embedding run's model.ckpt whose "
+            "encoder and head (brain -> sentence embedding) warm-start the prefix (BrainLLM aligns first)"
+        },
+    )
+    text_steps: int = field(
+        default=0,
+        metadata={
+            "help": "sentence_embedding prefix: the first N steps train the mapper on text alone, from the true "
+            "sentence embeddings plus noise (CapDec), then the brain's (the LM sees brain tokens from step N)"
+        },
+    )
+    text_noise: float = field(
+        default=0.05,
+        metadata={"help": "std of the Gaussian noise added per dimension to the unit-norm embedding (text steps)"},
+    )
+    monitor: str = field(
+        default="loss",
+        metadata={
+            "help": "what selects the checkpoint on validation: loss (continuation cross-entropy with the brain's "
+            "prefix) | loss_vs_permuted (that loss minus the loss with another window's brain: the pairwise test's "
+            "quantity)"
+        },
     )
     num_beams: int = field(default=3, metadata={"help": "beam search width of generation"})
     repetition_penalty: float = field(default=1.3, metadata={"help": "generation repetition penalty"})
@@ -57,6 +87,13 @@ class HeadConfig:
         metadata={"help": "text_embedding: mean (masked mean over the sentence) | lstm (Neuro2Semantic's adapter)"},
     )
     n_tokens: int = field(default=8, metadata={"help": "llm_prefix: soft brain tokens between <brain/> and </brain>"})
+    prefix_from: str = field(
+        default="segments",
+        metadata={
+            "help": "llm_prefix: segments (an MLP per time segment) | sentence_embedding (brain -> sentence embedding "
+            "-> ClipCap mapper; warm start llm.align_ckpt, text-only stage llm.text_steps)"
+        },
+    )
 
 
 @dataclass

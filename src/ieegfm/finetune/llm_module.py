@@ -27,10 +27,14 @@ class TokenisedBatch:
     Parameters
     ----------
     tokenizer : transformers tokenizer
+    sentence_embeddings : dict of str -> ndarray (embed_dim,), optional
+        Embedding of every item's sentence text (or, for an item without one, of its continuation): the batch then
+        holds them as ``embedding`` (batch, embed_dim), the text-only stage's input.
     """
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, sentence_embeddings: dict[str, np.ndarray] | None = None) -> None:
         self.tokenizer = tokenizer
+        self.sentence_embeddings = sentence_embeddings
         ids = (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.cls_token_id, tokenizer.pad_token_id, 0)
         self.bos = next(i for i in ids if i is not None)  # the sequence start (a BERT-style tokenizer has [CLS])
 
@@ -40,7 +44,12 @@ class TokenisedBatch:
         return list(self.tokenizer((" " if lead_space else "") + text, add_special_tokens=False)["input_ids"])
 
     def __call__(self, items) -> dict:
+        extra = {}
+        if self.sentence_embeddings is not None:
+            vectors = [self.sentence_embeddings[it.sentence or it.continuation] for it in items]
+            extra["embedding"] = torch.from_numpy(np.stack(vectors).astype(np.float32))
         return {
+            **extra,
             "brain": torch.from_numpy(np.stack([it.brain for it in items])),
             "subject": torch.tensor([it.subject for it in items], dtype=torch.long),
             "prompt_ids": [[self.bos, *self.ids(it.prompt)] for it in items],
@@ -65,6 +74,12 @@ class LLMPrefixFinetuning(FinetuningBase):
     mse_warmup_steps : int
         BrainLLM's warm-up: for the first N steps the loss is the MSE between the soft tokens and the mean
         embedding of the prompt tokens (puts the adapter's output in the LM's embedding range), then cross-entropy.
+    text_steps : int
+        The text-only stage (a head with ``prefix_from='sentence_embedding'``; CapDec, Nukrai et al. 2022): for the
+        first N steps the prefix is the mapper's of the true sentence embedding (the batch's ``embedding``) plus
+        Gaussian noise of std ``text_noise`` per dimension; from step N on, of the embedding the brain predicts.
+        Validation always scores the brain's prefix.
+    text_noise : float
     precision : {'auto', 'bf16', '32'}
         bf16: the LM runs under ``torch.autocast``. auto: bf16 on a CUDA device that supports it, else float32
         (measured on a 2-core x86 CPU without native bf16: autocast made a SmolLM2-135M step 4.5x slower forward and
@@ -87,13 +102,22 @@ class LLMPrefixFinetuning(FinetuningBase):
         pad_id: int,
         mse_warmup_steps: int = 0,
         precision: str = "auto",
+        text_steps: int = 0,
+        text_noise: float = 0.05,
         **options,
     ) -> None:
         super().__init__(
-            encoder, head, pad_id=pad_id, mse_warmup_steps=mse_warmup_steps, precision=precision, **options
-        )
+            encoder, head, pad_id=pad_id, mse_warmup_steps=mse_warmup_steps, precision=precision,
+            text_steps=text_steps, text_noise=text_noise, **options,
+        )  # fmt: skip
         if precision not in LLM_PRECISIONS:
             raise ValueError(f"precision must be one of {LLM_PRECISIONS}, got {precision!r}")
+        if text_steps and getattr(head, "prefix_from", None) != "sentence_embedding":
+            raise ValueError("text_steps > 0 needs a head with prefix_from='sentence_embedding'")
+        if text_steps and mse_warmup_steps:
+            raise ValueError("text_steps and mse_warmup_steps are two warm-ups: use one")
+        if float(text_noise) < 0:
+            raise ValueError(f"text_noise must be >= 0, got {text_noise!r}")
         self._lm = [lm]  # a list: frozen, never a submodule (not in state_dict nor in checkpoints)
 
     @property
@@ -160,6 +184,12 @@ class LLMPrefixFinetuning(FinetuningBase):
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         n = len(batch["cont_ids"])
+        if self.global_step < self.hparams.text_steps:
+            target = batch["embedding"].to(self.device)
+            noisy = target + float(self.hparams.text_noise) * torch.randn_like(target)
+            loss = self.sequence_losses(self.head.tokens_from_embedding(noisy), batch).mean()
+            self.log("train/text_loss", loss, prog_bar=True, batch_size=n)
+            return loss
         if self.global_step < self.hparams.mse_warmup_steps:
             feats = self._features(batch)
             tokens = self.head.soft_tokens(feats)
@@ -175,8 +205,14 @@ class LLMPrefixFinetuning(FinetuningBase):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
-        loss = self.sequence_losses(self.prefix(batch), batch).mean()
-        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["cont_ids"]))
+        """``val/loss`` (the brain's prefix) and ``val/loss_vs_permuted``: that loss minus the loss with the prefix
+        of the window half a batch away (another sentence, as a rule), per item; 0 for a batch of one."""
+        n = len(batch["cont_ids"])
+        prefix = self.prefix(batch)
+        own = self.sequence_losses(prefix, batch)
+        self.log("val/loss", own.mean(), prog_bar=True, batch_size=n)
+        other = self.sequence_losses(prefix.roll(n // 2, dims=0), batch) if n > 1 else own
+        self.log("val/loss_vs_permuted", (own - other).mean(), batch_size=n)
 
     @torch.inference_mode()
     def generate(self, batch: dict, condition: str, order: np.ndarray | None = None, num_beams: int = 3,

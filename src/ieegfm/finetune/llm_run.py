@@ -29,7 +29,7 @@ import torch
 from scipy import stats
 from torch.utils.data import DataLoader
 
-from ieegfm.checkpoint import encoder_for_shards, load_checkpoint, module_weights
+from ieegfm.checkpoint import checkpoint_sha256, encoder_for_shards, load_checkpoint, module_weights
 from ieegfm.derangement import derangement
 from ieegfm.errors import ConfigError, InputError
 from ieegfm.evaluation.text import text_metrics
@@ -39,6 +39,7 @@ from ieegfm.finetune.runner import Fitted, HeadRecipe
 from ieegfm.heads import build_head
 from ieegfm.io.manifest import Manifest, read_manifest
 from ieegfm.text.continuations import load_continuations
+from ieegfm.text.embed import SentenceEmbedder
 from ieegfm.text.llm import load_causal_lm
 
 logger = logging.getLogger(__name__)
@@ -146,21 +147,57 @@ def score_continuations(module: LLMPrefixFinetuning, items, collate: TokenisedBa
     return metrics, rows
 
 
+def _read_align_ckpt(path, pretrained, embedder: SentenceEmbedder, window_n: int) -> tuple[dict, object]:
+    """The weights and contract of ``llm.align_ckpt``: a finetuned text-embedding head into ``embedder``'s space,
+    on the encoder architecture and window of ``ckpt``.
+
+    Raises
+    ------
+    InputError
+        Not a finetuned text_embedding checkpoint, another text model or encoder, or another window.
+    """
+    state, contract = load_checkpoint(path)
+    where = f"llm.align_ckpt={path}"
+    if contract.kind != "finetune" or (contract.head or {}).get("name") != "text_embedding":
+        raise InputError(f"{where}: not a finetuned text_embedding checkpoint (a run's model.ckpt)")
+    text = (contract.training or {}).get("text") or {}
+    if text.get("fingerprint") != embedder.fingerprint or int(text.get("dim", -1)) != embedder.dim:
+        raise InputError(
+            f"{where}: trained against text model {text.get('model')!r} ({text.get('dim')}-d), not this run's "
+            f"text.model {embedder.name!r} ({embedder.dim}-d): the mapper reads the embedding space it predicts"
+        )
+    mine = {k: v for k, v in contract.encoder.items() if k not in ("n_subjects", "n_chans")}
+    theirs = {k: v for k, v in pretrained.encoder.items() if k not in ("n_subjects", "n_chans")}
+    if mine != theirs or int(contract.encoder["n_times"]) != window_n:
+        raise InputError(f"{where}: its encoder differs from ckpt's (finetune the text head from the same ckpt)")
+    return state, contract
+
+
 class LanguageModelRecipe(HeadRecipe):
     """The LLM-prefix head (``head=llm_prefix``): brain windows as soft prompts of a frozen causal LM
-    (:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning`), selected on the validation loss, scored on test with
-    its permuted-brain and no-brain controls (:func:`score_continuations`).
+    (:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning`), selected on validation (``llm.monitor``: the loss,
+    or the loss minus the permuted-brain loss), scored on test with its permuted-brain and no-brain controls
+    (:func:`score_continuations`).
 
     ``llm.*`` names the LM, the text items and generation, ``data.batch_size`` the windows per batch.
     """
 
-    monitor = "val/loss"
+    monitor = "val/loss"  # llm.monitor (set by prepare)
 
     def check(self, cfg) -> None:
         """Raises :class:`ieegfm.errors.ConfigError` for ``objective=regression`` (this head trains on the
-        continuation cross-entropy)."""
+        continuation cross-entropy), and for ``llm.align_ckpt`` / ``llm.text_steps`` without
+        ``head_options.prefix_from=sentence_embedding``, both warm-ups at once, a negative step count or noise."""
         if cfg.objective != "clip":
             raise ConfigError(f"objective={cfg.objective}: head={cfg.head} trains on the continuation cross-entropy")
+        llm, via = cfg.llm, cfg.head_options.prefix_from
+        if int(llm.text_steps) < 0 or float(llm.text_noise) < 0:
+            raise ConfigError(f"llm.text_steps={llm.text_steps} llm.text_noise={llm.text_noise}: expected >= 0")
+        for key, used in (("llm.align_ckpt", llm.align_ckpt is not None), ("llm.text_steps", int(llm.text_steps) > 0)):
+            if used and via != "sentence_embedding":
+                raise ConfigError(f"{key}: needs head_options.prefix_from=sentence_embedding (got {via})")
+        if int(llm.text_steps) > 0 and int(llm.mse_warmup_steps) > 0:
+            raise ConfigError("llm.text_steps and llm.mse_warmup_steps are two warm-ups: set one of them to 0")
 
     def prepare(self, cfg, manifest: Manifest, pretrained) -> int:
         """The task's continuation items and the LM with its tokenizer.
@@ -173,14 +210,26 @@ class LanguageModelRecipe(HeadRecipe):
         window_n = int(pretrained.encoder["n_times"])
         subjects = manifest.subject_index()
         self.items = load_continuations(cfg.shards, manifest, subjects, manifest.n_chans_max, window_n,
-                                        cfg.llm.prompt_words, cfg.llm.lag_s)  # fmt: skip
+                                        cfg.llm.prompt_words, cfg.llm.lag_s, cfg.llm.disjoint)  # fmt: skip
         self.lm, tokenizer, self.lm_name = load_causal_lm(cfg.llm.model)
-        self.collate = TokenisedBatch(tokenizer)
+        self.embedder, self.align, embeddings = None, None, None
+        if cfg.head_options.prefix_from == "sentence_embedding":
+            self.embedder = SentenceEmbedder(cfg.text.model, cfg.text.convention)
+            texts = sorted({it.sentence or it.continuation for v in self.items.values() for it in v})
+            embeddings = dict(zip(texts, self.embedder.encode(texts)))
+            if cfg.llm.align_ckpt is not None:
+                self.align = _read_align_ckpt(cfg.llm.align_ckpt, pretrained, self.embedder, window_n)
+        self.manifest, self.window_n = manifest, window_n
+        self.monitor = f"val/{cfg.llm.monitor}"
+        self.collate = TokenisedBatch(tokenizer, embeddings)
         return window_n
 
     def head_dims(self, encoder) -> dict:
-        """The LM's input embedding size."""
-        return {"n_features": int(self.lm.get_input_embeddings().embedding_dim)}
+        """The LM's input embedding size (and, for the sentence-embedding prefix, the text model's)."""
+        dims = {"n_features": int(self.lm.get_input_embeddings().embedding_dim)}
+        if self.embedder is not None:
+            dims["embed_dim"] = self.embedder.dim
+        return dims
 
     def training_info(self, cfg, loss) -> dict:
         """``llm``: the LM (name, folder, embedding size, precision) and the text items."""
@@ -190,12 +239,30 @@ class LanguageModelRecipe(HeadRecipe):
             "embed_dim": int(self.lm.get_input_embeddings().embedding_dim),
             "prompt_words": cfg.llm.prompt_words,
             "lag_s": cfg.llm.lag_s,
+            "disjoint": cfg.llm.disjoint,
+            "items": {sp: len(v) for sp, v in self.items.items()},
             "precision": cfg.llm.precision,
+            "prefix_from": cfg.head_options.prefix_from,
         }
+        if self.embedder is not None:
+            self.llm_info["text_model"] = {"model": self.embedder.name, "convention": self.embedder.convention,
+                                           "fingerprint": self.embedder.fingerprint, "dim": self.embedder.dim}  # fmt: skip
+            self.llm_info.update(text_steps=int(cfg.llm.text_steps), text_noise=float(cfg.llm.text_noise))
+            self.llm_info["align_ckpt"] = None if self.align is None else {
+                "path": str(cfg.llm.align_ckpt), "sha256": checkpoint_sha256(cfg.llm.align_ckpt)}  # fmt: skip
         return {"llm": self.llm_info}
 
     def module(self, cfg, encoder, head, loss, options) -> LLMPrefixFinetuning:
-        """:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning` (``llm.mse_warmup_steps``, ``llm.precision``)."""
+        """:class:`ieegfm.finetune.llm_module.LLMPrefixFinetuning` (``llm.mse_warmup_steps``, ``llm.precision``,
+        ``llm.text_steps``, ``llm.text_noise``); with ``llm.align_ckpt``, its encoder and text-embedding head are
+        loaded into the encoder and the head's ``align``."""
+        if self.align is not None:
+            state, contract = self.align
+            where = f"llm.align_ckpt={cfg.llm.align_ckpt} shards={cfg.shards}"
+            aligned = encoder_for_shards(contract, module_weights(state, "encoder"), self.manifest, where,
+                                         cfg.channels, self.window_n, new_subjects=True)  # fmt: skip
+            encoder.load_state_dict(aligned.state_dict())
+            head.align.load_state_dict(module_weights(state, "head"))
         return LLMPrefixFinetuning(
             encoder,
             head,
@@ -204,6 +271,8 @@ class LanguageModelRecipe(HeadRecipe):
             **options,
             mse_warmup_steps=cfg.llm.mse_warmup_steps,
             precision=cfg.llm.precision,
+            text_steps=int(cfg.llm.text_steps),
+            text_noise=float(cfg.llm.text_noise),
         )
 
     def fit_data(self, cfg) -> dict:

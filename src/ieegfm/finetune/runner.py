@@ -10,6 +10,7 @@ loss and scoring): window heads on audio targets (:mod:`ieegfm.finetune.audio_ru
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,12 +240,14 @@ class Fitted:
 
     def figures(self, monitor: str, max_steps: int) -> dict:
         """The training figures of ``metrics.json``, in its order: ``best_<monitor>`` (``val/loss`` ->
-        ``best_val_loss``), ``global_step``, ``stopped_early`` (fewer than ``max_steps``), ``fit_s``,
-        ``s_per_step``."""
+        ``best_val_loss``), ``best_step`` (the step of the selected checkpoint), ``global_step``, ``stopped_early``
+        (fewer than ``max_steps``), ``fit_s``, ``s_per_step``."""
         score = self.best.best_model_score
         step = self.trainer.global_step
+        selected = re.search(r"best-step(\d+)", Path(self.best.best_model_path or "").name)
         return {
             f"best_{monitor.replace('/', '_')}": float(score) if score is not None else None,
+            "best_step": int(selected.group(1)) if selected else None,
             "global_step": step,
             "stopped_early": step < max_steps,
             "fit_s": self.fit_s,
