@@ -4,6 +4,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 OUT    ?= demo
 LLM_STEPS ?= 0
+LLM_MONITOR ?= loss
 
 .PHONY: help install demo demo-language test test-fast soak lint format bench docs clean
 
@@ -23,7 +24,7 @@ demo: install  ## simulate -> pack -> pretrain -> evaluate on the built-in data;
 	$(BIN)/python tools/demo.py --out $(OUT)
 
 demo-language: install  ## after make demo: the text-embedding head on the task session, with its controls (~11 min; LLM_STEPS=N adds the LLM-prefix head)
-	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS)
+	$(BIN)/python tools/demo_language.py --out $(OUT) --llm-steps $(LLM_STEPS) --llm-monitor $(LLM_MONITOR)
 
 test: install  ## run the test suite, then build the docs (what CI runs)
 	$(BIN)/python -m pytest -q

@@ -7,6 +7,13 @@ training sentences), then trains ``ieegfm finetune head=text_embedding`` from th
 no-leakage control, on a simulation of the same patient without the semantic component (``semantic_snr=0``).
 Every row carries its permuted-brain control; rows are compared with paired Wilcoxon tests over the same test
 sentences (per-sentence ranks averaged over seeds). Writes ``<out>/language/summary.md`` and ``summary.json``.
+
+With ``--llm-steps N`` the LLM-prefix head follows, on the task and on the no-semantic control alike: its prefix
+goes through the sentence embedding (``head_options.prefix_from=sentence_embedding``, 4 soft tokens), warm-started
+from seed 0 of that data's ``finetuned_full`` text-embedding run (``llm.align_ckpt``), the first N steps train the
+mapper on text alone (``llm.text_steps``), ``--llm-brain-steps`` more on the brain's prefix; the encoder frozen,
+the checkpoint selected on the validation loss of the brain's prefix. Each prints its pairwise accuracy against the
+permuted-brain control with the sign test's p-value.
 """
 
 from __future__ import annotations
@@ -61,12 +68,14 @@ def _row(name: str, runs: list[dict]) -> dict:
     }
 
 
-def _llm_lines(m: dict) -> list[str]:
+def _llm_lines(name: str, m: dict) -> list[str]:
     """The LLM-prefix run beside its two controls."""
     keys = ("loss", "bleu1", "bleu4", "rouge1_recall", "rougeL_recall", "wer")
+    info = m["llm"]
     lines = [
-        f"## LLM-prefix head ({m['llm']['model']}, frozen; {m['n_items']} test items, {m['n_generated']} generated; "
-        f"{m['global_step']} steps, {m['s_per_step']:.2f} s/step, peak RSS {m['peak_rss_mb']:.0f} MB, "
+        f"## {name} ({info['model']}, frozen; {m['n_items']} test windows, {m['n_generated']} generated; "
+        f"{m['global_step']} steps ({info.get('text_steps', 0)} text-only), selected at step {m['best_step']}, "
+        f"{m['s_per_step']:.2f} s/step, fit {m['fit_s'] / 60:.1f} min, peak RSS {m['peak_rss_mb']:.0f} MB, "
         f"bf16 {m['bf16']})",
         "",
         "| condition | " + " | ".join(keys) + " |",
@@ -92,8 +101,15 @@ def main(argv: list[str] | None = None) -> int:
         "--llm-steps",
         type=int,
         default=0,
-        help="also train the LLM-prefix head (SmolLM2-135M-Instruct, frozen) for N steps, one seed (CPU: ~10 s/step)",
+        help="also train the LLM-prefix head (SmolLM2-135M-Instruct, frozen): N text-only steps of its mapper, one "
+        "seed, on the task and on the no-semantic control (CPU: ~1.7 s/step)",
     )
+    p.add_argument("--llm-brain-steps", type=int, default=0, help="LLM steps on the brain's prefix after the text ones")
+    p.add_argument(
+        "--reuse", action="store_true", help="keep packs and finished runs (metrics.json) of an earlier call"
+    )
+    p.add_argument("--llm-monitor", default="loss_vs_permuted", help="llm.monitor of the LLM-prefix runs")
+    p.add_argument("--llm-lr", type=float, default=1e-3, help="learning rate of the LLM-prefix head")
     args = p.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
@@ -121,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         t = time.perf_counter()
         for table, shards in ((out / "data" / "recordings_task.tsv", task),):
+            if args.reuse and (shards / "manifest.json").is_file():
+                continue
             pack(
                 load_config(
                     "pack", overrides=[f"recordings={table}", f"out={shards}", f"channels_from={out / 'shards'}"]
@@ -129,30 +147,36 @@ def main(argv: list[str] | None = None) -> int:
         timings["pack task"] = time.perf_counter() - t
         t = time.perf_counter()
         demo_cfg = json.loads((out / "data" / "truth.json").read_text())["config"]
-        plain = simulate(
-            load_config(
-                "simulate",
-                overrides=[
-                    f"out={lang / 'plain_data'}",
-                    "hours=0.1",
-                    f"days={demo_cfg['days']}",
-                    f"seed={demo_cfg['seed']}",
-                    f"task_minutes={demo_cfg['task_minutes']}",
-                    f"task_blocks={demo_cfg['task_blocks']}",
-                    "semantic_snr=0",
-                ],
+        reuse_plain = args.reuse and (lang / "plain_task_shards" / "manifest.json").is_file()
+        plain = (
+            None
+            if reuse_plain
+            else simulate(
+                load_config(
+                    "simulate",
+                    overrides=[
+                        f"out={lang / 'plain_data'}",
+                        "hours=0.1",
+                        f"days={demo_cfg['days']}",
+                        f"seed={demo_cfg['seed']}",
+                        f"task_minutes={demo_cfg['task_minutes']}",
+                        f"task_blocks={demo_cfg['task_blocks']}",
+                        "semantic_snr=0",
+                    ],
+                )
             )
         )
-        pack(
-            load_config(
-                "pack",
-                overrides=[
-                    f"recordings={plain.parent / 'recordings_task.tsv'}",
-                    f"out={lang / 'plain_task_shards'}",
-                    f"channels_from={out / 'shards'}",
-                ],
+        if plain is not None:
+            pack(
+                load_config(
+                    "pack",
+                    overrides=[
+                        f"recordings={plain.parent / 'recordings_task.tsv'}",
+                        f"out={lang / 'plain_task_shards'}",
+                        f"channels_from={out / 'shards'}",
+                    ],
+                )
             )
-        )
         timings["control simulation + pack"] = time.perf_counter() - t
         results: dict[str, list[dict]] = {}
         rows = [
@@ -163,21 +187,31 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             for seed in range(args.seeds):
                 run = lang / "runs" / name.split(" ")[0] / f"seed{seed}"
-                finetune(load_config("finetune", overrides=[*common, f"shards={shards}", f"out={run}", f"seed={seed}",
-                                                            *over]))  # fmt: skip
+                if not (args.reuse and (run / "metrics.json").is_file()):
+                    over_seed = [*common, f"shards={shards}", f"out={run}", f"seed={seed}", *over]
+                    finetune(load_config("finetune", overrides=over_seed))
                 results.setdefault(name, []).append(json.loads((run / "metrics.json").read_text()))
             timings[name] = time.perf_counter() - t
-        llm = None
-        if args.llm_steps > 0:
-            t = time.perf_counter()
-            run = lang / "runs" / "llm_prefix" / "seed0"
-            llm_over = [f"ckpt={ckpt}", f"shards={task}", f"out={run}", "head=llm_prefix", "init=pretrained",
-                        "freeze=encoder", f"trainer.max_steps={args.llm_steps}", "trainer.accelerator=cpu",
-                        "trainer.enable_progress_bar=false", f"trainer.val_check_interval={max(args.llm_steps // 3, 1)}",
-                        "data.batch_size=8", "llm.n_generate=24"]  # fmt: skip
-            finetune(load_config("finetune", overrides=llm_over))
-            llm = json.loads((run / "metrics.json").read_text())
-            timings["llm_prefix"] = time.perf_counter() - t
+        llm = {}
+        if args.llm_steps > 0:  # brain -> the text head's sentence embedding -> soft tokens (see the docstring)
+            steps = args.llm_steps + args.llm_brain_steps
+            for name, shards, align in (("llm_prefix", task, "finetuned_full"),
+                                        ("llm_prefix no_semantic_component", lang / "plain_task_shards",
+                                         "no_semantic_component")):  # fmt: skip
+                t = time.perf_counter()
+                run = lang / "runs" / name.replace(" ", "-") / f"text{args.llm_steps}-brain{args.llm_brain_steps}"
+                llm_over = [f"ckpt={ckpt}", f"shards={shards}", f"out={run}", "head=llm_prefix", "init=pretrained",
+                            "freeze=encoder", f"trainer.max_steps={steps}", "trainer.accelerator=cpu",
+                            "trainer.enable_progress_bar=false", f"trainer.val_check_interval={max(steps // 8, 1)}",
+                            "trainer.patience=100", "data.batch_size=8", "llm.n_generate=24",
+                            "head_options.prefix_from=sentence_embedding", "head_options.n_tokens=4",
+                            f"llm.align_ckpt={lang / 'runs' / align / 'seed0' / 'model.ckpt'}",
+                            f"llm.text_steps={args.llm_steps}", f"optim.lr={args.llm_lr}",
+                            f"llm.monitor={args.llm_monitor}"]  # fmt: skip
+                if not (args.reuse and (run / "metrics.json").is_file()):
+                    finetune(load_config("finetune", overrides=llm_over))
+                llm[name] = json.loads((run / "metrics.json").read_text())
+                timings[name] = time.perf_counter() - t
     except IeegfmError as err:
         print(f"demo-language: error: {err}", file=sys.stderr)
         return 2
@@ -220,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
         "Time per step (s): " + ", ".join(f"{r['condition']} {r['s_per_step'][0]:.3f}" for r in table),
         "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()),
     ]
-    if llm is not None:
-        lines += ["", *_llm_lines(llm)]
+    for name, m in llm.items():
+        lines += ["", *_llm_lines(name, m)]
     text = "\n".join(lines) + "\n"
     lang.mkdir(parents=True, exist_ok=True)
     (lang / "summary.md").write_text(text)
     (lang / "summary.json").write_text(json.dumps({"rows": table, "llm_prefix": llm, "timings_s": timings}, indent=1))
+    for name, m in llm.items():
+        print(f"{name}: pairwise accuracy vs permuted brain {m['pairwise_accuracy']:.3f} "
+              f"(sign test p = {m['pairwise_p_value']:.2g}, {m['n_items']} test windows)")  # fmt: skip
     print("\n" + text)
     return 0
 
