@@ -74,16 +74,17 @@ class LLMPrefixFinetuning(FinetuningBase):
     mse_warmup_steps : int
         BrainLLM's warm-up: for the first N steps the loss is the MSE between the soft tokens and the mean
         embedding of the prompt tokens (puts the adapter's output in the LM's embedding range), then cross-entropy.
+    precision : {'auto', 'bf16', '32'}
+        bf16: the LM runs under ``torch.autocast``. auto: bf16 on a CUDA device that supports it, else float32
+        (measured on a 2-core x86 CPU without native bf16: autocast made a SmolLM2-135M step 4.5x slower forward and
+        24x slower backward).
     text_steps : int
         The text-only stage (a head with ``prefix_from='sentence_embedding'``; CapDec, Nukrai et al. 2022): for the
         first N steps the prefix is the mapper's of the true sentence embedding (the batch's ``embedding``) plus
         Gaussian noise of std ``text_noise`` per dimension; from step N on, of the embedding the brain predicts.
         Validation always scores the brain's prefix.
     text_noise : float
-    precision : {'auto', 'bf16', '32'}
-        bf16: the LM runs under ``torch.autocast``. auto: bf16 on a CUDA device that supports it, else float32
-        (measured on a 2-core x86 CPU without native bf16: autocast made a SmolLM2-135M step 4.5x slower forward and
-        24x slower backward).
+        Standard deviation of that noise per dimension of the unit-norm embedding (CapDec used about 0.13).
     **options
         The keyword arguments of :class:`ieegfm.finetune.base.FinetuningBase` (``freeze``, ``lr``,
         ``encoder_lr_scale``, ``weight_decay``, ``warmup_steps``, ``max_steps``, ``contract``).
