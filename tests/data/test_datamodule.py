@@ -3,6 +3,7 @@ import torch
 from recording_fixtures import as_rank, pack_consecutive_blocks
 
 from ieegfm.data import ShardDataModule
+from ieegfm.data.tar import decode_sample, tar_samples
 from ieegfm.errors import InputError
 
 
@@ -42,6 +43,29 @@ def test_train_epochs_have_equal_length_and_seeded_shuffles(shards):
     assert second != first and len(second) == len(first)
     other = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=4)
     assert _keys(other.train_dataloader()) != first
+
+
+def test_train_windows_carry_their_chunks_fields(shards):
+    """Each training window's tmin, key, block, subject and day name the chunk samples its brain and audio hold."""
+    dm = ShardDataModule(shards, batch_size=4, shuffle_buffer=50, seed=3)
+    chunks = {}
+    for url in dm.urls("train"):
+        for sample in tar_samples(iter([{"url": url}])):
+            c = decode_sample(sample)
+            chunks[c["__key__"]] = c
+    n = 0
+    for batch in dm.train_dataloader():
+        for i, key in enumerate(batch["key"]):
+            chunk_key, _, index = key.rpartition("/")
+            c, meta = chunks[chunk_key], chunks[chunk_key]["meta"]
+            lo = round((batch["tmin"][i].item() - meta["tmin"]) * meta["sfreq"])
+            assert 0 <= lo - int(index) * 120 < 120  # the chunk's window offset, then whole windows
+            assert torch.equal(batch["brain"][i, : c["brain"].shape[0]], torch.from_numpy(c["brain"][:, lo : lo + 120]))
+            assert torch.equal(batch["audio"][i], torch.from_numpy(c["audio"][:, lo : lo + 120]))
+            assert batch["block"][i] == meta["block"] and batch["day"][i].item() == meta["day"]
+            assert batch["subject"][i].item() == dm.subjects[meta["subject"]]
+            n += 1
+    assert n > 0
 
 
 def test_resampled_mode_gives_requested_epoch_length(shards):

@@ -1,9 +1,10 @@
 import io
+import json
 import tarfile
 
 import pytest
 
-from ieegfm.data.tar import tar_members
+from ieegfm.data.tar import meta_without_words, tar_members
 
 
 def _write(path, fmt, members):
@@ -56,3 +57,19 @@ def test_tar_members_reject_corrupt_and_truncated(tmp_path):
     bad.write_bytes(bytes(flipped))
     with pytest.raises(tarfile.ReadError, match=r"bad tar header checksum at byte 1024"):
         list(tar_members(str(bad)))
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        {"block": "b", "events": [{"words": [1], "x": '", "words": ['}], "tmin": 3.0, "words": [[0.1, 0.2, "a"]]},
+        {"block": "b", "tmin": 0.0, "words": [[0.0, 0.1, '"words": [ ]}'], [0.2, 0.1, "\u00e9t\u00e9"]]},
+        {"block": "b", "tmin": 0.0, "words": []},
+        {"block": "b", "tmin": 1.5},  # no words (a chunk without audio words)
+        {"words": [[0.0, 0.1, "x"]]},
+        {"events": [{"words": [[0.0, 0.1, "nested"]]}], "tmin": 2.0},  # only a nested key: the cut cannot parse
+    ],
+)
+def test_meta_without_words_is_the_full_parse_minus_words(meta):
+    data = json.dumps(meta, sort_keys=True).encode()  # as the shard writer writes it
+    assert meta_without_words(memoryview(data)) == {k: v for k, v in meta.items() if k != "words"}

@@ -19,7 +19,7 @@ from ieegfm.data.plan import (
     ResumePosition,
     SharedEpoch,
 )
-from ieegfm.data.tar import CorruptCounter, decode_sample, tar_samples
+from ieegfm.data.tar import CorruptCounter, decode_windows_sample, tar_samples
 from ieegfm.data.windows import ShuffledWindowBatches, SliceWindows, collate, identity
 from ieegfm.errors import InputError
 from ieegfm.io.manifest import ShardEntry, read_manifest
@@ -269,7 +269,7 @@ class ShardDataModule(L.LightningDataModule):
             stages = [ResampledShardList(urls, self.seed, self.epoch)]
         stages += [
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
-            wds.map(decode_sample, handler=self.corrupt),
+            wds.map(decode_windows_sample, handler=self.corrupt),
             ShuffledWindowBatches(
                 self.window_n,
                 self.n_chans,
@@ -311,7 +311,7 @@ class ShardDataModule(L.LightningDataModule):
         stages = [
             wds.SimpleShardList(urls),
             wds.pipelinefilter(tar_samples)(handler=self.corrupt),
-            wds.map(decode_sample, handler=self.corrupt),
+            wds.map(decode_windows_sample, handler=self.corrupt),
         ]
         if self.manifest.subset.get("subjects"):  # a view of some subjects: the others' chunks are not its own
             kept = set(self.subjects)

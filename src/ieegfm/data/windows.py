@@ -68,7 +68,9 @@ class ShuffledWindowBatches:
     which is emitted (a buffer shuffle, as ``webdataset.shuffle``, done for a whole chunk at a time). The slots
     replaced follow a random permutation of the buffer, redrawn when used up, rather than independent draws: the
     same mixing at a fraction of the cost, and no window lingers for more than about two buffer lengths. At the
-    end of the stream the buffer is emptied in random order. Emitted windows are cut into
+    end of the stream the buffer is emptied in random order. A buffered window is its brain, its audio and one int64
+    reference to its chunk (serial and window index), whose key, block, subject, day and start are recorded once
+    per chunk and gathered when its batch is emitted. Emitted windows are cut into
     batches: of the sizes the plan gives this stream (every window emitted, see :class:`EpochPlanner`), or,
     without a plan, of ``batch_size`` with a last incomplete batch dropped. All draws come from
     ``numpy.random.default_rng([seed, epoch, rank, worker])``, so a stream is reproducible (exact resume).
@@ -144,7 +146,8 @@ class ShuffledWindowBatches:
             sizes = iter(self.planner.plan(epoch, world, workers)["sizes"][(rank, worker)])
         target = next(sizes, 0) if sizes is not None else self.batch_size
         w, cap = self.window_n, self.bufsize
-        buf: dict | None = None
+        chunks = _ChunkTable(w)  # what every window of a chunk shares; buffered windows hold (chunk, index) refs
+        buf: dict | None = None  # brain, audio and ref of the buffered windows
         fill = 0
         cycle, cycle_pos = np.arange(0), cap  # replacement order of the full buffer's slots
         out: dict | None = None  # the batch being filled, straight from the buffer (one copy per window)
@@ -152,19 +155,19 @@ class ShuffledWindowBatches:
 
         queues: dict[int, list[dict]] = {}  # group_by_subject: subject -> copies of its emitted windows
         queued: dict[int, int] = {}
-        chans: dict[int, int] = {}  # subject -> its own channel count
 
         def emit_grouped(slots: np.ndarray) -> Iterator[dict]:
             """Queue buffered windows ``slots`` by subject, yielding a batch whenever a subject has a batch's worth."""
             nonlocal target
-            subject = buf["subject"][slots]
+            subject = chunks.subject[buf["ref"][slots] >> _REF_BITS]
             for s in np.unique(subject):
                 rows = slots[subject == s]
-                part = {name: arr[rows] if name != "brain" else arr[rows, : chans[s]] for name, arr in buf.items()}
+                n_chans = chunks.n_chans_of[s]
+                part = {name: arr[rows] if name != "brain" else arr[rows, :n_chans] for name, arr in buf.items()}
                 queues.setdefault(s, []).append(part)
                 queued[s] = queued.get(s, 0) + len(rows)
                 while target and queued[s] >= target:
-                    yield _to_batch(_take(queues[s], target), target)
+                    yield chunks.batch(_take(queues[s], target), target)
                     queued[s] -= target
                     target = next(sizes, 0) if sizes is not None else target
 
@@ -183,7 +186,7 @@ class ShuffledWindowBatches:
                     out[name][filled : filled + n] = arr[slots[i : i + n]]
                 filled, i = filled + n, i + n
                 if filled == target:
-                    yield _to_batch(out, filled)
+                    yield chunks.batch(out, filled)
                     out, filled = None, 0
                     target = next(sizes, 0) if sizes is not None else target
 
@@ -204,22 +207,14 @@ class ShuffledWindowBatches:
             new = {
                 "brain": brain[:, a:b].reshape(brain.shape[0], k, w).transpose(1, 0, 2),
                 "audio": _time_mean(frames).T if self.audio_pooling else frames.transpose(1, 0, 2),
-                "subject": self.subjects[meta["subject"]],  # scalars, broadcast into the buffer slots
-                "day": meta["day"],
-                "key": np.array([f"{sample['__key__']}/{i}" for i in range(lo, hi)], dtype=object),
-                "tmin": meta["tmin"] + (off + np.arange(lo, hi) * w) / float(meta["sfreq"]),
-                "block": meta["block"],
+                "ref": chunks.add(sample["__key__"], meta, self.subjects[meta["subject"]], off, brain.shape[0])
+                + np.arange(lo, hi),
             }
-            chans[new["subject"]] = brain.shape[0]
             if buf is None:
                 buf = {
                     "brain": np.zeros((cap, self.n_chans, w), brain.dtype),
                     "audio": np.zeros((cap, *new["audio"].shape[1:]), new["audio"].dtype),
-                    "subject": np.zeros(cap, np.int64),
-                    "day": np.zeros(cap, np.int64),
-                    "key": np.empty(cap, dtype=object),
-                    "tmin": np.zeros(cap, np.float64),
-                    "block": np.empty(cap, dtype=object),
+                    "ref": np.zeros(cap, np.int64),
                 }
             start = 0
             while start < k:
@@ -234,13 +229,14 @@ class ShuffledWindowBatches:
                     slots = cycle[cycle_pos : cycle_pos + m]
                     cycle_pos += m
                     yield from emit(slots)
-                for name, arr in buf.items():
-                    part = new[name] if np.ndim(new[name]) == 0 else new[name][start : start + m]
-                    if name == "brain" and part.shape[1] < self.n_chans:
-                        arr[slots] = 0
-                        arr[slots, : part.shape[1]] = part
-                    else:
-                        arr[slots] = part
+                part = new["brain"][start : start + m]
+                if part.shape[1] < self.n_chans:
+                    buf["brain"][slots, part.shape[1] :] = 0
+                    buf["brain"][slots, : part.shape[1]] = part
+                else:
+                    buf["brain"][slots] = part
+                buf["audio"][slots] = new["audio"][start : start + m]
+                buf["ref"][slots] = new["ref"][start : start + m]
                 start += m
         if buf is not None and fill:
             yield from emit(rng.permutation(fill))
@@ -249,14 +245,69 @@ class ShuffledWindowBatches:
             for p in rest:  # mixed subjects: padded to the largest implant
                 if p["brain"].shape[1] < self.n_chans:
                     p["brain"] = np.pad(p["brain"], ((0, 0), (0, self.n_chans - p["brain"].shape[1]), (0, 0)))
-            left = sum(len(p["key"]) for p in rest)
+            left = sum(len(p["ref"]) for p in rest)
             while left and target and (left >= target or sizes is not None):  # a plan's sizes take every window
                 n = min(target, left)
-                yield _to_batch(_take(rest, n), n)
+                yield chunks.batch(_take(rest, n), n)
                 left -= n
                 target = next(sizes, 0) if sizes is not None else target
         if filled and sizes is not None:  # a plan's stream ran short (a corrupt shard): its last, smaller batch
-            yield _to_batch(out, filled)
+            yield chunks.batch(out, filled)
+
+
+_REF_BITS = 32  # a buffered window's ref: (chunk serial << _REF_BITS) + its window index in the chunk
+
+
+class _ChunkTable:
+    """What the windows of one stream's chunks share (key, block, subject, day, start), indexed by chunk serial.
+
+    Buffered windows carry one int64 ref (chunk serial and window index) instead of five per-window fields, so a
+    window's way through the shuffle buffer copies three arrays (brain, audio, ref), not seven; the batch's
+    per-window fields are gathered from this table when it is emitted.
+    """
+
+    def __init__(self, window_n: int) -> None:
+        self.window_n, self.n = window_n, 0
+        self.subject = np.zeros(64, np.int64)
+        self.day = np.zeros(64, np.int64)
+        self.tmin = np.zeros(64, np.float64)  # the chunk's start in its block (s)
+        self.off = np.zeros(64, np.int64)  # the first window's offset in the chunk (samples)
+        self.sfreq = np.zeros(64, np.float64)
+        self.key: list[str] = []
+        self.block: list[str] = []
+        self.n_chans_of: dict[int, int] = {}  # subject -> its own channel count
+
+    def add(self, key: str, meta: dict, subject: int, off: int, n_chans: int) -> int:
+        """Record a chunk; returns the ref of its window 0 (add the window index)."""
+        i = self.n
+        if i == len(self.subject):
+            for name in ("subject", "day", "tmin", "off", "sfreq"):
+                setattr(self, name, np.resize(getattr(self, name), 2 * i))
+        self.subject[i], self.day[i], self.tmin[i] = subject, meta["day"], meta["tmin"]
+        self.off[i], self.sfreq[i] = off, meta["sfreq"]
+        self.key.append(key)
+        self.block.append(meta["block"])
+        self.n_chans_of[subject] = n_chans
+        self.n += 1
+        return i << _REF_BITS
+
+    def batch(self, arrays: dict, n: int) -> dict:
+        """The first ``n`` rows of batch arrays (brain, audio, ref) as the batch contract (tensors, no copy of a
+        full batch's brain and audio)."""
+        ref = arrays["ref"][:n]
+        serial, index = ref >> _REF_BITS, ref & ((1 << _REF_BITS) - 1)
+        key, block = self.key, self.block
+        return {
+            "brain": torch.from_numpy(arrays["brain"][:n]),
+            "audio": torch.from_numpy(arrays["audio"][:n]),
+            "subject": torch.from_numpy(self.subject[serial]),
+            "day": torch.from_numpy(self.day[serial]),
+            "tmin": torch.from_numpy(
+                self.tmin[serial] + (self.off[serial] + index * self.window_n) / self.sfreq[serial]
+            ),
+            "key": np.array([f"{key[s]}/{i}" for s, i in zip(serial.tolist(), index.tolist())], dtype=str),
+            "block": np.array([block[s] for s in serial.tolist()], dtype=str),
+        }
 
 
 def _take(parts: list[dict], n: int) -> dict:
@@ -264,8 +315,8 @@ def _take(parts: list[dict], n: int) -> dict:
     taken, got = [], 0
     while got < n:
         part = parts[0]
-        m = min(len(part["key"]), n - got)
-        if m == len(part["key"]):
+        m = min(len(part["ref"]), n - got)
+        if m == len(part["ref"]):
             taken.append(parts.pop(0))
         else:
             taken.append({name: arr[:m] for name, arr in part.items()})
@@ -281,19 +332,6 @@ def _time_mean(frames: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():  # a read-only view of the shard bytes: only read here
         warnings.simplefilter("ignore", UserWarning)
         return torch.from_numpy(frames).mean(-1, dtype=torch.float32).numpy()
-
-
-def _to_batch(arrays: dict, n: int) -> dict:
-    """The first ``n`` rows of batch arrays as tensors (views, no copy when ``n`` is the full batch)."""
-    return {
-        "brain": torch.from_numpy(arrays["brain"][:n]),
-        "audio": torch.from_numpy(arrays["audio"][:n]),
-        "subject": torch.from_numpy(arrays["subject"][:n]),
-        "day": torch.from_numpy(arrays["day"][:n]),
-        "tmin": torch.from_numpy(arrays["tmin"][:n]),
-        "key": arrays["key"][:n].astype(str),
-        "block": arrays["block"][:n].astype(str),
-    }
 
 
 def identity(batch):
