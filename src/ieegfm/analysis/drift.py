@@ -11,7 +11,6 @@ decoder that works by day or by night only shows.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 from pathlib import Path
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import torch
 
-from ieegfm.analysis.embeddings import read_embeddings
+from ieegfm.analysis.embeddings import read_embeddings, window_datetimes
 from ieegfm.analysis.ridge import FoldedRidge
 from ieegfm.checkpoint import model_for_shards
 from ieegfm.data import ShardDataModule
@@ -155,11 +154,7 @@ def local_hours(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> np.n
     ndarray of int, shape (n_windows,)
     """
     tz = ZoneInfo(manifest.timezone or "UTC")
-    starts = {}
-    for b in np.unique(block):
-        t = dt.datetime.fromisoformat(manifest.blocks[str(b)]["start_time"])
-        starts[b] = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-    return np.array([(starts[b] + dt.timedelta(seconds=float(s))).astimezone(tz).hour for b, s in zip(block, tmin)])
+    return np.array([t.astimezone(tz).hour for t in window_datetimes(manifest, block, tmin)], dtype=int)
 
 
 def _embedded(cfg) -> tuple[Manifest, list[tuple[str, dict]]]:

@@ -41,6 +41,33 @@ logger = logging.getLogger(__name__)
 COLUMNS = ("index", "subject", "block", "split", "key", "tmin", "start_time", "local_time", "day")
 
 
+def window_datetimes(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> list[dt.datetime]:
+    """The start of each window as a timezone-aware datetime (block start from the manifest, plus ``tmin``).
+
+    Parameters
+    ----------
+    manifest : Manifest
+        Holds ``blocks.<id>.start_time`` (ISO 8601; as written: shifted when the pack was anonymized; naive times
+        are UTC).
+    block : ndarray of str, shape (n_windows,)
+    tmin : ndarray of float, shape (n_windows,)
+        Seconds from the block's start.
+
+    Returns
+    -------
+    list of datetime.datetime, length n_windows
+    """
+    starts: dict[str, dt.datetime] = {}
+    out = []
+    for b, s in zip(block, tmin):
+        b = str(b)
+        if b not in starts:
+            t = dt.datetime.fromisoformat(manifest.blocks[b]["start_time"])
+            starts[b] = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+        out.append(starts[b] + dt.timedelta(seconds=float(s)))
+    return out
+
+
 def window_times(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> tuple[list[str], list[str]]:
     """ISO 8601 start of each window in UTC and on the site's clock (``manifest.timezone``).
 
@@ -57,16 +84,9 @@ def window_times(manifest: Manifest, block: np.ndarray, tmin: np.ndarray) -> tup
     start_time, local_time : list of str
     """
     tz = ZoneInfo(manifest.timezone or "UTC")
-    starts: dict[str, dt.datetime] = {}
-    utc, local = [], []
-    for b, s in zip(block, tmin):
-        b = str(b)
-        if b not in starts:
-            t = dt.datetime.fromisoformat(manifest.blocks[b]["start_time"])
-            starts[b] = t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
-        t = starts[b] + dt.timedelta(seconds=float(s))
-        utc.append(t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds"))
-        local.append(t.astimezone(tz).isoformat(timespec="milliseconds"))
+    times = window_datetimes(manifest, block, tmin)
+    utc = [t.astimezone(dt.timezone.utc).isoformat(timespec="milliseconds") for t in times]
+    local = [t.astimezone(tz).isoformat(timespec="milliseconds") for t in times]
     return utc, local
 
 
