@@ -146,11 +146,15 @@ def discover_blocks(
             + "; expected a BIDS-iEEG dataset"
         )
     scans: dict[Path, dict[str, str]] = {}
-    return sort_blocks([_block(root, p, audio, start_from, space, tz, scans) for p in paths])
+    files: dict[Path, list[Path]] = {}
+    return sort_blocks([_block(root, p, audio, start_from, space, tz, scans, files) for p in paths])
 
 
-def _block(root: Path, bp, audio: AudioSource, start_from: str, space: str | None, tz, scans: dict) -> Block:
-    """One run's block (``scans``: scans.tsv path -> {file stem: acq_time}, filled as read)."""
+def _block(
+    root: Path, bp, audio: AudioSource, start_from: str, space: str | None, tz, scans: dict, files: dict
+) -> Block:
+    """One run's block (``scans``: scans.tsv path -> {file stem: acq_time}; ``files``: session folder -> its files;
+    both filled as read)."""
     data = Path(bp.fpath)
     if not data.name.lower().endswith(READERS):
         raise InputError(
@@ -164,7 +168,7 @@ def _block(root: Path, bp, audio: AudioSource, start_from: str, space: str | Non
     channels, events = sibling("channels.tsv"), sibling("events.tsv")
     start = None if start_from == "header" else _acq_time(root, data, bp, tz, scans)
     if audio.source == "file":
-        wav = _audio_file(data, prefix, audio.pattern)
+        wav = _audio_file(data, prefix, audio.pattern, files)
         words = _words_beside(wav)
         onset = 0.0
     else:
@@ -214,13 +218,13 @@ def _acq_time(root: Path, data: Path, bp, tz, cache: dict) -> dt.datetime:
     return (t if t.tzinfo is not None else t.replace(tzinfo=tz)).astimezone(dt.timezone.utc)
 
 
-def _audio_file(data: Path, prefix: str, pattern: str) -> Path:
+def _audio_file(data: Path, prefix: str, pattern: str, files: dict) -> Path:
     """The session's one file named ``<run entities>…`` that matches ``pattern``: next to the iEEG, or in a sibling
-    folder of the session (``audio/``, ``beh/``)."""
+    folder of the session (``audio/``, ``beh/``). The session's folder is listed once (``files``), not once per run."""
     session = data.parent.parent
-    found = sorted(
-        p for p in session.rglob("*") if p.is_file() and fnmatch.fnmatch(p.name, pattern) and _same_run(p.name, prefix)
-    )
+    if session not in files:
+        files[session] = sorted(p for p in session.rglob("*") if p.is_file())
+    found = [p for p in files[session] if fnmatch.fnmatch(p.name, pattern) and _same_run(p.name, prefix)]
     if len(found) != 1:
         what = "matches no file" if not found else f"matches {len(found)} files ({[p.name for p in found[:3]]})"
         raise InputError(
